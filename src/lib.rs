@@ -6,6 +6,8 @@
 //! caller's own dialect. The protocol core ([`model`], [`sign`], [`dialect`], [`mapping`]) has no
 //! network and no clock in it.
 
+pub mod dialect;
+pub mod mapping;
 pub mod model;
 pub mod secret;
 pub mod sign;

@@ -1,0 +1,205 @@
+//! The dialects crossgate speaks, and the types every codec shares.
+//!
+//! A codec sees bytes and returns data: it never sees a socket or the clock. Every codec module
+//! (`tencent_v2`, `tencent_v3`, `aliyun_ecs`) exposes the same functions:
+//!
+//! - `auth_material(raw) -> Result<AuthMaterial, Fault>`: the signature material, read before anything
+//!   else, with the parameters decoded once (`material.input.params`);
+//! - `decode_request(raw, material, maps) -> Result<Operation, Fault>`: the canonical operation, after
+//!   authentication, reusing the decoded parameters;
+//! - `reply(raw, maps, request_id) -> Reply`: what the response encoder needs, read tolerantly so that even
+//!   a malformed request can be answered in its own dialect;
+//! - `encode_response(reply, result, maps) -> WireResponse`: the exact response the dialect's clients
+//!   expect, errors included;
+//! - `encode_request(op, ctx, key, maps) -> Result<WireRequest, Fault>`: a signed upstream request;
+//! - `decode_response(status, headers, body, op, maps) -> Result<Outcome, Fault>`: the upstream's reply.
+//!
+//! [`detect`] tells from a request which dialect and scheme it speaks, and says why when it cannot.
+
+use http::HeaderMap;
+
+use crate::model::{Action, Provider};
+use crate::sign::Scheme;
+
+pub mod params;
+
+/// A dialect, as a caller speaks it and as an error table renders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dialect {
+    /// Tencent legacy API 2.0 endpoint `/v2/index.php` (new-style and old-style actions).
+    TencentV2,
+    /// Tencent Cloud API 3.0, CVM (2017-03-12).
+    TencentCvm,
+    /// Tencent Cloud API 3.0, Lighthouse (2020-03-24).
+    TencentLighthouse,
+    /// Alibaba Cloud ECS RPC (2014-05-26).
+    AliyunEcs,
+}
+
+impl Dialect {
+    /// Every dialect, in a stable order.
+    pub const ALL: [Dialect; 4] =
+        [Dialect::TencentV2, Dialect::TencentCvm, Dialect::TencentLighthouse, Dialect::AliyunEcs];
+
+    /// The name used in mappings file names, config and audit lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::TencentV2 => "tencent_v2",
+            Dialect::TencentCvm => "tencent_cvm",
+            Dialect::TencentLighthouse => "tencent_lighthouse",
+            Dialect::AliyunEcs => "aliyun_ecs",
+        }
+    }
+
+    /// Parses a dialect name.
+    pub fn from_name(name: &str) -> Option<Dialect> {
+        Dialect::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The dialect an upstream provider speaks.
+    pub fn of_provider(provider: Provider) -> Dialect {
+        match provider {
+            Provider::TencentCvm => Dialect::TencentCvm,
+            Provider::TencentLighthouse => Dialect::TencentLighthouse,
+            Provider::AliyunEcs => Dialect::AliyunEcs,
+        }
+    }
+
+    /// The provider this dialect addresses natively (the legacy endpoint is CVM's).
+    pub fn provider(self) -> Provider {
+        match self {
+            Dialect::TencentV2 | Dialect::TencentCvm => Provider::TencentCvm,
+            Dialect::TencentLighthouse => Provider::TencentLighthouse,
+            Dialect::AliyunEcs => Provider::AliyunEcs,
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A request exactly as received: signatures are checked over these bytes, never over a re-encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// HTTP method as received.
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The raw query string, without `?` (empty when absent).
+    pub query: &'a str,
+    /// Headers as received (the Host header included).
+    pub headers: &'a HeaderMap,
+    /// The exact body bytes.
+    pub body: &'a [u8],
+}
+
+impl<'a> RawRequest<'a> {
+    /// A header's value, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The Host header as received (empty when absent).
+    pub fn host(&self) -> &'a str {
+        self.header("host").unwrap_or("")
+    }
+
+    /// The media type of the body, without parameters, lower case.
+    pub fn content_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+}
+
+/// The response format a caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// JSON (every Tencent reply; Alibaba with `Format=JSON` or ACS3).
+    #[default]
+    Json,
+    /// XML (Alibaba `Format=XML`, and Alibaba RPC with no `Format`).
+    Xml,
+}
+
+/// Which family of actions a legacy v2 request uses: they answer in different shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Style {
+    /// `{"Response": {...}}` (API 3.0 and the legacy new-style actions).
+    #[default]
+    New,
+    /// `{"code": 0, "message": "", "codeDesc": ...}` (legacy `BindInstanceKey` / `UnBindInstanceKey`).
+    Old,
+}
+
+/// What the response encoder needs to know about the request it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The caller's dialect.
+    pub dialect: Dialect,
+    /// Response shape for the legacy endpoint.
+    pub style: Style,
+    /// The canonical action, when the wire action was recognised.
+    pub action: Option<Action>,
+    /// The wire action name as the caller sent it (Alibaba XML names its root `<Action>Response`).
+    pub wire_action: String,
+    /// JSON or XML.
+    pub format: Format,
+    /// The RequestId the caller will see.
+    pub request_id: String,
+    /// Alibaba: the key pair name to echo in a bind reply.
+    pub key_name: Option<String>,
+    /// The Host the caller addressed (Alibaba errors echo it as `HostId`).
+    pub host: String,
+}
+
+/// A response ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, `Content-Type` exactly as the dialect's clients expect it.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A signed request for an upstream, ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireRequest {
+    /// HTTP method.
+    pub method: &'static str,
+    /// The Host header (and the host the signature covers).
+    pub host: String,
+    /// The path.
+    pub path: &'static str,
+    /// The query string, without `?`.
+    pub query: String,
+    /// Headers, `Authorization` included where the scheme uses it.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What an upstream request needs besides the operation: where it goes, as whom, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamCtx {
+    /// The host the request addresses (with `:port` when not the default).
+    pub host: String,
+    /// The region to send.
+    pub region: String,
+    /// SecretId / AccessKeyId.
+    pub credential_id: String,
+    /// The scheme to sign with.
+    pub scheme: Scheme,
+    /// Unix seconds, from the caller's clock.
+    pub timestamp: i64,
+    /// A fresh nonce.
+    pub nonce: String,
+}
+
+/// Why a request's dialect could not be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Undetected(pub String);
