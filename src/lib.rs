@@ -6,6 +6,7 @@
 //! caller's own dialect. The protocol core ([`model`], [`sign`], [`dialect`], [`mapping`]) has no
 //! network and no clock in it.
 
+pub mod config;
 pub mod dialect;
 pub mod mapping;
 pub mod model;
