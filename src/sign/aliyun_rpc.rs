@@ -13,7 +13,6 @@
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use zeroize::Zeroizing;
 
 use super::encoding::{base64_decode, base64_encode, mac, pct_encode_into, sorted_pct_query};
 use super::{AuthMaterial, Mismatch, Param, Part, Scheme, SignInput, Signed};
@@ -37,20 +36,22 @@ pub fn string_to_sign(method: &str, canonicalized: &str) -> String {
     out
 }
 
-/// The HMAC key (§4 step 5): AccessKeySecret + `"&"`. Zeroed when dropped.
-pub fn hmac_key(key: &Secret) -> Zeroizing<String> {
+/// The HMAC key (§4 step 5): AccessKeySecret + `"&"`, itself a [`Secret`] (hidden from Debug, zeroed on
+/// drop).
+pub fn hmac_key(key: &Secret) -> Secret {
     let secret = key.expose();
-    let mut out = Zeroizing::new(String::with_capacity(secret.len() + 1));
+    let mut out = String::with_capacity(secret.len() + 1);
     out.push_str(secret);
     out.push('&');
-    out
+    Secret::new(out)
 }
 
 /// Signs `input.params` (query and form body merged) with `input.method`:
 /// Signature = Base64(HMAC-SHA1(key = secret + "&", string to sign)).
 pub fn sign(input: &SignInput<'_>, key: &Secret) -> Signed {
     let string_to_sign = string_to_sign(input.method, &canonicalized_query_string(&input.params));
-    let tag = mac::<Hmac<Sha1>>(hmac_key(key).as_bytes(), string_to_sign.as_bytes()).finalize().into_bytes();
+    // Signature = Base64(HMAC-SHA1(AccessKeySecret + "&", StringToSign))
+    let tag = mac::<Hmac<Sha1>>(hmac_key(key).expose().as_bytes(), string_to_sign.as_bytes()).finalize().into_bytes();
     Signed { canonical_request: None, string_to_sign, signature: base64_encode(&tag), authorization: None }
 }
 
@@ -69,7 +70,7 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     let Some(presented) = base64_decode(&material.signature) else {
         return Err(Mismatch { part: Part::Signature, string_to_sign });
     };
-    mac::<Hmac<Sha1>>(hmac_key(key).as_bytes(), string_to_sign.as_bytes())
+    mac::<Hmac<Sha1>>(hmac_key(key).expose().as_bytes(), string_to_sign.as_bytes())
         .verify_slice(&presented)
         .map_err(|_| Mismatch { part: Part::Signature, string_to_sign })
 }
@@ -135,8 +136,9 @@ mod tests {
 
     #[test]
     fn key_gets_an_ampersand() {
-        assert_eq!(hmac_key(&Secret::new("testsecret")).as_str(), "testsecret&");
-        assert_eq!(hmac_key(&Secret::new("")).as_str(), "&");
+        assert_eq!(hmac_key(&Secret::new("testsecret")).expose(), "testsecret&");
+        assert_eq!(hmac_key(&Secret::new("")).expose(), "&");
+        assert_eq!(format!("{:?}", hmac_key(&Secret::new("testsecret"))), "Secret(***)");
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn dotted(name: &str) -> Cow<'_, str> {
 pub fn sign(input: &SignInput<'_>, hash: Hash, key: &Secret) -> Signed {
     let string_to_sign = string_to_sign(input);
     let secret = key.expose().as_bytes();
+    // Signature = Base64(HMAC(SecretKey, StringToSign)), SHA-1 or SHA-256 per SignatureMethod
     let signature = match hash {
         Hash::Sha1 => base64_encode(&mac::<Hmac<Sha1>>(secret, string_to_sign.as_bytes()).finalize().into_bytes()),
         Hash::Sha256 => base64_encode(&mac::<Hmac<Sha256>>(secret, string_to_sign.as_bytes()).finalize().into_bytes()),

@@ -399,7 +399,7 @@ fn check_signing(family: Family, v: &Vector, r: &Received, key: &Secret) {
             let canonical = aliyun_rpc::canonicalized_query_string(&input.params);
             stages.check_if_recorded("canonicalized_query_string", &canonical);
             stages.check("string_to_sign", &aliyun_rpc::string_to_sign(input.method, &canonical));
-            stages.check("hmac_key", aliyun_rpc::hmac_key(key).as_str());
+            stages.check("hmac_key", aliyun_rpc::hmac_key(key).expose());
             let signed = aliyun_rpc::sign(&input, key);
             assert_eq!(signed.string_to_sign, v.intermediate["string_to_sign"], "{id}: sign: string to sign");
             signed
