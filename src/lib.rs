@@ -4,7 +4,7 @@
 //! It accepts every dialect on one listener, verifies the caller's signature, translates the request
 //! through the canonical [`model`], re-signs it with the upstream's credentials and answers in the
 //! caller's own dialect. The protocol core ([`model`], [`sign`], [`dialect`], [`mapping`]) has no
-//! network and no clock in it.
+//! network and no clock in it; neither has the state of the built-in cloud simulator ([`sim`]).
 
 pub mod config;
 pub mod dialect;
@@ -12,3 +12,4 @@ pub mod mapping;
 pub mod model;
 pub mod secret;
 pub mod sign;
+pub mod sim;

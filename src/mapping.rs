@@ -76,6 +76,7 @@ struct RawLimits {
     lookup_keys: usize,
     timestamp_window_secs: i64,
     requests_per_second: Option<u32>,
+    disassociate_requests_per_second: Option<u32>,
     instance_id: RawIdFormat,
     key_id: RawIdFormat,
 }
@@ -199,8 +200,11 @@ pub struct Limits {
     pub lookup_keys: usize,
     /// How far a request's timestamp may be from the gateway's clock, in seconds.
     pub timestamp_window_secs: i64,
-    /// The provider's own request rate limit, if documented.
+    /// The provider's own request rate limit, if documented (for unbinding too, unless
+    /// `disassociate_requests_per_second` says otherwise).
     pub requests_per_second: Option<u32>,
+    /// The provider's own rate limit for unbinding, when it differs from `requests_per_second`.
+    pub disassociate_requests_per_second: Option<u32>,
     /// Instance id grammar.
     pub instance_id: IdFormat,
     /// Key reference grammar (id, or name for Alibaba).
@@ -507,11 +511,15 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             lookup_keys,
             timestamp_window_secs,
             requests_per_second,
+            disassociate_requests_per_second,
             instance_id,
             key_id,
         } = spanned.into_inner();
         if instances == 0 || keys == 0 || lookup_instances == 0 || lookup_keys == 0 || timestamp_window_secs <= 0 {
             return Err(err(file, text, at, format!("`{}`: limits must be positive", dialect.name())));
+        }
+        if requests_per_second == Some(0) || disassociate_requests_per_second == Some(0) {
+            return Err(err(file, text, at, format!("`{}`: a rate limit must be at least 1; omit it for none", dialect.name())));
         }
         let instance_id = id_format(file, text, at, instance_id)?;
         let key_id = id_format(file, text, at, key_id)?;
@@ -525,6 +533,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
                 lookup_keys,
                 timestamp_window_secs,
                 requests_per_second,
+                disassociate_requests_per_second,
                 instance_id,
                 key_id,
             },
@@ -747,6 +756,19 @@ mod tests {
         let line = text.lines().position(|l| l == "bogus = 1").unwrap() + 1;
         assert_eq!((e.file.as_str(), e.line), ("test/limits.toml", line), "{e}");
         assert!(e.problem.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn rate_limits_load_and_a_zero_limit_names_the_file_and_line() {
+        let maps = Mappings::embedded().unwrap();
+        let lighthouse = maps.limits(Dialect::TencentLighthouse);
+        assert_eq!((lighthouse.requests_per_second, lighthouse.disassociate_requests_per_second), (Some(10), Some(20)));
+        assert_eq!(maps.limits(Dialect::AliyunEcs).disassociate_requests_per_second, None);
+        let text = embedded_source("limits.toml").replacen("disassociate_requests_per_second = 20", "disassociate_requests_per_second = 0", 1);
+        let e = load_with("limits.toml", &text).unwrap_err();
+        let line = text.lines().position(|l| l == "[tencent_lighthouse]").unwrap() + 1;
+        assert_eq!((e.file.as_str(), e.line), ("test/limits.toml", line), "{e}");
+        assert!(e.problem.contains("at least 1"), "{e}");
     }
 
     #[test]
