@@ -1,3 +1,4 @@
 //! The integration tests: one binary, one module per area.
 
-mod support; // shared helpers: mappings, wire requests turned back into raw requests
+mod aliyun_ecs;
+mod support; // shared helpers: mappings, wire requests turned back into raw requests // the Alibaba ECS RPC codec: golden cases, SDK vectors, round trips, hostile input
