@@ -23,37 +23,19 @@ pub struct Received {
 
 impl Received {
     /// Builds a received request from parts; `headers` are `(name, value)` pairs.
-    pub fn new(
-        method: &str,
-        path: &str,
-        query: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Received {
+    pub fn new(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Received {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
-        Received {
-            method: method.into(),
-            path: path.into(),
-            query: query.into(),
-            headers: map,
-            body: body.to_vec(),
-        }
+        Received { method: method.into(), path: path.into(), query: query.into(), headers: map, body: body.to_vec() }
     }
 
     /// What a server receives when a client sends `wire`.
     pub fn from_wire(wire: &WireRequest) -> Received {
         let mut map = HeaderMap::new();
         for (n, v) in &wire.headers {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         if !map.contains_key("host") {
             map.insert("host", HeaderValue::from_str(&wire.host).unwrap());
@@ -83,10 +65,7 @@ impl Received {
 pub fn header_map(resp: &WireResponse) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (n, v) in &resp.headers {
-        map.append(
-            HeaderName::from_static(n),
-            HeaderValue::from_str(v).unwrap(),
-        );
+        map.append(HeaderName::from_static(n), HeaderValue::from_str(v).unwrap());
     }
     map
 }

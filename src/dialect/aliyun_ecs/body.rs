@@ -123,7 +123,11 @@ pub(crate) fn boolean(obj: &Map<String, Value>, name: &str) -> Result<Option<boo
 
 /// The entries of an RPC list `{"Outer": {"Item": [...]}}`. An absent or empty wrapper is an empty list;
 /// a single object where an array belongs counts as one entry.
-pub(crate) fn list<'v>(obj: &'v Map<String, Value>, outer: &str, item: &str) -> Result<Vec<&'v Map<String, Value>>, Shape> {
+pub(crate) fn list<'v>(
+    obj: &'v Map<String, Value>,
+    outer: &str,
+    item: &str,
+) -> Result<Vec<&'v Map<String, Value>>, Shape> {
     let items = match obj.get(outer) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         // An empty XML wrapper (`<Results></Results>`) reads as an empty string.

@@ -136,8 +136,8 @@ fn parse_timestamp(name: &str, value: &str) -> Result<i64, Fault> {
     let month = time::Month::try_from(u8::try_from(num(5..7)?).map_err(|_| bad())?).map_err(|_| bad())?;
     let small = |n: u16| u8::try_from(n).map_err(|_| bad());
     let date = time::Date::from_calendar_date(i32::from(num(0..4)?), month, small(num(8..10)?)?).map_err(|_| bad())?;
-    let clock = time::Time::from_hms(small(num(11..13)?)?, small(num(14..16)?)?, small(num(17..19)?)?)
-        .map_err(|_| bad())?;
+    let clock =
+        time::Time::from_hms(small(num(11..13)?)?, small(num(14..16)?)?, small(num(17..19)?)?).map_err(|_| bad())?;
     Ok(date.with_time(clock).assume_utc().unix_timestamp())
 }
 

@@ -11,9 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{
-    DIALECT, FORMAT_JSON, SIGNATURE_VERSION_1_0, format_timestamp, header, param, python_json_list,
-};
+use super::{DIALECT, FORMAT_JSON, SIGNATURE_VERSION_1_0, format_timestamp, header, param, python_json_list};
 use crate::dialect::{UpstreamCtx, WireRequest};
 use crate::mapping::Mappings;
 use crate::model::{Action, Code, Fault, Keys, Operation};
@@ -57,7 +55,10 @@ fn business_params(op: &Operation, region: &str, maps: &Mappings) -> Result<Vec<
         Action::AssociateKeys | Action::DisassociateKeys => {
             let name = one_key_name(&op.keys)?;
             if op.instances.is_empty() {
-                return Err(Fault::caller(Code::MissingParameter, "ECS needs at least one instance to bind or unbind."));
+                return Err(Fault::caller(
+                    Code::MissingParameter,
+                    "ECS needs at least one instance to bind or unbind.",
+                ));
             }
             check_batch(op.instances.len(), limits.instances)?;
             out.push(p(param::INSTANCE_IDS, python_json_list(&op.instances)));
@@ -66,11 +67,16 @@ fn business_params(op: &Operation, region: &str, maps: &Mappings) -> Result<Vec<
         Action::DescribeKeys => {
             match &op.keys {
                 Keys::Names(names) if names.len() > 1 => {
-                    return Err(Fault::gateway(Code::LimitExceeded, "ECS DescribeKeyPairs filters by one name at a time."));
+                    return Err(Fault::gateway(
+                        Code::LimitExceeded,
+                        "ECS DescribeKeyPairs filters by one name at a time.",
+                    ));
                 }
                 Keys::Names(names) => out.extend(names.first().map(|n| p(param::KEY_PAIR_NAME, n.clone()))),
                 Keys::Ids(ids) if ids.is_empty() => {}
-                Keys::Ids(_) => return Err(Fault::gateway(Code::Internal, "ECS looks key pairs up by name, not by id.")),
+                Keys::Ids(_) => {
+                    return Err(Fault::gateway(Code::Internal, "ECS looks key pairs up by name, not by id."));
+                }
             }
             out.push(p(param::PAGE_SIZE, limits.lookup_keys.to_string()));
         }
@@ -180,8 +186,14 @@ fn rpc_request(
     ]);
     let input = SignInput { method: METHOD, host: &ctx.host, path: PATH, params, ..SignInput::default() };
     let signed = sign::sign(Scheme::AliyunRpc, &input, &ctx.credential_id, key);
-    let mut query = String::with_capacity(input.params.iter().map(|(n, v)| n.len() + v.len() * 2 + 2).sum::<usize>() + 48);
-    for (name, value) in input.params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).chain([(param::SIGNATURE, signed.signature.as_str())]) {
+    let mut query =
+        String::with_capacity(input.params.iter().map(|(n, v)| n.len() + v.len() * 2 + 2).sum::<usize>() + 48);
+    for (name, value) in input
+        .params
+        .iter()
+        .map(|(n, v)| (n.as_ref(), v.as_ref()))
+        .chain([(param::SIGNATURE, signed.signature.as_str())])
+    {
         if !query.is_empty() {
             query.push('&');
         }

@@ -178,7 +178,11 @@ pub fn decode_response(
     maps: &Mappings,
 ) -> Result<Outcome, Fault> {
     let garbage = |why: Shape| {
-        Fault::upstream(Code::UpstreamUnavailable, format!("ECS answered HTTP {status} with an unreadable body: {why}."), None)
+        Fault::upstream(
+            Code::UpstreamUnavailable,
+            format!("ECS answered HTTP {status} with an unreadable body: {why}."),
+            None,
+        )
     };
     let value = parse_body(headers, body).map_err(garbage)?;
     let obj = object(&value, "the body").map_err(garbage)?;
@@ -213,7 +217,8 @@ fn upstream_error(obj: &Map<String, Value>, maps: &Mappings) -> Result<Fault, Sh
     let either = |upper: &str, lower: &str| -> Result<Option<String>, Shape> {
         Ok(code_text(obj, upper)?.or(code_text(obj, lower)?))
     };
-    let code = either(field::CODE, "code")?.filter(|c| !c.is_empty()).ok_or_else(|| "an error without `Code`".to_owned())?;
+    let code =
+        either(field::CODE, "code")?.filter(|c| !c.is_empty()).ok_or_else(|| "an error without `Code`".to_owned())?;
     let message = either(field::MESSAGE, "message")?.unwrap_or_default();
     let request_id = either(field::REQUEST_ID, "requestId")?.unwrap_or_default();
     Ok(maps.upstream_fault(Provider::AliyunEcs, &code, &message, &request_id))
@@ -228,7 +233,10 @@ fn bind_answer(obj: &Map<String, Value>, request_id: &str, maps: &Mappings) -> R
         let code = code_text(entry, field::CODE)?;
         let success = match boolean(entry, field::SUCCESS)? {
             Some(success) => success,
-            None => code.as_deref().ok_or_else(|| "a result without `Success` or `Code`".to_owned())? == super::RESULT_OK_CODE,
+            None => {
+                code.as_deref().ok_or_else(|| "a result without `Success` or `Code`".to_owned())?
+                    == super::RESULT_OK_CODE
+            }
         };
         let result = if success {
             Ok(())

@@ -41,12 +41,8 @@ pub(crate) fn op(action: Action, region: &str, instances: &[&str], names: &[&str
 pub(crate) fn ecs_error(code: Code) -> (u16, &'static str) {
     match code {
         Code::MissingParameter => (400, "MissingParameter"),
-        Code::InvalidParameter | Code::InvalidParameterValue | Code::DuplicateValues => {
-            (400, "InvalidParameter")
-        }
-        Code::MalformedInstanceId | Code::InstanceNotFound => {
-            (400, "InvalidInstanceIds.ValueNotSupported")
-        }
+        Code::InvalidParameter | Code::InvalidParameterValue | Code::DuplicateValues => (400, "InvalidParameter"),
+        Code::MalformedInstanceId | Code::InstanceNotFound => (400, "InvalidInstanceIds.ValueNotSupported"),
         Code::MalformedKeyId => (400, "InvalidKeyPairName.Malformed"),
         Code::LimitExceeded => (403, "InstanceKeyPairLimitExceeded"),
         Code::UnknownAction => (404, "InvalidAction.NotFound"),
@@ -72,13 +68,7 @@ pub(crate) fn json_body(resp: &WireResponse) -> serde_json::Value {
 /// Asserts that `fault` has `code` and that ECS's encoder renders it as an ECS client expects, in the
 /// format the request asked for (XML when it named none).
 #[track_caller]
-pub(crate) fn assert_ecs_fault(
-    received: &Received,
-    fault: &Fault,
-    code: Code,
-    maps: &Mappings,
-    case: &str,
-) {
+pub(crate) fn assert_ecs_fault(received: &Received, fault: &Fault, code: Code, maps: &Mappings, case: &str) {
     assert_eq!(fault.code(), code, "{case}: {fault}");
     let reply = aliyun_ecs::reply(&received.raw(), maps, "REQ-1".to_owned());
     let resp = aliyun_ecs::encode_response(&reply, &Err(fault.clone()), maps);
@@ -87,29 +77,16 @@ pub(crate) fn assert_ecs_fault(
     let body = String::from_utf8(resp.body.clone()).expect("UTF-8 body");
     match reply.format {
         Format::Json => {
-            assert_eq!(
-                resp.headers,
-                [("content-type", "application/json;charset=utf-8".to_owned())],
-                "{case}"
-            );
+            assert_eq!(resp.headers, [("content-type", "application/json;charset=utf-8".to_owned())], "{case}");
             let v = json_body(&resp);
             assert_eq!(v["Code"], ecs_code, "{case}: {body}");
             assert_eq!(v["RequestId"], "REQ-1", "{case}");
         }
         Format::Xml => {
-            assert_eq!(
-                resp.headers,
-                [("content-type", "text/xml;charset=utf-8".to_owned())],
-                "{case}"
-            );
+            assert_eq!(resp.headers, [("content-type", "text/xml;charset=utf-8".to_owned())], "{case}");
+            assert!(body.contains(&format!("<Code>{ecs_code}</Code>")), "{case}: {body}");
             assert!(
-                body.contains(&format!("<Code>{ecs_code}</Code>")),
-                "{case}: {body}"
-            );
-            assert!(
-                body.starts_with(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>REQ-1</RequestId>"
-                ),
+                body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>REQ-1</RequestId>"),
                 "{case}: {body}"
             );
         }

@@ -34,10 +34,7 @@ fn vectors() -> &'static Vec<Value> {
 }
 
 fn vector(id: &str) -> &'static Value {
-    vectors()
-        .iter()
-        .find(|v| v["id"] == id)
-        .unwrap_or_else(|| panic!("no vector {id}"))
+    vectors().iter().find(|v| v["id"] == id).unwrap_or_else(|| panic!("no vector {id}"))
 }
 
 fn received(v: &Value) -> Received {
@@ -57,23 +54,12 @@ fn received(v: &Value) -> Received {
     )
 }
 
-const IDS: [&str; 8] = [
-    "i-m5eg7be9ndloji64jknv",
-    "i-m5e25x2mwr0hk33dwv0h",
-    "",
-    "",
-    "",
-    "",
-    "",
-    "",
-];
+const IDS: [&str; 8] = ["i-m5eg7be9ndloji64jknv", "i-m5e25x2mwr0hk33dwv0h", "", "", "", "", "", ""];
 const NAME: &str = "FinanceJoshuaV25";
 
 /// The 50 ids `i-bp1000...01` to `...50` of the 50-instance vectors.
 fn fifty() -> Vec<String> {
-    (1..=50)
-        .map(|i| format!("i-bp1000000000000000{i:02}"))
-        .collect()
+    (1..=50).map(|i| format!("i-bp1000000000000000{i:02}")).collect()
 }
 
 /// What each vector decodes to.
@@ -110,61 +96,29 @@ fn check(id: &str) {
     let i = &v["inputs"];
     let r = received(v);
     let raw = r.raw();
-    let material =
-        aliyun_ecs::auth_material(&raw).unwrap_or_else(|f| panic!("{id}: auth_material: {f}"));
-    let scheme = if id.starts_with("acs3") {
-        Scheme::Acs3
-    } else {
-        Scheme::AliyunRpc
-    };
+    let material = aliyun_ecs::auth_material(&raw).unwrap_or_else(|f| panic!("{id}: auth_material: {f}"));
+    let scheme = if id.starts_with("acs3") { Scheme::Acs3 } else { Scheme::AliyunRpc };
     assert_eq!(material.scheme, scheme, "{id}");
-    assert_eq!(
-        material.credential_id,
-        i["access_key_id"].as_str().unwrap(),
-        "{id}"
-    );
-    assert_eq!(
-        material.signature,
-        v["expected"]["signature"].as_str().unwrap(),
-        "{id}"
-    );
-    let nonce = i["signature_nonce"]
-        .as_str()
-        .or(i["x_acs_signature_nonce"].as_str())
-        .unwrap();
+    assert_eq!(material.credential_id, i["access_key_id"].as_str().unwrap(), "{id}");
+    assert_eq!(material.signature, v["expected"]["signature"].as_str().unwrap(), "{id}");
+    let nonce = i["signature_nonce"].as_str().or(i["x_acs_signature_nonce"].as_str()).unwrap();
     assert_eq!(material.nonce.as_deref(), Some(nonce), "{id}");
-    let date = i["timestamp"]
-        .as_str()
-        .or(i["x_acs_date"].as_str())
+    let date = i["timestamp"].as_str().or(i["x_acs_date"].as_str()).unwrap();
+    let expected_time = time::PrimitiveDateTime::parse(date, &time::format_description::well_known::Iso8601::DEFAULT)
+        .map(|t| t.assume_utc().unix_timestamp())
         .unwrap();
-    let expected_time = time::PrimitiveDateTime::parse(
-        date,
-        &time::format_description::well_known::Iso8601::DEFAULT,
-    )
-    .map(|t| t.assume_utc().unix_timestamp())
-    .unwrap();
     assert_eq!(material.timestamp, expected_time, "{id}");
-    assert!(
-        !material.input.params.iter().any(|(n, _)| n == "Signature"),
-        "{id}: Signature left in the params"
-    );
+    assert!(!material.input.params.iter().any(|(n, _)| n == "Signature"), "{id}: Signature left in the params");
 
     let secret = Secret::new(i["access_key_secret"].as_str().unwrap());
     sign::verify(&material, &secret).unwrap_or_else(|m| panic!("{id}: does not verify: {m:?}"));
     let wrong = Secret::new("not-the-secret");
     let mismatch = sign::verify(&material, &wrong).expect_err("a wrong secret must not verify");
     if scheme == Scheme::AliyunRpc {
-        assert_eq!(
-            mismatch.string_to_sign,
-            v["intermediate"]["string_to_sign"].as_str().unwrap(),
-            "{id}"
-        );
+        assert_eq!(mismatch.string_to_sign, v["intermediate"]["string_to_sign"].as_str().unwrap(), "{id}");
     }
 
-    match (
-        aliyun_ecs::decode_request(&raw, &material, &maps),
-        expected(id),
-    ) {
+    match (aliyun_ecs::decode_request(&raw, &material, &maps), expected(id)) {
         (Ok(got), Ok(want)) => assert_eq!(got, want, "{id}"),
         (Err(fault), Err(code)) => assert_ecs_fault(&r, &fault, code, &maps, id),
         (got, want) => panic!("{id}: got {got:?}, want {want:?}"),
@@ -196,10 +150,7 @@ vector_tests! {
 
 #[test]
 fn every_vector_is_tested() {
-    let mut ids: Vec<&str> = vectors()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap())
-        .collect();
+    let mut ids: Vec<&str> = vectors().iter().map(|v| v["id"].as_str().unwrap()).collect();
     let mut tested = TESTED.to_vec();
     ids.sort_unstable();
     tested.sort_unstable();
@@ -222,10 +173,7 @@ fn awkward_names_are_refused_only_for_the_name() {
     }
     let got = aliyun_ecs::decode_request(&raw, &material, &maps).unwrap();
     assert_eq!(got.instances, fifty());
-    assert_eq!(
-        got.keys,
-        crossgate::model::Keys::Names(vec![NAME.to_owned()])
-    );
+    assert_eq!(got.keys, crossgate::model::Keys::Names(vec![NAME.to_owned()]));
 }
 
 /// A wrong secret renders as `SignatureDoesNotMatch` with the string to sign after the only colon, as
@@ -233,17 +181,13 @@ fn awkward_names_are_refused_only_for_the_name() {
 #[test]
 fn signature_mismatch_echoes_the_string_to_sign() {
     let maps = maps();
-    for id in [
-        "rpc-attachkeypair-post-query-json",
-        "rpc-detachkeypair-get-xml",
-        "acs3-attachkeypair-post",
-    ] {
+    for id in ["rpc-attachkeypair-post-query-json", "rpc-detachkeypair-get-xml", "acs3-attachkeypair-post"] {
         let v = vector(id);
         let r = received(v);
         let material = aliyun_ecs::auth_material(&r.raw()).unwrap();
         let mismatch = sign::verify(&material, &Secret::new("wrong")).unwrap_err();
-        let fault = crossgate::model::Fault::caller(Code::SignatureMismatch, "signature")
-            .with_detail(&mismatch.string_to_sign);
+        let fault =
+            crossgate::model::Fault::caller(Code::SignatureMismatch, "signature").with_detail(&mismatch.string_to_sign);
         let mut reply = aliyun_ecs::reply(&r.raw(), &maps, "REQ".into());
         reply.format = crossgate::dialect::Format::Json;
         let resp = aliyun_ecs::encode_response(&reply, &Err(fault), &maps);
@@ -254,15 +198,11 @@ fn signature_mismatch_echoes_the_string_to_sign() {
         let pieces: Vec<&str> = message.split(':').collect();
         assert_eq!(pieces.len(), 2, "{id}: exactly one colon in {message:?}");
         assert_eq!(pieces[1], mismatch.string_to_sign, "{id}");
-        assert!(message.starts_with(
-            "Specified signature is not matched with our calculation. server string to sign is:"
-        ));
+        assert!(
+            message.starts_with("Specified signature is not matched with our calculation. server string to sign is:")
+        );
         if id.starts_with("rpc") {
-            assert_eq!(
-                pieces[1],
-                v["intermediate"]["string_to_sign"].as_str().unwrap(),
-                "{id}"
-            );
+            assert_eq!(pieces[1], v["intermediate"]["string_to_sign"].as_str().unwrap(), "{id}");
         }
     }
 }
