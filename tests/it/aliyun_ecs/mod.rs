@@ -53,6 +53,7 @@ pub(crate) fn ecs_error(code: Code) -> (u16, &'static str) {
         Code::UnknownCredential => (404, "InvalidAccessKeyId.NotFound"),
         Code::TimestampExpired => (400, "InvalidTimeStamp.Expired"),
         Code::NonceReused => (400, "SignatureNonceUsed"),
+        Code::Throttled => (400, "Throttling.User"),
         Code::UpstreamUnavailable | Code::UpstreamTimeout => (503, "ServiceUnavailable"),
         Code::Internal => (500, "InternalError"),
         other => panic!("no expectation written for {other}"),
