@@ -5,7 +5,10 @@
 
 use std::borrow::Cow;
 
-use super::{DIALECT, FORM_MEDIA_TYPE, FORMAT_JSON, FORMAT_XML, SIGNATURE_VERSION_1_0, header, param, parse_timestamp};
+use super::{
+    ACS3_PREFIX, DIALECT, FORM_MEDIA_TYPE, FORMAT_JSON, FORMAT_XML, SIGNATURE_VERSION_1_0, header, param,
+    parse_timestamp,
+};
 use crate::dialect::params::{json_string_array, reject_duplicates, reject_repeated_values, required, single};
 use crate::dialect::{Format, RawRequest, Reply, Style};
 use crate::mapping::{Limits, Mappings};
@@ -40,7 +43,7 @@ pub fn auth_material<'a>(raw: &RawRequest<'a>) -> Result<AuthMaterial<'a>, Fault
         None => rpc_material(raw),
         Some(value) => match value.to_str() {
             Ok(auth) if auth.starts_with(Scheme::Acs3.name()) => acs3_material(raw, auth),
-            Ok(auth) if !auth.starts_with("ACS3-") => rpc_material(raw),
+            Ok(auth) if !auth.starts_with(ACS3_PREFIX) => rpc_material(raw),
             _ => Err(Fault::caller(
                 Code::MalformedSignature,
                 format!("The Authorization header must start with `{} `.", Scheme::Acs3.name()),
@@ -133,7 +136,7 @@ fn acs3_material<'a>(raw: &RawRequest<'a>, authorization: &'a str) -> Result<Aut
 /// `sign::acs3::parse_authorization`, its error as ECS's `IncompleteSignature`.
 fn parse_authorization(value: &str) -> Result<acs3::Authorization<'_>, Fault> {
     acs3::parse_authorization(value)
-        .map_err(|e| Fault::caller(Code::MalformedSignature, format!("The Authorization header is malformed: {e}.")))
+        .map_err(|e| Fault::caller(Code::MalformedSignature, format!("The Authorization header is malformed ({e}).")))
 }
 
 /// What the signature covers: the request as received, with the decoded parameters.
@@ -396,7 +399,7 @@ fn shorten(value: &str) -> Cow<'_, str> {
 /// What the reply to this request needs, read tolerantly: never fails. ACS3 requests are answered in JSON;
 /// RPC requests in their `Format` (XML when absent, JSON when unreadable).
 pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
-    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with("ACS3-"))
+    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(ACS3_PREFIX))
         || raw.headers.contains_key(header::ACTION);
     let body = raw
         .content_type()

@@ -88,12 +88,18 @@ pub(crate) mod field {
     pub(crate) const STATUS: &str = "Status";
     pub(crate) const OS_TYPE: &str = "OSType";
     pub(crate) const OS_NAME: &str = "OSName";
+    /// The lower-camel-case spellings the tea SDK also reads in an error.
+    pub(crate) const CODE_LOWER: &str = "code";
+    pub(crate) const MESSAGE_LOWER: &str = "message";
+    pub(crate) const REQUEST_ID_LOWER: &str = "requestId";
     /// The root of an XML error reply.
     pub(crate) const ERROR: &str = "Error";
     /// The elements that repeat inside a list wrapper.
     pub(crate) const LIST_ITEMS: &[&str] = &[RESULT, KEY_PAIR, INSTANCE];
 }
 
+/// How every ACS3 Authorization value starts (the algorithm family; `ACS3-HMAC-SHA256` is the one known).
+const ACS3_PREFIX: &str = "ACS3-";
 /// `SignatureVersion` of the RPC scheme.
 const SIGNATURE_VERSION_1_0: &str = "1.0";
 /// `Format` values (case-insensitive inbound).

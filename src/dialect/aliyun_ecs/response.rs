@@ -217,10 +217,11 @@ fn upstream_error(obj: &Map<String, Value>, maps: &Mappings) -> Result<Fault, Sh
     let either = |upper: &str, lower: &str| -> Result<Option<String>, Shape> {
         Ok(code_text(obj, upper)?.or(code_text(obj, lower)?))
     };
-    let code =
-        either(field::CODE, "code")?.filter(|c| !c.is_empty()).ok_or_else(|| "an error without `Code`".to_owned())?;
-    let message = either(field::MESSAGE, "message")?.unwrap_or_default();
-    let request_id = either(field::REQUEST_ID, "requestId")?.unwrap_or_default();
+    let code = either(field::CODE, field::CODE_LOWER)?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| "an error without `Code`".to_owned())?;
+    let message = either(field::MESSAGE, field::MESSAGE_LOWER)?.unwrap_or_default();
+    let request_id = either(field::REQUEST_ID, field::REQUEST_ID_LOWER)?.unwrap_or_default();
     Ok(maps.upstream_fault(Provider::AliyunEcs, &code, &message, &request_id))
 }
 
@@ -233,10 +234,7 @@ fn bind_answer(obj: &Map<String, Value>, request_id: &str, maps: &Mappings) -> R
         let code = code_text(entry, field::CODE)?;
         let success = match boolean(entry, field::SUCCESS)? {
             Some(success) => success,
-            None => {
-                code.as_deref().ok_or_else(|| "a result without `Success` or `Code`".to_owned())?
-                    == super::RESULT_OK_CODE
-            }
+            None => code.as_deref().ok_or_else(|| "a result without `Success` or `Code`".to_owned())? == RESULT_OK_CODE,
         };
         let result = if success {
             Ok(())
