@@ -21,6 +21,7 @@ use http::HeaderMap;
 use crate::model::{Action, Provider};
 use crate::sign::Scheme;
 
+pub mod aliyun_ecs;
 pub mod params;
 
 /// A dialect, as a caller speaks it and as an error table renders it.

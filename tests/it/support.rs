@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code)]
+// Helpers are `pub` for every test module; not every module uses every helper.
+#![allow(dead_code, unreachable_pub)]
 
 use crossgate::dialect::{RawRequest, WireRequest, WireResponse};
 use crossgate::mapping::Mappings;
