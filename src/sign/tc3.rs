@@ -1,0 +1,662 @@
+//! Tencent TC3-HMAC-SHA256, signature v3 (`shared/reference/signing.md` §3): API 3.0, CVM and Lighthouse,
+//! POST JSON and GET.
+//!
+//! Each stage is a function so tests can hold it against the vectors' intermediate strings:
+//! [`hashed_payload`] → [`canonical_headers`] → [`canonical_request`] → [`hashed_canonical_request`];
+//! [`utc_date`] → [`credential_scope`]; [`string_to_sign`]; [`signing_key`] (kDate, kService, kSigning)
+//! → [`signature`] → [`authorization`]. [`sign`] and [`verify`] chain them; [`parse_authorization`] reads
+//! the header a codec receives.
+//!
+//! ```
+//! use crossgate::sign::tc3;
+//!
+//! let auth = tc3::parse_authorization(
+//!     "TC3-HMAC-SHA256 Credential=AKIDEXAMPLE/2024-05-01/cvm/tc3_request, \
+//!      SignedHeaders=content-type;host, Signature=584430d4",
+//! )
+//! .unwrap();
+//! assert_eq!((auth.scope_date, auth.scope_service), ("2024-05-01", "cvm"));
+//! assert_eq!(auth.signed_headers, ["content-type", "host"]);
+//! assert_eq!(tc3::utc_date(1714550400), "2024-05-01");
+//! ```
+
+use std::fmt::{self, Write as _};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::encoding::{hex_decode, mac, sha256_hex};
+use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
+use crate::secret::Secret;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The algorithm name, first in the string to sign and the Authorization header.
+const ALGORITHM: &str = "TC3-HMAC-SHA256";
+/// The last element of the credential scope.
+const TERMINATOR: &str = "tc3_request";
+/// The header that can ask for the body to go unsigned, and the value that asks.
+const CONTENT_SHA256: &str = "x-tc-content-sha256";
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The headers every TC3 signature must cover (§3 verify step 2).
+const REQUIRED: [&str; 2] = ["content-type", "host"];
+const SECONDS_PER_DAY: i64 = 86_400;
+
+// === canonical request ===
+
+/// HashedRequestPayload (§3 step 1): lower-hex SHA-256 of the exact body, or of the literal text
+/// `UNSIGNED-PAYLOAD` when the request carries `X-TC-Content-SHA256: UNSIGNED-PAYLOAD`.
+pub fn hashed_payload(input: &SignInput<'_>) -> String {
+    match header(&input.headers, CONTENT_SHA256) {
+        Some(value) if value.trim() == UNSIGNED_PAYLOAD => sha256_hex(UNSIGNED_PAYLOAD.as_bytes()),
+        _ => sha256_hex(input.body),
+    }
+}
+
+/// How header values enter the canonical headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueCase {
+    /// Lower-cased, as the documentation says (`x-tc-action:describeinstances`).
+    Lower,
+    /// As sent, as the SDKs do. Only differs when a client signs an upper-case value.
+    AsSent,
+}
+
+/// The CanonicalHeaders block and the SignedHeaders list built from the same headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalHeaders {
+    /// `lower(name):trim(value)\n` per header, sorted by name; ends with `\n`.
+    pub canonical: String,
+    /// The lower-case names joined with `;`, in the same order.
+    pub signed: String,
+}
+
+/// CanonicalHeaders and SignedHeaders (§3 steps 3–4) over exactly the headers given.
+pub fn canonical_headers(headers: &[(&str, &str)], case: ValueCase) -> CanonicalHeaders {
+    let mut lines: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
+    lines.sort_unstable();
+    let len: usize = lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut canonical = String::with_capacity(len);
+    let mut signed = String::with_capacity(len);
+    for (i, (name, value)) in lines.iter().enumerate() {
+        // lower(name) + ":" + trim(value) + "\n"
+        canonical.push_str(name);
+        canonical.push(':');
+        let start = canonical.len();
+        canonical.push_str(value);
+        if case == ValueCase::Lower {
+            canonical[start..].make_ascii_lowercase();
+        }
+        canonical.push('\n');
+        if i > 0 {
+            signed.push(';');
+        }
+        signed.push_str(name);
+    }
+    CanonicalHeaders { canonical, signed }
+}
+
+/// CanonicalRequest (§3 step 5). `query` is the query string exactly as sent (`""` for POST).
+pub fn canonical_request(method: &str, query: &str, headers: &CanonicalHeaders, hashed_payload: &str) -> String {
+    let mut out = String::with_capacity(
+        method.len() + query.len() + headers.canonical.len() + headers.signed.len() + hashed_payload.len() + 8,
+    );
+    // <HTTPRequestMethod>\n
+    out.push_str(method);
+    out.push('\n');
+    // <CanonicalURI>\n: always "/" for API 3.0
+    out.push_str("/\n");
+    // <CanonicalQueryString>\n: verbatim, neither re-sorted nor re-encoded
+    out.push_str(query);
+    out.push('\n');
+    // <CanonicalHeaders>\n: the block ends in "\n", so an empty line follows it
+    out.push_str(&headers.canonical);
+    out.push('\n');
+    // <SignedHeaders>\n
+    out.push_str(&headers.signed);
+    out.push('\n');
+    // <HashedRequestPayload>
+    out.push_str(hashed_payload);
+    out
+}
+
+/// Lower-hex SHA-256 of the canonical request.
+pub fn hashed_canonical_request(canonical_request: &str) -> String {
+    sha256_hex(canonical_request.as_bytes())
+}
+
+// === string to sign ===
+
+/// The UTC date `YYYY-MM-DD` of a Unix timestamp (§3 step 6). Defined for every `i64`.
+pub fn utc_date(timestamp: i64) -> String {
+    // Days to civil date in the proleptic Gregorian calendar, counted in 400-year eras from 0000-03-01
+    // so that leap days fall at the end of each year.
+    let days = timestamp.div_euclid(SECONDS_PER_DAY) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// CredentialScope (§3 step 6): `Date/service/tc3_request`.
+pub fn credential_scope(date: &str, service: &str) -> String {
+    let mut out = String::with_capacity(date.len() + service.len() + TERMINATOR.len() + 2);
+    out.push_str(date);
+    out.push('/');
+    out.push_str(service);
+    out.push('/');
+    out.push_str(TERMINATOR);
+    out
+}
+
+/// StringToSign (§3 step 7).
+pub fn string_to_sign(timestamp: i64, credential_scope: &str, hashed_canonical_request: &str) -> String {
+    let mut out = String::with_capacity(ALGORITHM.len() + 24 + credential_scope.len() + hashed_canonical_request.len());
+    // Algorithm\n
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    // RequestTimestamp\n
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "{timestamp}");
+    // CredentialScope\n
+    out.push_str(credential_scope);
+    out.push('\n');
+    // HashedCanonicalRequest
+    out.push_str(hashed_canonical_request);
+    out
+}
+
+// === keys and signature ===
+
+/// The three derived keys of §3 step 8. Zeroed on drop; Debug shows none of them.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SigningKey {
+    k_date: [u8; 32],
+    k_service: [u8; 32],
+    k_signing: [u8; 32],
+}
+
+impl SigningKey {
+    /// kDate = HMAC-SHA256("TC3" + SecretKey, Date).
+    pub fn k_date(&self) -> &[u8; 32] {
+        &self.k_date
+    }
+
+    /// kService = HMAC-SHA256(kDate, service).
+    pub fn k_service(&self) -> &[u8; 32] {
+        &self.k_service
+    }
+
+    /// kSigning = HMAC-SHA256(kService, "tc3_request"): the key the signature is made with.
+    pub fn k_signing(&self) -> &[u8; 32] {
+        &self.k_signing
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(***)")
+    }
+}
+
+/// Derives the signing key for a date (`YYYY-MM-DD`) and service (§3 step 8).
+pub fn signing_key(key: &Secret, date: &str, service: &str) -> SigningKey {
+    let mut secret = Zeroizing::new(Vec::with_capacity(3 + key.expose().len()));
+    secret.extend_from_slice(b"TC3");
+    secret.extend_from_slice(key.expose().as_bytes());
+    // kDate = HMAC("TC3" + SecretKey, Date)
+    let k_date = hmac256(&secret, date.as_bytes());
+    // kService = HMAC(kDate, Service)
+    let k_service = hmac256(&k_date, service.as_bytes());
+    // kSigning = HMAC(kService, "tc3_request")
+    let k_signing = hmac256(&k_service, TERMINATOR.as_bytes());
+    SigningKey { k_date, k_service, k_signing }
+}
+
+fn hmac256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(&mac::<HmacSha256>(key, msg).finalize().into_bytes());
+    out
+}
+
+/// Signature = lower-hex HMAC-SHA256(kSigning, StringToSign) (§3 step 8).
+pub fn signature(key: &SigningKey, string_to_sign: &str) -> String {
+    hex::encode(hmac256(&key.k_signing, string_to_sign.as_bytes()))
+}
+
+/// The Authorization header value (§3 step 9), with comma-space separators.
+pub fn authorization(credential_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
+    let mut out = String::with_capacity(
+        ALGORITHM.len() + 44 + credential_id.len() + credential_scope.len() + signed_headers.len() + signature.len(),
+    );
+    out.push_str(ALGORITHM);
+    out.push_str(" Credential=");
+    out.push_str(credential_id);
+    out.push('/');
+    out.push_str(credential_scope);
+    out.push_str(", SignedHeaders=");
+    out.push_str(signed_headers);
+    out.push_str(", Signature=");
+    out.push_str(signature);
+    out
+}
+
+// === sign and verify ===
+
+/// Signs `input` for `credential_id`: every header in `input.headers` is signed (the provider passes
+/// `content-type` and `host`; an `Authorization` among them is skipped), values lower-cased as
+/// documented; the query is `input.query` verbatim; the scope is the UTC date of `input.timestamp` and
+/// `input.service`.
+pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed {
+    let headers: Vec<(&str, &str)> =
+        input.headers.iter().copied().filter(|(name, _)| !name.eq_ignore_ascii_case("authorization")).collect();
+    let headers = canonical_headers(&headers, ValueCase::Lower);
+    let canonical_request = canonical_request(input.method, input.query, &headers, &hashed_payload(input));
+    let date = utc_date(input.timestamp);
+    let scope = credential_scope(&date, input.service);
+    let string_to_sign = string_to_sign(input.timestamp, &scope, &hashed_canonical_request(&canonical_request));
+    let signature = signature(&signing_key(key, &date, input.service), &string_to_sign);
+    let authorization = authorization(credential_id, &scope, &headers.signed, &signature);
+    Signed { canonical_request: Some(canonical_request), string_to_sign, signature, authorization: Some(authorization) }
+}
+
+/// Verifies a TC3 signature in constant time (§3 "Steps to verify", without the clock: freshness is the
+/// caller's).
+///
+/// Header values come from `input.headers` for the names in `material.signed_headers` (names matched
+/// case-insensitively); the query is `input.query` and the body `input.body` as received. Values are
+/// lower-cased as documented; when that does not match and a value has upper case, the values as sent
+/// are tried too.
+///
+/// # Errors
+/// A [`Mismatch`] naming the part: [`Part::Algorithm`] (not TC3), [`Part::SignedHeaders`] (a signed
+/// header is absent, or `content-type`/`host` is not signed), [`Part::Timestamp`]
+/// (`material.timestamp` is not the signed `input.timestamp`), [`Part::CredentialScope`] (date not the
+/// UTC date of the timestamp, or service not `input.service`), [`Part::Signature`] (not hex, or no
+/// match). The string to sign is included whenever every signed header is present.
+pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch> {
+    if material.scheme != Scheme::Tc3 {
+        return Err(Mismatch { part: Part::Algorithm, string_to_sign: String::new() });
+    }
+    let input = &material.input;
+    let mut picked = Vec::with_capacity(material.signed_headers.len());
+    for &name in &material.signed_headers {
+        let Some(value) = header(&input.headers, name) else {
+            return Err(Mismatch { part: Part::SignedHeaders, string_to_sign: String::new() });
+        };
+        picked.push((name, value));
+    }
+
+    let date = utc_date(input.timestamp);
+    let scope = credential_scope(&date, input.service);
+    let payload = hashed_payload(input);
+    let rebuild = |case| {
+        let creq = canonical_request(input.method, input.query, &canonical_headers(&picked, case), &payload);
+        string_to_sign(input.timestamp, &scope, &hashed_canonical_request(&creq))
+    };
+    let string_to_sign = rebuild(ValueCase::Lower);
+    let refuse = |part| Err(Mismatch { part, string_to_sign: string_to_sign.clone() });
+
+    if !REQUIRED.iter().all(|r| material.signed_headers.iter().any(|s| s.eq_ignore_ascii_case(r))) {
+        return refuse(Part::SignedHeaders);
+    }
+    if material.timestamp != input.timestamp {
+        return refuse(Part::Timestamp);
+    }
+    if material.scope_date != Some(date.as_str()) || material.scope_service != Some(input.service) {
+        return refuse(Part::CredentialScope);
+    }
+    let Some(presented) = hex_decode(&material.signature) else {
+        return refuse(Part::Signature);
+    };
+
+    let key = signing_key(key, &date, input.service);
+    let matches = |sts: &str| mac::<HmacSha256>(key.k_signing(), sts.as_bytes()).verify_slice(&presented).is_ok();
+    if matches(&string_to_sign) {
+        return Ok(());
+    }
+    // §3 step 3: the SDKs sign values as sent; only worth a second try when lower-casing changed one.
+    if picked.iter().any(|(_, v)| v.bytes().any(|b| b.is_ascii_uppercase())) && matches(&rebuild(ValueCase::AsSent)) {
+        return Ok(());
+    }
+    refuse(Part::Signature)
+}
+
+/// The first header named `name` (ASCII case-insensitive).
+fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
+}
+
+// === Authorization header ===
+
+/// The parts of a TC3 Authorization header, borrowed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization<'a> {
+    /// The SecretId.
+    pub credential_id: &'a str,
+    /// The credential scope's date, `YYYY-MM-DD` as presented.
+    pub scope_date: &'a str,
+    /// The credential scope's service (`cvm`, `lighthouse`).
+    pub scope_service: &'a str,
+    /// The SignedHeaders names as presented.
+    pub signed_headers: Vec<&'a str>,
+    /// The hex signature as presented.
+    pub signature: &'a str,
+}
+
+/// Why a TC3 Authorization header could not be read. The messages never repeat the header's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationError {
+    /// The header does not start with `TC3-HMAC-SHA256 `.
+    #[error("Authorization does not start with `TC3-HMAC-SHA256 `")]
+    Algorithm,
+    /// A comma-separated field has no `=`.
+    #[error("Authorization has a field without `=`")]
+    Malformed,
+    /// A field other than Credential, SignedHeaders and Signature.
+    #[error("Authorization has an unknown field")]
+    UnknownField,
+    /// A field appears twice.
+    #[error("Authorization repeats {0}")]
+    Duplicate(&'static str),
+    /// A field is absent or empty.
+    #[error("Authorization lacks {0}")]
+    Missing(&'static str),
+    /// Credential is not `SecretId/Date/service/tc3_request`.
+    #[error("Authorization Credential is not SecretId/Date/service/tc3_request")]
+    Credential,
+    /// SignedHeaders has an empty name.
+    #[error("Authorization SignedHeaders has an empty name")]
+    SignedHeaders,
+}
+
+/// Splits `TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request, SignedHeaders=a;b, Signature=hex`
+/// (§3 verify step 1). Fields may come in any order, with or without a space after each comma.
+///
+/// # Errors
+/// An [`AuthorizationError`] saying what is malformed; it never panics.
+pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthorizationError> {
+    let rest = value.trim().strip_prefix(ALGORITHM).ok_or(AuthorizationError::Algorithm)?;
+    if rest.is_empty() {
+        return Err(AuthorizationError::Missing("Credential"));
+    }
+    if !rest.starts_with(' ') {
+        return Err(AuthorizationError::Algorithm);
+    }
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for field in rest.split(',') {
+        let (name, value) = field.trim().split_once('=').ok_or(AuthorizationError::Malformed)?;
+        let (slot, name) = match name {
+            "Credential" => (&mut credential, "Credential"),
+            "SignedHeaders" => (&mut signed_headers, "SignedHeaders"),
+            "Signature" => (&mut signature, "Signature"),
+            _ => return Err(AuthorizationError::UnknownField),
+        };
+        if value.is_empty() {
+            return Err(AuthorizationError::Missing(name));
+        }
+        if slot.replace(value).is_some() {
+            return Err(AuthorizationError::Duplicate(name));
+        }
+    }
+    let credential = credential.ok_or(AuthorizationError::Missing("Credential"))?;
+    let signed_headers = signed_headers.ok_or(AuthorizationError::Missing("SignedHeaders"))?;
+    let signature = signature.ok_or(AuthorizationError::Missing("Signature"))?;
+
+    let mut scope = credential.split('/');
+    let (Some(id), Some(date), Some(service), Some(TERMINATOR), None) =
+        (scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
+    else {
+        return Err(AuthorizationError::Credential);
+    };
+    if id.is_empty() || date.is_empty() || service.is_empty() {
+        return Err(AuthorizationError::Credential);
+    }
+    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
+    if signed_headers.iter().any(|name| name.is_empty()) {
+        return Err(AuthorizationError::SignedHeaders);
+    }
+    Ok(Authorization { credential_id: id, scope_date: date, scope_service: service, signed_headers, signature })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use proptest::prelude::*;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    const KEY: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+
+    fn input<'a>(headers: &[(&'a str, &'a str)], body: &'a [u8]) -> SignInput<'a> {
+        SignInput {
+            method: "POST",
+            host: "cvm.tencentcloudapi.com",
+            path: "/",
+            headers: headers.to_vec(),
+            body,
+            timestamp: 1_714_550_400,
+            service: "cvm",
+            ..SignInput::default()
+        }
+    }
+
+    fn material<'a>(signed: &'a Signed, input: SignInput<'a>, signature: &'a str) -> AuthMaterial<'a> {
+        let auth = parse_authorization(signed.authorization.as_deref().unwrap()).unwrap();
+        AuthMaterial {
+            scheme: Scheme::Tc3,
+            credential_id: Cow::Borrowed(auth.credential_id),
+            signature: Cow::Borrowed(signature),
+            timestamp: input.timestamp,
+            nonce: None,
+            scope_date: Some(auth.scope_date),
+            scope_service: Some(auth.scope_service),
+            signed_headers: auth.signed_headers,
+            input,
+        }
+    }
+
+    #[test]
+    fn utc_date_agrees_with_the_time_crate() {
+        for ts in [
+            0,
+            1,
+            -1,
+            86_399,
+            86_400,
+            951_782_400,
+            1_714_550_400,
+            1_714_607_999,
+            4_107_542_400,
+            -62_135_596_800,
+            253_402_300_799,
+        ] {
+            let d = OffsetDateTime::from_unix_timestamp(ts).unwrap().date();
+            let expected = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+            assert_eq!(utc_date(ts), expected, "{ts}");
+        }
+        assert_eq!(utc_date(1_714_607_999), "2024-05-01");
+        assert_eq!(utc_date(1_714_608_000), "2024-05-02");
+        // Total: no panic and no overflow at the ends.
+        assert!(!utc_date(i64::MIN).is_empty());
+        assert!(!utc_date(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn canonical_headers_sort_trim_and_lower_values() {
+        let h = canonical_headers(&[("Host", " CVM.example "), ("Content-Type", "application/json")], ValueCase::Lower);
+        assert_eq!(h.canonical, "content-type:application/json\nhost:cvm.example\n");
+        assert_eq!(h.signed, "content-type;host");
+        let h = canonical_headers(&[("Host", "CVM.example")], ValueCase::AsSent);
+        assert_eq!(h.canonical, "host:CVM.example\n");
+        let h = canonical_headers(&[], ValueCase::Lower);
+        assert_eq!((h.canonical.as_str(), h.signed.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn unsigned_payload_hashes_the_literal_and_frees_the_body() {
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Host", "cvm.tencentcloudapi.com"),
+            ("X-TC-Content-SHA256", "UNSIGNED-PAYLOAD"),
+        ];
+        let signed_input = input(&headers, b"{}");
+        assert_eq!(hashed_payload(&signed_input), sha256_hex(b"UNSIGNED-PAYLOAD"));
+        let signed = sign(&signed_input, "AKID", &Secret::new(KEY));
+        assert!(signed.canonical_request.as_deref().unwrap().contains("x-tc-content-sha256:unsigned-payload\n"));
+        let other_body = input(&headers, b"{\"other\": 1}");
+        assert_eq!(verify(&material(&signed, other_body, &signed.signature), &Secret::new(KEY)), Ok(()));
+        // Without the header the body counts.
+        let plain = [("Content-Type", "application/json"), ("Host", "cvm.tencentcloudapi.com")];
+        assert_eq!(hashed_payload(&input(&plain, b"{}")), sha256_hex(b"{}"));
+    }
+
+    #[test]
+    fn upper_case_values_signed_as_sent_still_verify() {
+        // A client that signs the Host header as typed, in capitals, the way the SDKs do.
+        let headers = [("Content-Type", "application/json"), ("Host", "CVM.TencentCloudAPI.com")];
+        let i = input(&headers, b"{}");
+        let raw = canonical_headers(&headers, ValueCase::AsSent);
+        let creq = canonical_request("POST", "", &raw, &sha256_hex(b"{}"));
+        let sts = string_to_sign(i.timestamp, "2024-05-01/cvm/tc3_request", &hashed_canonical_request(&creq));
+        let sig = signature(&signing_key(&Secret::new(KEY), "2024-05-01", "cvm"), &sts);
+        let documented = sign(&i, "AKID", &Secret::new(KEY));
+        assert_ne!(sig, documented.signature);
+        assert_eq!(verify(&material(&documented, i.clone(), &sig), &Secret::new(KEY)), Ok(()));
+        assert_eq!(verify(&material(&documented, i.clone(), &documented.signature), &Secret::new(KEY)), Ok(()));
+        // Upper-case hex is the same signature.
+        let upper = sig.to_ascii_uppercase();
+        assert_eq!(verify(&material(&documented, i, &upper), &Secret::new(KEY)), Ok(()));
+    }
+
+    #[test]
+    fn verify_refusals_name_the_part() {
+        let headers = [("Content-Type", "application/json"), ("Host", "cvm.tencentcloudapi.com")];
+        let key = Secret::new(KEY);
+        let signed = sign(&input(&headers, b"{}"), "AKID", &key);
+        let base = material(&signed, input(&headers, b"{}"), &signed.signature);
+        assert_eq!(verify(&base, &key), Ok(()));
+
+        let mut m = base.clone();
+        m.signed_headers = vec!["content-type"];
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::SignedHeaders);
+        let mut m = base.clone();
+        m.signed_headers.push("x-tc-action");
+        let err = verify(&m, &key).unwrap_err();
+        assert_eq!((err.part, err.string_to_sign.as_str()), (Part::SignedHeaders, ""));
+        let mut m = base.clone();
+        m.timestamp += 1;
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::Timestamp);
+        let mut m = base.clone();
+        m.scope_date = Some("2024-05-02");
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::CredentialScope);
+        let mut m = base.clone();
+        m.scope_service = Some("lighthouse");
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::CredentialScope);
+        let mut m = base.clone();
+        m.scope_date = None;
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::CredentialScope);
+        for bad in ["", "zz", "abc", &signed.signature[2..]] {
+            let mut m = base.clone();
+            m.signature = Cow::Borrowed(bad);
+            let err = verify(&m, &key).unwrap_err();
+            assert_eq!(err.part, Part::Signature, "{bad:?}");
+            assert_eq!(err.string_to_sign, signed.string_to_sign);
+        }
+        let mut m = base.clone();
+        m.scheme = Scheme::Acs3;
+        assert_eq!(verify(&m, &key).unwrap_err().part, Part::Algorithm);
+        assert_eq!(verify(&base, &Secret::new("other")).unwrap_err().part, Part::Signature);
+    }
+
+    #[test]
+    fn parse_authorization_accepts_both_separators_and_any_order() {
+        let want = Authorization {
+            credential_id: "AKID",
+            scope_date: "2024-05-01",
+            scope_service: "cvm",
+            signed_headers: vec!["content-type", "host"],
+            signature: "ab12",
+        };
+        for header in [
+            "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=ab12",
+            "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request,SignedHeaders=content-type;host,Signature=ab12",
+            "  TC3-HMAC-SHA256   Signature=ab12, Credential=AKID/2024-05-01/cvm/tc3_request , SignedHeaders=content-type;host ",
+        ] {
+            assert_eq!(parse_authorization(header), Ok(want.clone()), "{header}");
+        }
+    }
+
+    #[test]
+    fn parse_authorization_refuses_malformed_headers() {
+        use AuthorizationError::*;
+        let ok_tail = "Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=ab";
+        let cases: &[(&str, AuthorizationError)] = &[
+            ("", Algorithm),
+            ("TC3-HMAC-SHA256", Missing("Credential")),
+            ("  TC3-HMAC-SHA256  ", Missing("Credential")),
+            ("TC3-HMAC-SHA256X Credential=a", Algorithm),
+            ("tc3-hmac-sha256 Credential=a", Algorithm),
+            ("ACS3-HMAC-SHA256 Credential=AKID,SignedHeaders=host,Signature=ab", Algorithm),
+            ("TC3-HMAC-SHA256 Credential", Malformed),
+            ("TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request,, Signature=ab", Malformed),
+            ("TC3-HMAC-SHA256 Foo=1", UnknownField),
+            ("TC3-HMAC-SHA256 credential=AKID/2024-05-01/cvm/tc3_request", UnknownField),
+            ("TC3-HMAC-SHA256 Signature=ab, Signature=cd", Duplicate("Signature")),
+            ("TC3-HMAC-SHA256 Signature=", Missing("Signature")),
+            ("TC3-HMAC-SHA256 SignedHeaders=host, Signature=ab", Missing("Credential")),
+            ("TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, Signature=ab", Missing("SignedHeaders")),
+            ("TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=host", Missing("Signature")),
+            ("TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm, SignedHeaders=host, Signature=ab", Credential),
+            ("TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3, SignedHeaders=host, Signature=ab", Credential),
+            (
+                "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request/x, SignedHeaders=host, Signature=ab",
+                Credential,
+            ),
+            ("TC3-HMAC-SHA256 Credential=/2024-05-01/cvm/tc3_request, SignedHeaders=host, Signature=ab", Credential),
+            ("TC3-HMAC-SHA256 Credential=AKID//cvm/tc3_request, SignedHeaders=host, Signature=ab", Credential),
+            (
+                "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=host;, Signature=ab",
+                SignedHeaders,
+            ),
+            (
+                "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=;host, Signature=ab",
+                SignedHeaders,
+            ),
+        ];
+        for (header, want) in cases {
+            assert_eq!(parse_authorization(header), Err(*want), "{header:?}");
+        }
+        assert!(parse_authorization(&format!("TC3-HMAC-SHA256 {ok_tail}")).is_ok());
+        // Messages never echo values.
+        let err = parse_authorization("TC3-HMAC-SHA256 Secret=verysecretvalue").unwrap_err();
+        assert!(!err.to_string().contains("verysecretvalue"));
+    }
+
+    #[test]
+    fn signing_key_debug_hides_the_keys() {
+        let k = signing_key(&Secret::new(KEY), "2024-05-01", "cvm");
+        assert_eq!(format!("{k:?}"), "SigningKey(***)");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_authorization_never_panics(value in "\\PC*") {
+            let _ = parse_authorization(&value);
+        }
+
+        #[test]
+        fn parse_authorization_never_panics_after_the_algorithm(rest in "[ ,;=/A-Za-z0-9-]*") {
+            let _ = parse_authorization(&format!("TC3-HMAC-SHA256 {rest}"));
+        }
+    }
+}
