@@ -40,8 +40,19 @@ pub(crate) mod param {
     pub(crate) const LANGUAGE: &str = "Language";
     pub(crate) const REQUEST_CLIENT: &str = "RequestClient";
     /// Every common parameter: signed, but not part of an action's business parameters.
-    pub(crate) const COMMON: &[&str] =
-        &[ACTION, VERSION, REGION, TIMESTAMP, NONCE, SECRET_ID, SIGNATURE, SIGNATURE_METHOD, TOKEN, LANGUAGE, REQUEST_CLIENT];
+    pub(crate) const COMMON: &[&str] = &[
+        ACTION,
+        VERSION,
+        REGION,
+        TIMESTAMP,
+        NONCE,
+        SECRET_ID,
+        SIGNATURE,
+        SIGNATURE_METHOD,
+        TOKEN,
+        LANGUAGE,
+        REQUEST_CLIENT,
+    ];
 
     // Business parameters (protocols.md 3.2, 4.3, 4.4, 4.6).
     pub(crate) const INSTANCE_IDS: &str = "InstanceIds";

@@ -99,13 +99,21 @@ pub fn decode_request(raw: &RawRequest<'_>, material: &AuthMaterial<'_>, maps: &
 }
 
 /// `instanceIds.n` (0-based) and one `keyId`.
-fn decode_old_style(params: &[Param<'_>], entry: &ActionEntry, region: Option<String>, maps: &Mappings) -> Result<Operation, Fault> {
+fn decode_old_style(
+    params: &[Param<'_>],
+    entry: &ActionEntry,
+    region: Option<String>,
+    maps: &Mappings,
+) -> Result<Operation, Fault> {
     for (name, _) in params {
         let known = param::COMMON.contains(&name.as_ref())
             || name == param::OLD_KEY_ID
             || name.split_once('.').is_some_and(|(head, _)| head == param::OLD_INSTANCE_IDS);
         if !known {
-            return Err(Fault::caller(Code::InvalidParameter, format!("The parameter `{}` is not known.", shown(name))));
+            return Err(Fault::caller(
+                Code::InvalidParameter,
+                format!("The parameter `{}` is not known.", shown(name)),
+            ));
         }
     }
     let instances = params::indexed_list(params, param::OLD_INSTANCE_IDS)?;
@@ -187,7 +195,13 @@ pub fn encode_request(op: &Operation, ctx: &UpstreamCtx, key: &Secret, maps: &Ma
 /// # Errors
 /// The endpoint's error, classified through `mappings/errors/tencent_v2.toml` with its code, message and
 /// RequestId kept; `UpstreamUnavailable` for a reply of neither shape.
-pub fn decode_response(status: u16, _headers: &HeaderMap, body: &[u8], op: &Operation, maps: &Mappings) -> Result<Outcome, Fault> {
+pub fn decode_response(
+    status: u16,
+    _headers: &HeaderMap,
+    body: &[u8],
+    op: &Operation,
+    maps: &Mappings,
+) -> Result<Outcome, Fault> {
     let Value::Object(mut top) = envelope::parse_reply(UPSTREAM, status, body)? else {
         return Err(envelope::garbage(UPSTREAM, "JSON that is not an object".into()));
     };
@@ -220,8 +234,6 @@ fn unknown_action(wire: &str) -> Fault {
     Fault::caller(Code::UnknownAction, format!("The action `{}` is not supported by {PATH}.", shown(wire)))
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,10 +243,14 @@ mod tests {
     fn old_style_success_and_error_shapes() {
         let maps = Mappings::embedded().unwrap();
         let headers = HeaderMap::new();
-        let raw = RawRequest { method: "GET", path: PATH, query: "Action=unBindInstanceKey", headers: &headers, body: b"" };
+        let raw =
+            RawRequest { method: "GET", path: PATH, query: "Action=unBindInstanceKey", headers: &headers, body: b"" };
         let reply = reply(&raw, &maps, "req".into());
         assert_eq!((reply.style, reply.action), (Style::Old, Some(Action::DisassociateKeys)));
-        let ok = Outcome { request_id: "x".into(), answer: Answer::Bind(vec![InstanceResult { instance: "i".into(), result: Ok(()) }]) };
+        let ok = Outcome {
+            request_id: "x".into(),
+            answer: Answer::Bind(vec![InstanceResult { instance: "i".into(), result: Ok(()) }]),
+        };
         let resp = encode_response(&reply, &Ok(ok), &maps);
         let v: Value = serde_json::from_slice(&resp.body).unwrap();
         assert_eq!(v, serde_json::json!({"code": 0, "message": "", "codeDesc": "Success"}));

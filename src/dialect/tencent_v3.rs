@@ -44,29 +44,21 @@ use serde::Serialize;
 use crate::dialect::tencent_common::envelope::{self, Upstream};
 use crate::dialect::tencent_common::fields::{Fields, Target};
 use crate::dialect::tencent_common::outbound::{Business, V1Common, v1_signed_form};
-use crate::dialect::tencent_common::v1_auth::{header_pairs, lenient_param, request_params, unix_seconds, v1_auth_material};
+use crate::dialect::tencent_common::v1_auth::{
+    header_pairs, lenient_param, request_params, unix_seconds, v1_auth_material,
+};
 use crate::dialect::tencent_common::{check_method, header, is_v1, media, param, region, shown};
 use crate::dialect::{Dialect, Format, RawRequest, Reply, Style, UpstreamCtx, WireRequest, WireResponse, params};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Operation, Outcome};
 use crate::secret::Secret;
-use crate::sign::{self, AuthMaterial, Scheme, SignInput};
+use crate::sign::{self, AuthMaterial, Scheme, SignInput, tc3};
 
 /// The path of every API 3.0 request.
 pub const PATH: &str = "/";
 
 /// The dialects this codec speaks.
 const DIALECTS: [Dialect; 2] = [Dialect::TencentCvm, Dialect::TencentLighthouse];
-
-/// The last element of a TC3 credential scope.
-const TC3_TERMINATOR: &str = "tc3_request";
-
-/// `Authorization` parameters of TC3.
-mod auth_param {
-    pub(super) const CREDENTIAL: &str = "Credential";
-    pub(super) const SIGNED_HEADERS: &str = "SignedHeaders";
-    pub(super) const SIGNATURE: &str = "Signature";
-}
 
 // === detection ===
 
@@ -78,7 +70,7 @@ pub fn is_tc3(raw: &RawRequest<'_>) -> bool {
 /// The service named in a TC3 request's credential scope (`cvm`, `lighthouse`), if it has a well-formed
 /// one.
 pub fn service_of<'a>(raw: &RawRequest<'a>) -> Option<&'a str> {
-    raw.header(header::AUTHORIZATION).and_then(|v| parse_authorization(v).ok()).map(|a| a.service)
+    raw.header(header::AUTHORIZATION).and_then(|v| parse_authorization(v).ok()).map(|a| a.scope_service)
 }
 
 /// Which API 3.0 dialect a request speaks: for TC3, the credential scope's service; for v1, the `Version`
@@ -93,9 +85,9 @@ pub fn dialect_of(raw: &RawRequest<'_>, maps: &Mappings) -> Option<Dialect> {
         return DIALECTS.into_iter().find(|d| maps.version(*d) == version);
     }
     let host = raw.host();
-    DIALECTS.into_iter().find(|d| {
-        maps.service(*d).is_some_and(|s| host.strip_prefix(s).is_some_and(|rest| rest.starts_with('.')))
-    })
+    DIALECTS
+        .into_iter()
+        .find(|d| maps.service(*d).is_some_and(|s| host.strip_prefix(s).is_some_and(|rest| rest.starts_with('.'))))
 }
 
 // === caller side ===
@@ -132,8 +124,8 @@ fn tc3_material<'a>(raw: &RawRequest<'a>, value: &'a str) -> Result<AuthMaterial
         signature: Cow::Borrowed(auth.signature),
         timestamp,
         nonce: None,
-        scope_date: Some(auth.date),
-        scope_service: Some(auth.service),
+        scope_date: Some(auth.scope_date),
+        scope_service: Some(auth.scope_service),
         signed_headers: auth.signed_headers,
         input: SignInput {
             method: raw.method,
@@ -144,60 +136,15 @@ fn tc3_material<'a>(raw: &RawRequest<'a>, value: &'a str) -> Result<AuthMaterial
             headers: header_pairs(raw),
             body: raw.body,
             timestamp,
-            service: auth.service,
+            service: auth.scope_service,
         },
     })
 }
 
-/// A TC3 Authorization header, parsed: `TC3-HMAC-SHA256 Credential=id/date/service/tc3_request,
-/// SignedHeaders=a;b, Signature=hex`.
-#[derive(Debug)]
-struct Tc3Authorization<'a> {
-    credential_id: &'a str,
-    date: &'a str,
-    service: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
-}
-
-fn parse_authorization(value: &str) -> Result<Tc3Authorization<'_>, Fault> {
-    let malformed = |why: &str| {
-        Fault::caller(Code::MalformedSignature, format!("The Authorization header is malformed: {why}."))
-    };
-    let rest = value
-        .strip_prefix(Scheme::Tc3.name())
-        .filter(|r| r.starts_with(' '))
-        .ok_or_else(|| malformed("it must start with the algorithm and a space"))?;
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for part in rest.split(',') {
-        let (name, v) = part.trim().split_once('=').ok_or_else(|| malformed("a part is not `name=value`"))?;
-        let slot = match name {
-            auth_param::CREDENTIAL => &mut credential,
-            auth_param::SIGNED_HEADERS => &mut signed_headers,
-            auth_param::SIGNATURE => &mut signature,
-            _ => return Err(malformed("it has an unknown part")),
-        };
-        if slot.replace(v).is_some() {
-            return Err(malformed("a part is given twice"));
-        }
-    }
-    let (Some(credential), Some(signed_headers), Some(signature)) = (credential, signed_headers, signature) else {
-        return Err(malformed("Credential, SignedHeaders and Signature are all required"));
-    };
-    let mut scope = credential.split('/');
-    let (Some(id), Some(date), Some(service), Some(TC3_TERMINATOR), None) =
-        (scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
-    else {
-        return Err(malformed("Credential must be SecretId/date/service/tc3_request"));
-    };
-    if id.is_empty() || date.is_empty() || service.is_empty() || signature.is_empty() {
-        return Err(malformed("Credential and Signature must not be empty"));
-    }
-    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
-    if signed_headers.iter().any(|h| h.is_empty()) {
-        return Err(malformed("SignedHeaders has an empty name"));
-    }
-    Ok(Tc3Authorization { credential_id: id, date, service, signed_headers, signature })
+/// The Authorization header through [`tc3::parse_authorization`], its error as this dialect's fault.
+fn parse_authorization(value: &str) -> Result<tc3::Authorization<'_>, Fault> {
+    tc3::parse_authorization(value)
+        .map_err(|e| Fault::caller(Code::MalformedSignature, format!("The Authorization header is malformed: {e}.")))
 }
 
 /// The canonical operation of an API 3.0 request for `dialect`.
@@ -230,8 +177,9 @@ pub fn decode_request(
                 ));
             }
             let required = |name: &str, shown_as: &str| {
-                raw.header(name)
-                    .ok_or_else(|| Fault::caller(Code::MissingParameter, format!("The header `{shown_as}` is missing.")))
+                raw.header(name).ok_or_else(|| {
+                    Fault::caller(Code::MissingParameter, format!("The header `{shown_as}` is missing."))
+                })
             };
             (
                 required(header::X_TC_ACTION, header::OUT_X_TC_ACTION)?,
@@ -438,7 +386,7 @@ mod tests {
             "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=ab",
         )
         .unwrap();
-        assert_eq!((a.credential_id, a.date, a.service, a.signature), ("AKID", "2024-05-01", "cvm", "ab"));
+        assert_eq!((a.credential_id, a.scope_date, a.scope_service, a.signature), ("AKID", "2024-05-01", "cvm", "ab"));
         assert_eq!(a.signed_headers, ["content-type", "host"]);
         for bad in [
             "TC3-HMAC-SHA256",
@@ -451,6 +399,7 @@ mod tests {
             "TC3-HMAC-SHA256 Credential=a/b/c/tc3_request, SignedHeaders=host;, Signature=ab",
             "TC3-HMAC-SHA256 Credential=/b/c/tc3_request, SignedHeaders=host, Signature=ab",
             "TC3-HMAC-SHA256 Credential=a/b/c/tc3_request, SignedHeaders=host, Signature=",
+            "HMAC-SHA256 Credential=a/b/c/tc3_request, SignedHeaders=host, Signature=ab",
             "TC3-HMAC-SHA256 Credential=a/b/c/tc3_request, Other=1, SignedHeaders=host, Signature=ab",
         ] {
             assert_eq!(parse_authorization(bad).unwrap_err().code(), Code::MalformedSignature, "{bad}");

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)] // helpers are `pub` for the test modules of this one binary
 
 use crossgate::dialect::{RawRequest, WireRequest, WireResponse};
 use crossgate::mapping::Mappings;

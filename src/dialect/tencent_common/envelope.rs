@@ -149,11 +149,12 @@ pub(crate) fn partial_failure(dialect: Dialect, outcome: &Outcome, maps: &Mappin
     let (_, first) = outcome.first_failure()?;
     let mut rendered = maps.render(dialect, first);
     if let Answer::Bind(results) = &outcome.answer {
-        let succeeded: Vec<&str> =
-            results.iter().filter(|r| r.result.is_ok()).map(|r| r.instance.as_str()).collect();
+        let succeeded: Vec<&str> = results.iter().filter(|r| r.result.is_ok()).map(|r| r.instance.as_str()).collect();
         let failed: Vec<String> = results
             .iter()
-            .filter_map(|r| r.result.as_ref().err().map(|f| format!("{} ({})", r.instance, maps.render(dialect, f).code)))
+            .filter_map(|r| {
+                r.result.as_ref().err().map(|f| format!("{} ({})", r.instance, maps.render(dialect, f).code))
+            })
             .collect();
         let list = |v: &[&str]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
         let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
@@ -245,7 +246,13 @@ pub(crate) struct Upstream {
 }
 
 /// Reads an upstream's reply: the envelope's `Error` as a fault, or the action's fields as an outcome.
-pub(crate) fn decode_envelope(upstream: Upstream, status: u16, body: &[u8], op: &Operation, maps: &Mappings) -> Result<Outcome, Fault> {
+pub(crate) fn decode_envelope(
+    upstream: Upstream,
+    status: u16,
+    body: &[u8],
+    op: &Operation,
+    maps: &Mappings,
+) -> Result<Outcome, Fault> {
     let response = response_object(upstream, status, body)?;
     decode_response_object(upstream, response, op, maps)
 }
@@ -340,7 +347,13 @@ fn instance_info(i: InstanceWire) -> InstanceInfo {
 
 /// An upstream's error, classified through the table that knows its codes; its code, message and
 /// RequestId stay visible.
-pub(crate) fn upstream_fault(maps: &Mappings, upstream: Upstream, code: &str, message: &str, request_id: &str) -> Fault {
+pub(crate) fn upstream_fault(
+    maps: &Mappings,
+    upstream: Upstream,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Fault {
     if Dialect::of_provider(upstream.provider) == upstream.table {
         return maps.upstream_fault(upstream.provider, code, message, request_id);
     }

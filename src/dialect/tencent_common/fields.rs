@@ -209,7 +209,9 @@ fn json_filters(value: Value) -> Result<Vec<Filter>, Fault> {
                 _ => return Err(unknown(&format!("Filters.{i}.{key}"))),
             }
         }
-        let missing = |field: &str| Fault::caller(Code::MissingParameter, format!("The parameter `Filters.{i}.{field}` is missing."));
+        let missing = |field: &str| {
+            Fault::caller(Code::MissingParameter, format!("The parameter `Filters.{i}.{field}` is missing."))
+        };
         filters.push(Filter {
             name: name.ok_or_else(|| missing(param::FILTER_NAME))?,
             values: values.ok_or_else(|| missing(param::FILTER_VALUES))?,
@@ -221,7 +223,10 @@ fn json_filters(value: Value) -> Result<Vec<Filter>, Fault> {
 fn json_count(name: &str, value: &Value) -> Result<u64, Fault> {
     match value {
         Value::Number(n) => n.as_u64().ok_or_else(|| {
-            Fault::caller(Code::InvalidParameterValue, format!("The parameter `{name}` must be a non-negative integer."))
+            Fault::caller(
+                Code::InvalidParameterValue,
+                format!("The parameter `{name}` must be a non-negative integer."),
+            )
         }),
         _ => Err(wrong_type(name, "an integer")),
     }
@@ -243,7 +248,12 @@ pub(crate) struct Target<'m> {
 impl Fields {
     /// Applies the action's rules: required lists, limits, id formats, repeated values, and which
     /// parameters the action (and the dialect: Lighthouse has no `ForceStop`) accepts at all.
-    pub(crate) fn into_operation(self, target: Target<'_>, region: Option<String>, maps: &Mappings) -> Result<Operation, Fault> {
+    pub(crate) fn into_operation(
+        self,
+        target: Target<'_>,
+        region: Option<String>,
+        maps: &Mappings,
+    ) -> Result<Operation, Fault> {
         let Fields { instance_ids, key_ids, force_stop, filters, offset, limit } = self;
         let limits = maps.limits(target.dialect);
         let not_for = |name: &str, present: bool| -> Result<(), Fault> {
@@ -264,7 +274,13 @@ impl Fields {
                 not_for(param::LIMIT, limit.is_some())?;
                 not_for(param::FORCE_STOP, force_stop.is_some() && target.dialect == Dialect::TencentLighthouse)?;
                 op.instances = required_list(param::INSTANCE_IDS, instance_ids)?;
-                check_ids(param::INSTANCE_IDS, &op.instances, limits.instances, &limits.instance_id, Code::MalformedInstanceId)?;
+                check_ids(
+                    param::INSTANCE_IDS,
+                    &op.instances,
+                    limits.instances,
+                    &limits.instance_id,
+                    Code::MalformedInstanceId,
+                )?;
                 let keys = required_list(param::KEY_IDS, key_ids)?;
                 check_ids(param::KEY_IDS, &keys, limits.keys, &limits.key_id, Code::MalformedKeyId)?;
                 op.keys = Keys::Ids(keys);
@@ -295,7 +311,13 @@ impl Fields {
                 not_for(param::FILTERS, filters.is_some())?;
                 check_page(limit, limits.lookup_instances)?;
                 let ids = instance_ids.unwrap_or_default();
-                check_ids(param::INSTANCE_IDS, &ids, limits.lookup_instances, &limits.instance_id, Code::MalformedInstanceId)?;
+                check_ids(
+                    param::INSTANCE_IDS,
+                    &ids,
+                    limits.lookup_instances,
+                    &limits.instance_id,
+                    Code::MalformedInstanceId,
+                )?;
                 op.instances = ids;
             }
         }
@@ -311,7 +333,13 @@ fn required_list(name: &str, list: Option<Vec<String>>) -> Result<Vec<String>, F
 }
 
 /// Limit first (so a hostile list is refused before each entry is looked at), then formats, then repeats.
-pub(crate) fn check_ids(name: &str, ids: &[String], max: usize, format: &IdFormat, malformed: Code) -> Result<(), Fault> {
+pub(crate) fn check_ids(
+    name: &str,
+    ids: &[String],
+    max: usize,
+    format: &IdFormat,
+    malformed: Code,
+) -> Result<(), Fault> {
     if ids.len() > max {
         return Err(Fault::caller(
             Code::LimitExceeded,

@@ -42,14 +42,18 @@ impl<'o> Business<'o> {
     pub(crate) fn of(dialect: Dialect, op: &'o Operation, maps: &Mappings) -> Result<Business<'o>, Fault> {
         let limits = maps.limits(dialect);
         let non_empty = |v: &'o [String]| (!v.is_empty()).then_some(v);
-        let cannot = |what: &str| {
-            Fault::gateway(Code::Internal, format!("{dialect} cannot express {what} in `{}`.", op.action))
-        };
+        let cannot =
+            |what: &str| Fault::gateway(Code::Internal, format!("{dialect} cannot express {what} in `{}`.", op.action));
         match op.action {
             Action::AssociateKeys | Action::DisassociateKeys => {
                 let Keys::Ids(ids) = &op.keys else { return Err(cannot("key pairs by name")) };
                 let force_stop = if dialect == Dialect::TencentLighthouse { None } else { op.force_stop };
-                Ok(Business { instance_ids: Some(&op.instances), key_ids: Some(ids), force_stop, ..Business::default() })
+                Ok(Business {
+                    instance_ids: Some(&op.instances),
+                    key_ids: Some(ids),
+                    force_stop,
+                    ..Business::default()
+                })
             }
             Action::DescribeKeys => {
                 if !op.instances.is_empty() {
@@ -127,10 +131,7 @@ pub(crate) fn v1_signed_form(
 ) -> Result<WireRequest, Fault> {
     let ctx = common.ctx;
     if !matches!(ctx.scheme, Scheme::TencentV1Sha1 | Scheme::TencentV1Sha256) {
-        return Err(Fault::gateway(
-            Code::Internal,
-            format!("A v1 form cannot be signed with {}.", ctx.scheme.name()),
-        ));
+        return Err(Fault::gateway(Code::Internal, format!("A v1 form cannot be signed with {}.", ctx.scheme.name())));
     }
     let mut params: Vec<Param<'_>> = Vec::with_capacity(business.len() + 9);
     params.push((param::ACTION.into(), common.action.into()));

@@ -21,9 +21,8 @@ const MAX_NUMBER_DIGITS: usize = 20;
 /// True when the request carries v1 signature parameters (`SecretId` and `Signature`) in its query or
 /// form body. A cheap look for dialect detection: nothing is decoded, nothing is checked.
 pub fn is_v1(raw: &RawRequest<'_>) -> bool {
-    let has = |text: &str, name: &str| {
-        text.split('&').any(|item| item.split_once('=').map_or(item, |(n, _)| n) == name)
-    };
+    let has =
+        |text: &str, name: &str| text.split('&').any(|item| item.split_once('=').map_or(item, |(n, _)| n) == name);
     let body = form_body(raw).unwrap_or("");
     let carries = |name| has(raw.query, name) || has(body, name);
     carries(param::SECRET_ID) && carries(param::SIGNATURE)
@@ -102,10 +101,7 @@ pub(crate) fn v1_auth_material<'a>(raw: &RawRequest<'a>) -> Result<AuthMaterial<
 pub(crate) fn request_params<'a>(raw: &RawRequest<'a>) -> Result<Vec<Param<'a>>, Fault> {
     let body = if raw.method.eq_ignore_ascii_case("POST") && !raw.body.is_empty() {
         form_body(raw).ok_or_else(|| {
-            Fault::caller(
-                Code::InvalidParameter,
-                format!("A v1-signed POST needs an `{}` body in UTF-8.", media::FORM),
-            )
+            Fault::caller(Code::InvalidParameter, format!("A v1-signed POST needs an `{}` body in UTF-8.", media::FORM))
         })?
     } else {
         ""
@@ -150,7 +146,8 @@ pub(crate) fn header_pairs<'a>(raw: &RawRequest<'a>) -> Vec<(&'a str, &'a str)> 
 
 /// A Unix-seconds value: digits only.
 pub(crate) fn unix_seconds(name: &str, value: &str) -> Result<i64, Fault> {
-    let well_formed = !value.is_empty() && value.len() <= MAX_NUMBER_DIGITS && value.bytes().all(|b| b.is_ascii_digit());
+    let well_formed =
+        !value.is_empty() && value.len() <= MAX_NUMBER_DIGITS && value.bytes().all(|b| b.is_ascii_digit());
     well_formed.then(|| value.parse::<i64>().ok()).flatten().ok_or_else(|| {
         Fault::caller(Code::TimestampExpired, format!("`{name}` must be Unix seconds, not `{}`.", shown(value)))
     })
@@ -190,7 +187,8 @@ mod tests {
     #[test]
     fn absent_method_is_sha1_and_post_merges_query_and_body() {
         let h = HeaderMap::new();
-        let m = v1_auth_material(&raw("POST", "Action=A", b"SecretId=AKID&Nonce=1&Timestamp=1&Signature=x", &h)).unwrap();
+        let m =
+            v1_auth_material(&raw("POST", "Action=A", b"SecretId=AKID&Nonce=1&Timestamp=1&Signature=x", &h)).unwrap();
         assert_eq!(m.scheme, Scheme::TencentV1Sha1);
         assert_eq!(m.input.params.len(), 4);
     }
