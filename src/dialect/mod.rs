@@ -23,6 +23,9 @@ use crate::sign::Scheme;
 
 pub mod aliyun_ecs;
 pub mod params;
+pub mod tencent_common;
+pub mod tencent_v2;
+pub mod tencent_v3;
 
 /// A dialect, as a caller speaks it and as an error table renders it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

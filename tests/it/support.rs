@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests.
 
-// Helpers are `pub` for every test module; not every module uses every helper.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub)] // helpers are `pub` for the test modules of this one binary
 
 use crossgate::dialect::{RawRequest, WireRequest, WireResponse};
 use crossgate::mapping::Mappings;
