@@ -265,8 +265,13 @@ impl Config {
 
     /// Parses config text; `env` resolves `${VAR}` references.
     pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let at = |offset: usize, problem: String| ConfigError { file: file.to_owned(), line: line_of(text, offset), problem };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+        let at = |offset: usize, problem: String| ConfigError {
+            file: file.to_owned(),
+            line: line_of(text, offset),
+            problem,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
         let RawConfig {
             listen,
             tls,
@@ -285,7 +290,10 @@ impl Config {
         let listen = match listen {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some(s) => s.get_ref().parse().map_err(|_| {
-                at(s.span().start, format!("`listen = \"{}\"` is not an address; write it like \"127.0.0.1:8080\"", s.get_ref()))
+                at(
+                    s.span().start,
+                    format!("`listen = \"{}\"` is not an address; write it like \"127.0.0.1:8080\"", s.get_ref()),
+                )
             })?,
         };
         let resolve = |s: &Spanned<String>| -> Result<String, ConfigError> {
@@ -298,12 +306,16 @@ impl Config {
         for c in callers {
             let span = c.span().start;
             let RawCaller { name, secret_id, secret_key } = c.into_inner();
-            let caller = CallerConfig { name, secret_id: resolve(&secret_id)?, secret_key: Secret::new(resolve(&secret_key)?) };
+            let caller =
+                CallerConfig { name, secret_id: resolve(&secret_id)?, secret_key: Secret::new(resolve(&secret_key)?) };
             if caller.secret_id.is_empty() || caller.secret_key.is_empty() {
                 return Err(at(span, format!("caller `{}` needs a non-empty secret_id and secret_key", caller.name)));
             }
             if checked_callers.iter().any(|o: &CallerConfig| o.secret_id == caller.secret_id || o.name == caller.name) {
-                return Err(at(span, format!("caller `{}` repeats another caller's name or secret_id; each must be unique", caller.name)));
+                return Err(at(
+                    span,
+                    format!("caller `{}` repeats another caller's name or secret_id; each must be unique", caller.name),
+                ));
             }
             checked_callers.push(caller);
         }
@@ -314,25 +326,39 @@ impl Config {
             let RawUpstream { provider, endpoint, region, secret_id, secret_key, signature, timeout_ms, ca_file } =
                 up.into_inner();
             let provider_kind = Provider::from_name(provider.get_ref()).ok_or_else(|| {
-                at(provider.span().start, format!(
-                    "unknown provider `{}`; use tencent-cvm, tencent-lighthouse or aliyun-ecs",
-                    provider.get_ref()
-                ))
+                at(
+                    provider.span().start,
+                    format!(
+                        "unknown provider `{}`; use tencent-cvm, tencent-lighthouse or aliyun-ecs",
+                        provider.get_ref()
+                    ),
+                )
             })?;
             let endpoint_parsed = parse_endpoint(endpoint.get_ref()).ok_or_else(|| {
-                at(endpoint.span().start, format!(
-                    "endpoint `{}` is not a URL; write https://host[:port] (http:// for simulators) or \"sim\"",
-                    endpoint.get_ref()
-                ))
+                at(
+                    endpoint.span().start,
+                    format!(
+                        "endpoint `{}` is not a URL; write https://host[:port] (http:// for simulators) or \"sim\"",
+                        endpoint.get_ref()
+                    ),
+                )
             })?;
-            let scheme = parse_scheme(provider_kind, signature.as_ref().map(|s| s.get_ref().as_str())).ok_or_else(|| {
-                let s = signature.as_ref().expect("only an explicit signature can be wrong");
-                at(s.span().start, format!(
-                    "signature `{}` does not fit {provider_kind}; use {}",
-                    s.get_ref(),
-                    if provider_kind == Provider::AliyunEcs { "acs3 or hmac-sha1" } else { "tc3, hmac-sha256 or hmac-sha1" }
-                ))
-            })?;
+            let scheme =
+                parse_scheme(provider_kind, signature.as_ref().map(|s| s.get_ref().as_str())).ok_or_else(|| {
+                    let s = signature.as_ref().expect("only an explicit signature can be wrong");
+                    at(
+                        s.span().start,
+                        format!(
+                            "signature `{}` does not fit {provider_kind}; use {}",
+                            s.get_ref(),
+                            if provider_kind == Provider::AliyunEcs {
+                                "acs3 or hmac-sha1"
+                            } else {
+                                "tc3, hmac-sha256 or hmac-sha1"
+                            }
+                        ),
+                    )
+                })?;
             let upstream = UpstreamConfig {
                 name: name.get_ref().clone(),
                 provider: provider_kind,
@@ -345,7 +371,10 @@ impl Config {
                 ca_file: ca_file.map(PathBuf::from),
             };
             if upstream.secret_id.is_empty() || upstream.secret_key.is_empty() {
-                return Err(at(span, format!("upstream `{}` needs a non-empty secret_id and secret_key", upstream.name)));
+                return Err(at(
+                    span,
+                    format!("upstream `{}` needs a non-empty secret_id and secret_key", upstream.name),
+                ));
             }
             checked_upstreams.insert(name.into_inner(), upstream);
         }
@@ -353,7 +382,8 @@ impl Config {
             return Err(at(text.len(), "no upstream configured; add an [upstreams.NAME] table".to_owned()));
         }
 
-        let routing = routing.ok_or_else(|| at(text.len(), "no [routing] table; add one with `default = \"<upstream>\"`".to_owned()))?;
+        let routing = routing
+            .ok_or_else(|| at(text.len(), "no [routing] table; add one with `default = \"<upstream>\"`".to_owned()))?;
         let routing_span = routing.span().start;
         let RawRouting { default, rules } = routing.into_inner();
         let known = |name: &str, offset: usize| -> Result<String, ConfigError> {
@@ -372,7 +402,10 @@ impl Config {
             let dialect = match dialect {
                 None => None,
                 Some(d) => Some(Dialect::from_name(&d).ok_or_else(|| {
-                    at(span, format!("unknown dialect `{d}`; use tencent_v2, tencent_cvm, tencent_lighthouse or aliyun_ecs"))
+                    at(
+                        span,
+                        format!("unknown dialect `{d}`; use tencent_v2, tencent_cvm, tencent_lighthouse or aliyun_ecs"),
+                    )
                 })?),
             };
             if let Some(c) = &caller
@@ -421,10 +454,13 @@ fn names_table(
         let mut names = Names::new();
         for (provider, name) in row.into_inner() {
             let p = Provider::from_name(provider.get_ref()).ok_or_else(|| {
-                at(provider.span().start, format!(
-                    "[[{table}]]: unknown provider `{}`; use tencent-cvm, tencent-lighthouse or aliyun-ecs",
-                    provider.get_ref()
-                ))
+                at(
+                    provider.span().start,
+                    format!(
+                        "[[{table}]]: unknown provider `{}`; use tencent-cvm, tencent-lighthouse or aliyun-ecs",
+                        provider.get_ref()
+                    ),
+                )
             })?;
             if out.iter().any(|other| other.get(&p) == Some(&name)) {
                 return Err(at(span, format!("[[{table}]]: `{name}` on {p} appears in two rows; merge them")));
@@ -466,15 +502,13 @@ fn parse_endpoint(text: &str) -> Option<Endpoint> {
     if text == "sim" {
         return Some(Endpoint::Simulator);
     }
-    let (tls, rest) = if let Some(r) = text.strip_prefix("https://") {
-        (true, r)
-    } else {
-        (false, text.strip_prefix("http://")?)
-    };
+    let (tls, rest) =
+        if let Some(r) = text.strip_prefix("https://") { (true, r) } else { (false, text.strip_prefix("http://")?) };
     let authority = rest.trim_end_matches('/');
     let valid = !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' ']);
     let default_port = if tls { ":443" } else { ":80" };
-    valid.then(|| Endpoint::Url { tls, authority: authority.strip_suffix(default_port).unwrap_or(authority).to_owned() })
+    valid
+        .then(|| Endpoint::Url { tls, authority: authority.strip_suffix(default_port).unwrap_or(authority).to_owned() })
 }
 
 fn parse_scheme(provider: Provider, signature: Option<&str>) -> Option<Scheme> {
@@ -535,7 +569,10 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert_eq!(ecs.scheme, Scheme::AliyunRpc);
         assert_eq!(ecs.endpoint, Endpoint::Url { tls: false, authority: "127.0.0.1:9100".into() });
         assert_eq!(ecs.timeout, Duration::from_millis(500));
-        assert_eq!(c.upstreams["cvm"].endpoint, Endpoint::Url { tls: true, authority: "cvm.tencentcloudapi.com".into() });
+        assert_eq!(
+            c.upstreams["cvm"].endpoint,
+            Endpoint::Url { tls: true, authority: "cvm.tencentcloudapi.com".into() }
+        );
         assert!(c.routing.rules[0].instance.as_ref().unwrap().matches("i-abc"));
         assert_eq!(c.keys[0][&Provider::AliyunEcs], "FinanceJoshuaV25");
     }

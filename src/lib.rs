@@ -4,12 +4,24 @@
 //! It accepts every dialect on one listener, verifies the caller's signature, translates the request
 //! through the canonical [`model`], re-signs it with the upstream's credentials and answers in the
 //! caller's own dialect. The protocol core ([`model`], [`sign`], [`dialect`], [`mapping`]) has no
-//! network and no clock in it; neither has the state of the built-in cloud simulator ([`sim`]).
+//! network and no clock in it; [`app`] assembles the running gateway from a [`config::Config`].
 
+pub mod app;
+pub mod certs;
+pub mod clock;
 pub mod config;
+pub mod coverage;
+pub mod demo;
 pub mod dialect;
+pub mod gateway;
+pub mod layer;
 pub mod mapping;
 pub mod model;
+pub mod provider;
+pub mod replay;
+pub mod route;
 pub mod secret;
+pub mod server;
 pub mod sign;
 pub mod sim;
+pub mod translate;

@@ -440,7 +440,11 @@ fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, Ma
 }
 
 /// Finds the dialect tables of a file and complains about unknown or missing ones.
-fn per_dialect<T>(file: &str, text: &str, raw: BTreeMap<Spanned<String>, T>) -> Result<BTreeMap<Dialect, T>, MappingError> {
+fn per_dialect<T>(
+    file: &str,
+    text: &str,
+    raw: BTreeMap<Spanned<String>, T>,
+) -> Result<BTreeMap<Dialect, T>, MappingError> {
     let mut out = BTreeMap::new();
     for (name, value) in raw {
         let Some(dialect) = Dialect::from_name(name.get_ref()) else {
@@ -456,7 +460,12 @@ fn per_dialect<T>(file: &str, text: &str, raw: BTreeMap<Spanned<String>, T>) -> 
     }
     for dialect in Dialect::ALL {
         if !out.contains_key(&dialect) {
-            return Err(err(file, text, text.len(), format!("no table for dialect `{0}`; add `[{0}]`", dialect.name())));
+            return Err(err(
+                file,
+                text,
+                text.len(),
+                format!("no table for dialect `{0}`; add `[{0}]`", dialect.name()),
+            ));
         }
     }
     Ok(out)
@@ -478,19 +487,31 @@ fn load_actions(file: &str, text: &str) -> Result<BTreeMap<Dialect, DialectActio
             let style = match style.as_deref() {
                 None | Some("new") => Style::New,
                 Some("old") => Style::Old,
-                Some(other) => return Err(err(file, text, at, format!("unknown style `{other}`; use \"new\" or \"old\""))),
+                Some(other) => {
+                    return Err(err(file, text, at, format!("unknown style `{other}`; use \"new\" or \"old\"")));
+                }
             };
-            let clash = entries.iter().find(|e| {
-                std::iter::once(&e.wire).chain(&e.aliases).any(|n| n == &wire || aliases.contains(n))
-            });
+            let clash = entries
+                .iter()
+                .find(|e| std::iter::once(&e.wire).chain(&e.aliases).any(|n| n == &wire || aliases.contains(n)));
             if let Some(clash) = clash {
-                return Err(err(file, text, at, format!("duplicate wire action `{}`; each name may appear once", clash.wire)));
+                return Err(err(
+                    file,
+                    text,
+                    at,
+                    format!("duplicate wire action `{}`; each name may appear once", clash.wire),
+                ));
             }
             entries.push(ActionEntry { wire, aliases, action, style });
         }
         for action in [Action::AssociateKeys, Action::DisassociateKeys] {
             if !entries.iter().any(|e| e.action == action && e.style == Style::New) {
-                return Err(err(file, text, 0, format!("`{}` has no wire name for `{action}`; add one", dialect.name())));
+                return Err(err(
+                    file,
+                    text,
+                    0,
+                    format!("`{}` has no wire name for `{action}`; add one", dialect.name()),
+                ));
             }
         }
         out.insert(dialect, DialectActions { version, service, entries });
@@ -519,7 +540,12 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             return Err(err(file, text, at, format!("`{}`: limits must be positive", dialect.name())));
         }
         if requests_per_second == Some(0) || disassociate_requests_per_second == Some(0) {
-            return Err(err(file, text, at, format!("`{}`: a rate limit must be at least 1; omit it for none", dialect.name())));
+            return Err(err(
+                file,
+                text,
+                at,
+                format!("`{}`: a rate limit must be at least 1; omit it for none", dialect.name()),
+            ));
         }
         let instance_id = id_format(file, text, at, instance_id)?;
         let key_id = id_format(file, text, at, key_id)?;
@@ -571,7 +597,9 @@ fn load_errors(file: &str, text: &str, dialect: Dialect) -> Result<ErrorTable, M
             file,
             text,
             errors_at,
-            format!("no entry for kind `{missing}` in [errors]; add `{missing} = {{ code = \"...\", message = \"...\" }}`"),
+            format!(
+                "no entry for kind `{missing}` in [errors]; add `{missing} = {{ code = \"...\", message = \"...\" }}`"
+            ),
         ));
     }
     let mut upstream_exact = HashMap::new();
@@ -593,11 +621,22 @@ fn load_errors(file: &str, text: &str, dialect: Dialect) -> Result<ErrorTable, M
 fn known_code(file: &str, text: &str, name: &Spanned<String>) -> Result<Code, MappingError> {
     Code::from_name(name.get_ref()).ok_or_else(|| {
         let known: Vec<_> = Code::ALL.iter().map(|c| c.name()).collect();
-        err(file, text, name.span().start, format!("unknown kind `{}`; known kinds: {}", name.get_ref(), known.join(", ")))
+        err(
+            file,
+            text,
+            name.span().start,
+            format!("unknown kind `{}`; known kinds: {}", name.get_ref(), known.join(", ")),
+        )
     })
 }
 
-fn check_entry(file: &str, text: &str, at: usize, dialect: Dialect, raw: RawErrorEntry) -> Result<ErrorEntry, MappingError> {
+fn check_entry(
+    file: &str,
+    text: &str,
+    at: usize,
+    dialect: Dialect,
+    raw: RawErrorEntry,
+) -> Result<ErrorEntry, MappingError> {
     let RawErrorEntry { code, message, status, number, fallback_code } = raw;
     let status = match (dialect, status) {
         (Dialect::AliyunEcs, Some(s)) if (400..600).contains(&s) => s,
@@ -606,22 +645,39 @@ fn check_entry(file: &str, text: &str, at: usize, dialect: Dialect, raw: RawErro
         }
         (_, None) => 200,
         (_, Some(_)) => {
-            return Err(err(file, text, at, format!("`status` is not allowed in {}: Tencent answers errors with HTTP 200", dialect.name())));
+            return Err(err(
+                file,
+                text,
+                at,
+                format!("`status` is not allowed in {}: Tencent answers errors with HTTP 200", dialect.name()),
+            ));
         }
     };
     let number = match (dialect, number) {
         (Dialect::TencentV2, Some(n)) if n > 0 => n,
         (Dialect::TencentV2, _) => {
-            return Err(err(file, text, at, "every tencent_v2 error needs `number`, the legacy numeric code (4000, 4100, ...)".to_owned()));
+            return Err(err(
+                file,
+                text,
+                at,
+                "every tencent_v2 error needs `number`, the legacy numeric code (4000, 4100, ...)".to_owned(),
+            ));
         }
         (_, None) => 0,
-        (_, Some(_)) => return Err(err(file, text, at, format!("`number` is only for tencent_v2, not {}", dialect.name()))),
+        (_, Some(_)) => {
+            return Err(err(file, text, at, format!("`number` is only for tencent_v2, not {}", dialect.name())));
+        }
     };
     for template in [&code, &message].into_iter().chain(fallback_code.as_ref()) {
         check_template(file, text, at, template)?;
     }
     if code.contains("{state}") && fallback_code.is_none() {
-        return Err(err(file, text, at, "a code with {state} needs `fallback_code` for faults without a state".to_owned()));
+        return Err(err(
+            file,
+            text,
+            at,
+            "a code with {state} needs `fallback_code` for faults without a state".to_owned(),
+        ));
     }
     Ok(ErrorEntry { code, fallback_code, status, number, message })
 }
@@ -731,7 +787,8 @@ mod tests {
         );
         let e = load_with("errors/aliyun_ecs.toml", &text).unwrap_err();
         assert_eq!(e.file, "test/errors/aliyun_ecs.toml");
-        let dup_line = text.lines().enumerate().filter(|(_, l)| l.starts_with("\"Throttling\" =")).nth(1).unwrap().0 + 1;
+        let dup_line =
+            text.lines().enumerate().filter(|(_, l)| l.starts_with("\"Throttling\" =")).nth(1).unwrap().0 + 1;
         assert_eq!(e.line, dup_line, "{e}");
         assert!(e.problem.contains("duplicate"), "{e}");
     }
@@ -764,7 +821,11 @@ mod tests {
         let lighthouse = maps.limits(Dialect::TencentLighthouse);
         assert_eq!((lighthouse.requests_per_second, lighthouse.disassociate_requests_per_second), (Some(10), Some(20)));
         assert_eq!(maps.limits(Dialect::AliyunEcs).disassociate_requests_per_second, None);
-        let text = embedded_source("limits.toml").replacen("disassociate_requests_per_second = 20", "disassociate_requests_per_second = 0", 1);
+        let text = embedded_source("limits.toml").replacen(
+            "disassociate_requests_per_second = 20",
+            "disassociate_requests_per_second = 0",
+            1,
+        );
         let e = load_with("limits.toml", &text).unwrap_err();
         let line = text.lines().position(|l| l == "[tencent_lighthouse]").unwrap() + 1;
         assert_eq!((e.file.as_str(), e.line), ("test/limits.toml", line), "{e}");

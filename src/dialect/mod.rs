@@ -18,14 +18,19 @@
 
 use http::HeaderMap;
 
-use crate::model::{Action, Provider};
-use crate::sign::Scheme;
+use crate::mapping::Mappings;
+use crate::model::{Action, Fault, Operation, Outcome, Provider};
+use crate::secret::Secret;
+use crate::sign::{AuthMaterial, Scheme};
 
 pub mod aliyun_ecs;
+pub mod detect;
 pub mod params;
 pub mod tencent_common;
 pub mod tencent_v2;
 pub mod tencent_v3;
+
+pub use detect::detect;
 
 /// A dialect, as a caller speaks it and as an error table renders it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -207,3 +212,79 @@ pub struct UpstreamCtx {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Undetected(pub String);
+
+// === dispatch: one `match` per codec function ===
+
+/// The signature material of a request in `dialect`.
+pub fn auth_material<'a>(dialect: Dialect, raw: &RawRequest<'a>) -> Result<AuthMaterial<'a>, Fault> {
+    match dialect {
+        Dialect::TencentV2 => tencent_v2::auth_material(raw),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => tencent_v3::auth_material(raw),
+        Dialect::AliyunEcs => aliyun_ecs::auth_material(raw),
+    }
+}
+
+/// The canonical operation of an authenticated request in `dialect`.
+pub fn decode_request(
+    dialect: Dialect,
+    raw: &RawRequest<'_>,
+    material: &AuthMaterial<'_>,
+    maps: &Mappings,
+) -> Result<Operation, Fault> {
+    match dialect {
+        Dialect::TencentV2 => tencent_v2::decode_request(raw, material, maps),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => tencent_v3::decode_request(dialect, raw, material, maps),
+        Dialect::AliyunEcs => aliyun_ecs::decode_request(raw, material, maps),
+    }
+}
+
+/// What the response encoder needs to answer a request in `dialect`.
+pub fn reply(dialect: Dialect, raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
+    match dialect {
+        Dialect::TencentV2 => tencent_v2::reply(raw, maps, request_id),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => tencent_v3::reply(dialect, raw, maps, request_id),
+        Dialect::AliyunEcs => aliyun_ecs::reply(raw, maps, request_id),
+    }
+}
+
+/// The wire response for an outcome or a fault, in the reply's dialect.
+pub fn encode_response(reply: &Reply, result: &Result<Outcome, Fault>, maps: &Mappings) -> WireResponse {
+    match reply.dialect {
+        Dialect::TencentV2 => tencent_v2::encode_response(reply, result, maps),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => tencent_v3::encode_response(reply, result, maps),
+        Dialect::AliyunEcs => aliyun_ecs::encode_response(reply, result, maps),
+    }
+}
+
+/// A signed request in `dialect` for an operation.
+pub fn encode_request(
+    dialect: Dialect,
+    op: &Operation,
+    ctx: &UpstreamCtx,
+    key: &Secret,
+    maps: &Mappings,
+) -> Result<WireRequest, Fault> {
+    match dialect {
+        Dialect::TencentV2 => tencent_v2::encode_request(op, ctx, key, maps),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => tencent_v3::encode_request(dialect, op, ctx, key, maps),
+        Dialect::AliyunEcs => aliyun_ecs::encode_request(op, ctx, key, maps),
+    }
+}
+
+/// The outcome (or the upstream's fault) of a reply in `dialect`.
+pub fn decode_response(
+    dialect: Dialect,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    op: &Operation,
+    maps: &Mappings,
+) -> Result<Outcome, Fault> {
+    match dialect {
+        Dialect::TencentV2 => tencent_v2::decode_response(status, headers, body, op, maps),
+        Dialect::TencentCvm | Dialect::TencentLighthouse => {
+            tencent_v3::decode_response(dialect, status, headers, body, op, maps)
+        }
+        Dialect::AliyunEcs => aliyun_ecs::decode_response(status, headers, body, op, maps),
+    }
+}

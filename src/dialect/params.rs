@@ -27,7 +27,10 @@ pub fn single<'p>(params: &'p [Param<'_>], name: &str) -> Result<Option<&'p str>
     for (n, v) in params {
         if n == name {
             if found.is_some() {
-                return Err(Fault::caller(Code::InvalidParameter, format!("The parameter `{name}` is given more than once.")));
+                return Err(Fault::caller(
+                    Code::InvalidParameter,
+                    format!("The parameter `{name}` is given more than once."),
+                ));
             }
             found = Some(v.as_ref());
         }
@@ -45,7 +48,10 @@ pub fn required<'p>(params: &'p [Param<'_>], name: &str) -> Result<&'p str, Faul
 pub fn reject_duplicates(params: &[Param<'_>]) -> Result<(), Fault> {
     for (i, (name, _)) in params.iter().enumerate() {
         if params[..i].iter().any(|(n, _)| n == name) {
-            return Err(Fault::caller(Code::InvalidParameter, format!("The parameter `{name}` is given more than once.")));
+            return Err(Fault::caller(
+                Code::InvalidParameter,
+                format!("The parameter `{name}` is given more than once."),
+            ));
         }
     }
     Ok(())
@@ -58,10 +64,16 @@ pub fn indexed_list<'p>(params: &'p [Param<'_>], name: &str) -> Result<Vec<&'p s
     for (n, v) in params {
         let Some(index) = n.strip_prefix(name).and_then(|rest| rest.strip_prefix('.')) else { continue };
         let parsed = parse_index(index).ok_or_else(|| {
-            Fault::caller(Code::InvalidParameter, format!("The parameter `{n}` has no valid list index after `{name}.`."))
+            Fault::caller(
+                Code::InvalidParameter,
+                format!("The parameter `{n}` has no valid list index after `{name}.`."),
+            )
         })?;
         if entries.len() >= MAX_LIST_ENTRIES {
-            return Err(Fault::caller(Code::LimitExceeded, format!("The list `{name}.N` has more than {MAX_LIST_ENTRIES} entries.")));
+            return Err(Fault::caller(
+                Code::LimitExceeded,
+                format!("The list `{name}.N` has more than {MAX_LIST_ENTRIES} entries."),
+            ));
         }
         entries.push((parsed, v.as_ref()));
     }
@@ -83,7 +95,9 @@ pub fn indexed_list<'p>(params: &'p [Param<'_>], name: &str) -> Result<Vec<&'p s
             let problem = if *index < expected { "is repeated" } else { "leaves a gap" };
             return Err(Fault::caller(
                 Code::InvalidParameter,
-                format!("The list `{name}.N` is ill-formed: `{name}.{index}` {problem} (expected `{name}.{expected}`)."),
+                format!(
+                    "The list `{name}.N` is ill-formed: `{name}.{index}` {problem} (expected `{name}.{expected}`)."
+                ),
             ));
         }
     }
@@ -104,7 +118,10 @@ pub fn json_string_array(name: &str, value: &str) -> Result<Vec<String>, Fault> 
     let parsed: serde_json::Value = serde_json::from_str(value).map_err(|_| not_array())?;
     let serde_json::Value::Array(items) = parsed else { return Err(not_array()) };
     if items.len() > MAX_LIST_ENTRIES {
-        return Err(Fault::caller(Code::LimitExceeded, format!("The parameter `{name}` has more than {MAX_LIST_ENTRIES} entries.")));
+        return Err(Fault::caller(
+            Code::LimitExceeded,
+            format!("The parameter `{name}` has more than {MAX_LIST_ENTRIES} entries."),
+        ));
     }
     items
         .into_iter()
@@ -155,7 +172,10 @@ pub fn boolean(name: &str, value: &str) -> Result<bool, Fault> {
     } else if value.eq_ignore_ascii_case("false") {
         Ok(false)
     } else {
-        Err(Fault::caller(Code::InvalidParameterValue, format!("The parameter `{name}` must be true or false, not `{value}`.")))
+        Err(Fault::caller(
+            Code::InvalidParameterValue,
+            format!("The parameter `{name}` must be true or false, not `{value}`."),
+        ))
     }
 }
 
@@ -163,7 +183,10 @@ pub fn boolean(name: &str, value: &str) -> Result<bool, Fault> {
 pub fn reject_repeated_values(name: &str, values: &[impl AsRef<str>]) -> Result<(), Fault> {
     for (i, v) in values.iter().enumerate() {
         if values[..i].iter().any(|w| w.as_ref() == v.as_ref()) {
-            return Err(Fault::caller(Code::DuplicateValues, format!("The value `{}` appears twice in `{name}`.", v.as_ref())));
+            return Err(Fault::caller(
+                Code::DuplicateValues,
+                format!("The value `{}` appears twice in `{name}`.", v.as_ref()),
+            ));
         }
     }
     Ok(())

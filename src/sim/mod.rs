@@ -9,10 +9,14 @@
 //! - [`state`] holds the clouds (instances, key pairs, bindings) and applies canonical
 //!   [`Operation`](crate::model::Operation)s to them. It is pure: no network, and the clock is an argument.
 //! - [`seed`] loads a cloud from a TOML seed file, and builds the demo cloud.
+//! - [`service`] serves it over HTTP, through the same request path as the gateway.
 //!
 //! Faults are what the cloud says ([`Source::Upstream`](crate::model::Source::Upstream)) in canonical
 //! [`Code`](crate::model::Code)s; whoever answers over HTTP renders them in the provider's dialect through
 //! the mappings, as for a real upstream.
 
 pub mod seed;
+pub mod service;
 pub mod state;
+
+pub use service::{SIM_CREDENTIAL_ID, SIM_CREDENTIAL_SECRET, SimHandle, run_standalone, service};

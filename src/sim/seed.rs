@@ -162,10 +162,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<CloudState, SeedError> {
 /// Loads a seed file, with the limits of the given mapping tables.
 pub fn load_with(path: impl AsRef<Path>, maps: &Mappings) -> Result<CloudState, SeedError> {
     let file = path.as_ref().display().to_string();
-    let text = std::fs::read_to_string(path.as_ref()).map_err(|source| SeedError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path.as_ref()).map_err(|source| SeedError::Read { file: file.clone(), source })?;
     parse(&file, &text, maps)
 }
 
@@ -175,25 +173,13 @@ pub fn parse(file: &str, text: &str, maps: &Mappings) -> Result<CloudState, Seed
         let offset = e.span().map_or(0, |s| s.start);
         invalid(file, text, offset, e.message().trim())
     })?;
-    let RawSeed {
-        operation_delay_ms,
-        tencent_cvm,
-        tencent_lighthouse,
-        aliyun_ecs,
-    } = raw;
+    let RawSeed { operation_delay_ms, tencent_cvm, tencent_lighthouse, aliyun_ecs } = raw;
     let mut state = CloudState::new(maps);
     if let Some(delay) = operation_delay_ms {
         state.set_operation_delay_ms(delay);
     }
-    let mut at = Placed {
-        file,
-        text,
-        state: &mut state,
-    };
-    for (provider, cloud) in [
-        (Provider::TencentCvm, tencent_cvm),
-        (Provider::TencentLighthouse, tencent_lighthouse),
-    ] {
+    let mut at = Placed { file, text, state: &mut state };
+    for (provider, cloud) in [(Provider::TencentCvm, tencent_cvm), (Provider::TencentLighthouse, tencent_lighthouse)] {
         let RawTencentCloud { keys, instances } = cloud;
         for key in keys {
             let offset = key.span().start;
@@ -205,11 +191,7 @@ pub fn parse(file: &str, text: &str, maps: &Mappings) -> Result<CloudState, Seed
     let RawEcsCloud { keys, instances } = aliyun_ecs;
     for key in keys {
         let offset = key.span().start;
-        at.add_key(
-            Provider::AliyunEcs,
-            offset,
-            KeyPair::ecs(key.into_inner().name),
-        )?;
+        at.add_key(Provider::AliyunEcs, offset, KeyPair::ecs(key.into_inner().name))?;
     }
     at.add_instances(Provider::AliyunEcs, instances)?;
     Ok(state)
@@ -245,32 +227,14 @@ struct Placed<'a> {
 }
 
 impl Placed<'_> {
-    fn add_key(
-        &mut self,
-        provider: Provider,
-        offset: usize,
-        key: KeyPair,
-    ) -> Result<(), SeedError> {
-        self.state
-            .add_key_pair(provider, key)
-            .map_err(|e| self.refused(provider, offset, &e))
+    fn add_key(&mut self, provider: Provider, offset: usize, key: KeyPair) -> Result<(), SeedError> {
+        self.state.add_key_pair(provider, key).map_err(|e| self.refused(provider, offset, &e))
     }
 
-    fn add_instances(
-        &mut self,
-        provider: Provider,
-        instances: Vec<Spanned<RawInstance>>,
-    ) -> Result<(), SeedError> {
+    fn add_instances(&mut self, provider: Provider, instances: Vec<Spanned<RawInstance>>) -> Result<(), SeedError> {
         for spanned in instances {
             let offset = spanned.span().start;
-            let RawInstance {
-                id,
-                name,
-                os,
-                os_name,
-                state,
-                keys,
-            } = spanned.into_inner();
+            let RawInstance { id, name, os, os_name, state, keys } = spanned.into_inner();
             let (os, default_os_name) = match os {
                 RawOs::Linux => (OsFamily::Linux, "Linux 64bit"),
                 RawOs::Windows => (OsFamily::Windows, "Windows Server 2022 Datacenter 64bit"),
@@ -278,9 +242,7 @@ impl Placed<'_> {
             let name = name.unwrap_or_else(|| id.clone());
             let os_name = os_name.unwrap_or_else(|| default_os_name.to_owned());
             let instance = Instance::new(id, name, os, os_name, state).with_keys(keys);
-            self.state
-                .add_instance(provider, instance)
-                .map_err(|e| self.refused(provider, offset, &e))?;
+            self.state.add_instance(provider, instance).map_err(|e| self.refused(provider, offset, &e))?;
         }
         Ok(())
     }
@@ -291,16 +253,8 @@ impl Placed<'_> {
 }
 
 fn invalid(file: &str, text: &str, offset: usize, problem: &str) -> SeedError {
-    let line = text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1;
-    SeedError::Invalid {
-        file: file.to_owned(),
-        line,
-        problem: problem.to_owned(),
-    }
+    let line = text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1;
+    SeedError::Invalid { file: file.to_owned(), line, problem: problem.to_owned() }
 }
 
 #[cfg(test)]
@@ -315,11 +269,7 @@ mod tests {
     fn error_of(text: &str) -> (usize, String) {
         match parse("test.toml", text, &maps()) {
             Ok(_) => panic!("the seed loaded:\n{text}"),
-            Err(SeedError::Invalid {
-                file,
-                line,
-                problem,
-            }) => {
+            Err(SeedError::Invalid { file, line, problem }) => {
                 assert_eq!(file, "test.toml");
                 (line, problem)
             }
@@ -337,53 +287,27 @@ mod tests {
         let cloud = demo();
         let cvm = |id: &str| cloud.instance(Provider::TencentCvm, id).unwrap();
         for id in ["ins-1e4r6y8i", "ins-3e56fg78"] {
-            assert_eq!(
-                (cvm(id).os, cvm(id).state.as_str()),
-                (OsFamily::Linux, "STOPPED"),
-                "{id}"
-            );
+            assert_eq!((cvm(id).os, cvm(id).state.as_str()), (OsFamily::Linux, "STOPPED"), "{id}");
         }
         let cvms = cloud.instances(Provider::TencentCvm);
-        assert!(
-            cvms.iter()
-                .any(|i| i.os == OsFamily::Linux && i.state == "RUNNING")
-        );
+        assert!(cvms.iter().any(|i| i.os == OsFamily::Linux && i.state == "RUNNING"));
         assert!(cvms.iter().any(|i| i.os == OsFamily::Windows));
         let cvm_keys = cloud.key_pairs(Provider::TencentCvm);
         assert!(cvm_keys.contains(&KeyPair::tencent("skey-4e5ty7i8", "finance_joshua")));
         assert!(cvm_keys.len() >= 2);
 
         let lh = cloud.instances(Provider::TencentLighthouse);
-        let blog = cloud
-            .instance(Provider::TencentLighthouse, "lhins-ruy9d2tw")
-            .unwrap();
+        let blog = cloud.instance(Provider::TencentLighthouse, "lhins-ruy9d2tw").unwrap();
         assert_eq!((blog.os, blog.state.as_str()), (OsFamily::Linux, "RUNNING"));
-        assert!(
-            lh.iter()
-                .any(|i| i.os == OsFamily::Linux && i.state == "STOPPED")
-        );
+        assert!(lh.iter().any(|i| i.os == OsFamily::Linux && i.state == "STOPPED"));
         assert!(lh.iter().any(|i| i.os == OsFamily::Windows));
-        assert!(
-            cloud
-                .key_pairs(Provider::TencentLighthouse)
-                .iter()
-                .any(|k| k.id == "lhkp-f7rjie1q")
-        );
+        assert!(cloud.key_pairs(Provider::TencentLighthouse).iter().any(|k| k.id == "lhkp-f7rjie1q"));
 
         for id in ["i-m5eg7be9ndloji64jknv", "i-m5e25x2mwr0hk33dwv0h"] {
             let vm = cloud.instance(Provider::AliyunEcs, id).unwrap();
-            assert_eq!(
-                (vm.os, vm.state.as_str()),
-                (OsFamily::Linux, "Running"),
-                "{id}"
-            );
+            assert_eq!((vm.os, vm.state.as_str()), (OsFamily::Linux, "Running"), "{id}");
         }
-        assert!(
-            cloud
-                .instances(Provider::AliyunEcs)
-                .iter()
-                .any(|i| i.os == OsFamily::Windows)
-        );
+        assert!(cloud.instances(Provider::AliyunEcs).iter().any(|i| i.os == OsFamily::Windows));
         let ecs_keys = cloud.key_pairs(Provider::AliyunEcs);
         assert!(ecs_keys.contains(&KeyPair::ecs("FinanceJoshuaV25")));
         assert!(ecs_keys.len() >= 2);
@@ -394,10 +318,7 @@ mod tests {
     fn provider_tables_are_named_as_in_config_files() {
         for (provider, key) in [
             (Provider::TencentCvm, "id = \"skey-4e5ty7i8\"\nname = \"k\""),
-            (
-                Provider::TencentLighthouse,
-                "id = \"lhkp-f7rjie1q\"\nname = \"k\"",
-            ),
+            (Provider::TencentLighthouse, "id = \"lhkp-f7rjie1q\"\nname = \"k\""),
             (Provider::AliyunEcs, "name = \"FinanceJoshuaV25\""),
         ] {
             let text = format!("[[{}.keys]]\n{key}\n", provider.name());
@@ -408,17 +329,13 @@ mod tests {
 
     #[test]
     fn defaults_fill_name_os_name_keys_and_delay() {
-        let text =
-            "[[aliyun-ecs.instances]]\nid = \"i-abc\"\nos = \"windows\"\nstate = \"Stopped\"\n";
+        let text = "[[aliyun-ecs.instances]]\nid = \"i-abc\"\nos = \"windows\"\nstate = \"Stopped\"\n";
         let cloud = parse("t.toml", text, &maps()).unwrap();
         let vm = cloud.instance(Provider::AliyunEcs, "i-abc").unwrap();
         assert_eq!(vm.name, "i-abc");
         assert!(vm.os_name.starts_with("Windows"), "{}", vm.os_name);
         assert!(vm.keys.is_empty());
-        assert_eq!(
-            cloud.operation_delay_ms(),
-            crate::sim::state::DEFAULT_OPERATION_DELAY_MS
-        );
+        assert_eq!(cloud.operation_delay_ms(), crate::sim::state::DEFAULT_OPERATION_DELAY_MS);
         let cloud = parse("t.toml", "operation_delay_ms = 5\n", &maps()).unwrap();
         assert_eq!(cloud.operation_delay_ms(), 5);
         assert!(cloud.instances(Provider::TencentCvm).is_empty());
@@ -427,25 +344,14 @@ mod tests {
     #[test]
     fn bound_keys_are_in_effect_from_the_start() {
         let cloud = demo();
-        assert_eq!(
-            cloud.effective_key(Provider::AliyunEcs, "i-bp1gtjxuuvwj17zrab12"),
-            Some("testKeyPairName")
-        );
-        assert!(
-            !cloud
-                .instance(Provider::AliyunEcs, "i-bp1gtjxuuvwj17zrab12")
-                .unwrap()
-                .pending_reboot
-        );
+        assert_eq!(cloud.effective_key(Provider::AliyunEcs, "i-bp1gtjxuuvwj17zrab12"), Some("testKeyPairName"));
+        assert!(!cloud.instance(Provider::AliyunEcs, "i-bp1gtjxuuvwj17zrab12").unwrap().pending_reboot);
     }
 
     #[test]
     fn an_unknown_field_names_its_line() {
-        let text = DEMO.replacen(
-            "os_name = \"Debian 12 64bit\"",
-            "os_name = \"Debian 12 64bit\"\ncolour = \"blue\"",
-            1,
-        );
+        let text =
+            DEMO.replacen("os_name = \"Debian 12 64bit\"", "os_name = \"Debian 12 64bit\"\ncolour = \"blue\"", 1);
         let (line, problem) = error_of(&text);
         assert_eq!(line, line_of(&text, "colour"), "{problem}");
         assert!(problem.contains("colour"), "{problem}");
@@ -456,10 +362,7 @@ mod tests {
         let text = "operation_delay_ms = 1\n\n[[tencent-cmv.keys]]\nid = \"skey-4e5ty7i8\"\nname = \"k\"\n";
         let (line, problem) = error_of(text);
         assert_eq!(line, 3, "{problem}");
-        assert!(
-            problem.contains("tencent-cmv") && problem.contains("tencent-cvm"),
-            "{problem}"
-        );
+        assert!(problem.contains("tencent-cmv") && problem.contains("tencent-cvm"), "{problem}");
     }
 
     #[test]
@@ -489,22 +392,10 @@ mod tests {
     fn assert_entry_error(text: &str, entry_marker: &str, expected: &str) {
         let (line, problem) = error_of(text);
         let entry = line_of(text, entry_marker);
-        let header = text
-            .lines()
-            .take(entry)
-            .collect::<Vec<_>>()
-            .iter()
-            .rposition(|l| l.starts_with("[["))
-            .unwrap()
-            + 1;
-        assert!(
-            (header..=entry).contains(&line),
-            "line {line} not in {header}..={entry}: {problem}"
-        );
-        assert!(
-            problem.contains(expected),
-            "{problem} should contain {expected}"
-        );
+        let header =
+            text.lines().take(entry).collect::<Vec<_>>().iter().rposition(|l| l.starts_with("[[")).unwrap() + 1;
+        assert!((header..=entry).contains(&line), "line {line} not in {header}..={entry}: {problem}");
+        assert!(problem.contains(expected), "{problem} should contain {expected}");
     }
 
     #[test]
@@ -540,19 +431,13 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(&good, DEMO).unwrap();
         let cloud = load(&good).unwrap();
-        assert_eq!(
-            cloud.instances(Provider::AliyunEcs).len(),
-            demo().instances(Provider::AliyunEcs).len()
-        );
+        assert_eq!(cloud.instances(Provider::AliyunEcs).len(), demo().instances(Provider::AliyunEcs).len());
 
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "\n[[aliyun-ecs.keys]]\nname = \"x\"\n").unwrap();
         let e = load(&bad).unwrap_err();
         assert_eq!(e.line(), Some(2), "{e}");
-        assert!(
-            e.to_string().starts_with(&format!("{}:2: ", bad.display())),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&format!("{}:2: ", bad.display())), "{e}");
 
         let missing = dir.join("missing.toml");
         let e = load(&missing).unwrap_err();

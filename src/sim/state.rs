@@ -57,8 +57,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::dialect::Dialect;
 use crate::mapping::{Charset, IdFormat, Mappings};
 use crate::model::{
-    Action, Answer, Code, Fault, InstanceInfo, InstanceResult, KeyKind, KeyPairInfo, Keys,
-    Operation, OperationState, OsFamily, Outcome, Provider,
+    Action, Answer, Code, Fault, InstanceInfo, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, OperationState,
+    OsFamily, Outcome, Provider,
 };
 
 mod bind;
@@ -127,14 +127,10 @@ struct Power {
 
 fn power(provider: Provider) -> Power {
     match provider {
-        Provider::TencentCvm | Provider::TencentLighthouse => Power {
-            running: words::TENCENT_RUNNING,
-            stopped: words::TENCENT_STOPPED,
-        },
-        Provider::AliyunEcs => Power {
-            running: words::ECS_RUNNING,
-            stopped: words::ECS_STOPPED,
-        },
+        Provider::TencentCvm | Provider::TencentLighthouse => {
+            Power { running: words::TENCENT_RUNNING, stopped: words::TENCENT_STOPPED }
+        }
+        Provider::AliyunEcs => Power { running: words::ECS_RUNNING, stopped: words::ECS_STOPPED },
     }
 }
 
@@ -161,19 +157,13 @@ pub struct KeyPair {
 impl KeyPair {
     /// A Tencent key pair: an id and a display name.
     pub fn tencent(id: impl Into<String>, name: impl Into<String>) -> KeyPair {
-        KeyPair {
-            id: id.into(),
-            name: name.into(),
-        }
+        KeyPair { id: id.into(), name: name.into() }
     }
 
     /// An ECS key pair, known by its name alone.
     pub fn ecs(name: impl Into<String>) -> KeyPair {
         let name = name.into();
-        KeyPair {
-            id: name.clone(),
-            name,
-        }
+        KeyPair { id: name.clone(), name }
     }
 }
 
@@ -305,9 +295,7 @@ pub enum ResourceError {
         known: String,
     },
     /// A bound key pair that the cloud does not have.
-    #[error(
-        "instance `{instance}` names key pair `{key}`, which {provider} does not have; define the key pair first"
-    )]
+    #[error("instance `{instance}` names key pair `{key}`, which {provider} does not have; define the key pair first")]
     UnknownKey {
         /// The provider.
         provider: Provider,
@@ -355,13 +343,9 @@ impl Rules {
             instance_id: limits.instance_id.clone(),
             key_id: limits.key_id.clone(),
             associate_per_second: limits.requests_per_second,
-            disassociate_per_second: limits
-                .disassociate_requests_per_second
-                .or(limits.requests_per_second),
+            disassociate_per_second: limits.disassociate_requests_per_second.or(limits.requests_per_second),
             associate_name: maps.wire_action(dialect, Action::AssociateKeys).to_owned(),
-            disassociate_name: maps
-                .wire_action(dialect, Action::DisassociateKeys)
-                .to_owned(),
+            disassociate_name: maps.wire_action(dialect, Action::DisassociateKeys).to_owned(),
         }
     }
 
@@ -389,11 +373,7 @@ struct Window {
 
 impl Window {
     fn admit(&mut self, now_ms: u64, per_second: u32) -> bool {
-        while self
-            .admitted
-            .front()
-            .is_some_and(|&t| now_ms.saturating_sub(t) >= WINDOW_MS)
-        {
+        while self.admitted.front().is_some_and(|&t| now_ms.saturating_sub(t) >= WINDOW_MS) {
             self.admitted.pop_front();
         }
         if self.admitted.len() >= per_second as usize {
@@ -476,30 +456,15 @@ impl CloudState {
             KeyKind::Id => ("key pair id", "key pair name"),
             KeyKind::Name => ("key pair name", "key pair name"),
         };
-        if !cloud.rules.key_id.matches(&key.id)
-            || (provider.key_kind() == KeyKind::Name && key.id != key.name)
-        {
+        if !cloud.rules.key_id.matches(&key.id) || (provider.key_kind() == KeyKind::Name && key.id != key.name) {
             let expected = describe_format(&cloud.rules.key_id);
-            return Err(ResourceError::MalformedId {
-                provider,
-                what,
-                id: key.id,
-                expected,
-            });
+            return Err(ResourceError::MalformedId { provider, what, id: key.id, expected });
         }
         if cloud.keys.iter().any(|k| k.id == key.id) {
-            return Err(ResourceError::Duplicate {
-                provider,
-                what: "key pair",
-                id: key.id,
-            });
+            return Err(ResourceError::Duplicate { provider, what: "key pair", id: key.id });
         }
         if cloud.keys.iter().any(|k| k.name == key.name) {
-            return Err(ResourceError::Duplicate {
-                provider,
-                what: name_what,
-                id: key.name,
-            });
+            return Err(ResourceError::Duplicate { provider, what: name_what, id: key.name });
         }
         cloud.keys.push(key);
         Ok(())
@@ -507,52 +472,26 @@ impl CloudState {
 
     /// Adds an instance, checking its id format, uniqueness, state and key pairs (which must exist, and
     /// may not be given to Windows; ECS binds one at most).
-    pub fn add_instance(
-        &mut self,
-        provider: Provider,
-        mut instance: Instance,
-    ) -> Result<(), ResourceError> {
+    pub fn add_instance(&mut self, provider: Provider, mut instance: Instance) -> Result<(), ResourceError> {
         let cloud = self.cloud_mut(provider);
         if !cloud.rules.instance_id.matches(&instance.id) {
             let expected = describe_format(&cloud.rules.instance_id);
-            return Err(ResourceError::MalformedId {
-                provider,
-                what: "instance id",
-                id: instance.id,
-                expected,
-            });
+            return Err(ResourceError::MalformedId { provider, what: "instance id", id: instance.id, expected });
         }
         if cloud.find(&instance.id).is_some() {
-            return Err(ResourceError::Duplicate {
-                provider,
-                what: "instance",
-                id: instance.id,
-            });
+            return Err(ResourceError::Duplicate { provider, what: "instance", id: instance.id });
         }
         let known = instance_states(provider);
         if !known.contains(&instance.state.as_str()) {
-            return Err(ResourceError::UnknownState {
-                provider,
-                state: instance.state,
-                known: known.join(", "),
-            });
+            return Err(ResourceError::UnknownState { provider, state: instance.state, known: known.join(", ") });
         }
         let bound = instance.keys.iter().chain(&instance.effective_keys);
-        if let Some(key) = bound
-            .clone()
-            .find(|k| !cloud.keys.iter().any(|kp| &kp.id == *k))
-        {
-            return Err(ResourceError::UnknownKey {
-                provider,
-                instance: instance.id,
-                key: key.clone(),
-            });
+        if let Some(key) = bound.clone().find(|k| !cloud.keys.iter().any(|kp| &kp.id == *k)) {
+            return Err(ResourceError::UnknownKey { provider, instance: instance.id, key: key.clone() });
         }
         let why = if instance.os == OsFamily::Windows && bound.clone().next().is_some() {
             Some("Windows instances do not support key pairs")
-        } else if provider == Provider::AliyunEcs
-            && (instance.keys.len() > 1 || instance.effective_keys.len() > 1)
-        {
+        } else if provider == Provider::AliyunEcs && (instance.keys.len() > 1 || instance.effective_keys.len() > 1) {
             Some("an ECS instance has one key pair at most")
         } else if has_duplicates(&instance.keys) {
             Some("a key pair is listed twice")
@@ -560,10 +499,7 @@ impl CloudState {
             None
         };
         if let Some(why) = why {
-            return Err(ResourceError::KeysNotAllowed {
-                instance: instance.id,
-                why,
-            });
+            return Err(ResourceError::KeysNotAllowed { instance: instance.id, why });
         }
         instance.pending_reboot = instance.keys != instance.effective_keys;
         cloud.instances.push(instance);
@@ -572,9 +508,7 @@ impl CloudState {
 
     /// One instance, if the provider has it.
     pub fn instance(&self, provider: Provider, id: &str) -> Option<&Instance> {
-        self.cloud(provider)
-            .find(id)
-            .map(|i| &self.cloud(provider).instances[i])
+        self.cloud(provider).find(id).map(|i| &self.cloud(provider).instances[i])
     }
 
     /// Every instance of a provider, in the order they were added.
@@ -590,10 +524,7 @@ impl CloudState {
     /// The key pair in effect on an instance (ECS: the one bound before the last change, until a reboot
     /// or start); `None` when none is, or the instance is unknown.
     pub fn effective_key(&self, provider: Provider, instance: &str) -> Option<&str> {
-        self.instance(provider, instance)?
-            .effective_keys
-            .first()
-            .map(String::as_str)
+        self.instance(provider, instance)?.effective_keys.first().map(String::as_str)
     }
 
     /// Applies one canonical operation as the provider would, at `now_ms` on the caller's clock.
@@ -615,11 +546,7 @@ impl CloudState {
             Action::DescribeInstances => Answer::Instances(cloud.describe_instances(op)?),
             Action::AssociateKeys | Action::DisassociateKeys => {
                 cloud.admit(op.action, now_ms)?;
-                let started = Started {
-                    request_id,
-                    now_ms,
-                    delay_ms,
-                };
+                let started = Started { request_id, now_ms, delay_ms };
                 match provider {
                     Provider::TencentCvm => cloud.bind_cvm(op, &started)?,
                     Provider::TencentLighthouse => cloud.bind_lighthouse(op, &started)?,
@@ -627,10 +554,7 @@ impl CloudState {
                 }
             }
         };
-        Ok(Outcome {
-            request_id: request_id.to_owned(),
-            answer,
-        })
+        Ok(Outcome { request_id: request_id.to_owned(), answer })
     }
 
     /// Completes every asynchronous operation due at `now_ms`: keys changed, state `SUCCESS`, and a
@@ -692,10 +616,7 @@ impl CloudState {
             return Err(operation_in_progress(vm));
         }
         if vm.state != required {
-            let message = format!(
-                "The instance `{id}` is {}; this needs it {required}.",
-                vm.state
-            );
+            let message = format!("The instance `{id}` is {}; this needs it {required}.", vm.state);
             return Err(fault(Code::InvalidInstanceState, message).with_detail(vm.state.clone()));
         }
         Ok(vm)
@@ -726,16 +647,10 @@ impl Cloud {
         let Some(per_second) = self.rules.per_second(action) else {
             return Ok(());
         };
-        if self
-            .windows
-            .entry(action)
-            .or_default()
-            .admit(now_ms, per_second)
-        {
+        if self.windows.entry(action).or_default().admit(now_ms, per_second) {
             return Ok(());
         }
-        let message =
-            format!("At most {per_second} requests per second are allowed for this action.");
+        let message = format!("At most {per_second} requests per second are allowed for this action.");
         Err(fault(Code::Throttled, message))
     }
 }
@@ -748,37 +663,22 @@ fn fault(code: Code, message: impl Into<std::borrow::Cow<'static, str>>) -> Faul
 }
 
 fn instance_not_found(id: &str) -> Fault {
-    fault(
-        Code::InstanceNotFound,
-        format!("The instance `{id}` does not exist."),
-    )
+    fault(Code::InstanceNotFound, format!("The instance `{id}` does not exist."))
 }
 
 fn key_not_found(id: &str) -> Fault {
-    fault(
-        Code::KeyNotFound,
-        format!("The key pair `{id}` does not exist."),
-    )
+    fault(Code::KeyNotFound, format!("The key pair `{id}` does not exist."))
 }
 
 fn operation_in_progress(vm: &Instance) -> Fault {
-    let request = vm
-        .latest_operation
-        .as_ref()
-        .map_or("", |l| l.request_id.as_str());
-    let message = format!(
-        "The latest operation on the instance `{}` (request {request}) has not finished.",
-        vm.id
-    );
+    let request = vm.latest_operation.as_ref().map_or("", |l| l.request_id.as_str());
+    let message = format!("The latest operation on the instance `{}` (request {request}) has not finished.", vm.id);
     fault(Code::OperationInProgress, message)
 }
 
 fn require(values: &[String], what: &str) -> Result<(), Fault> {
     if values.is_empty() {
-        return Err(fault(
-            Code::MissingParameter,
-            format!("At least one {what} must be named."),
-        ));
+        return Err(fault(Code::MissingParameter, format!("At least one {what} must be named.")));
     }
     Ok(())
 }
@@ -794,46 +694,26 @@ fn within(count: usize, max: usize, what: &str) -> Result<(), Fault> {
 }
 
 fn unique(values: &[String], what: &str) -> Result<(), Fault> {
-    if let Some(repeated) = values
-        .iter()
-        .enumerate()
-        .find_map(|(i, v)| values[..i].contains(v).then_some(v))
-    {
-        return Err(fault(
-            Code::DuplicateValues,
-            format!("The {what} contain `{repeated}` more than once."),
-        ));
+    if let Some(repeated) = values.iter().enumerate().find_map(|(i, v)| values[..i].contains(v).then_some(v)) {
+        return Err(fault(Code::DuplicateValues, format!("The {what} contain `{repeated}` more than once.")));
     }
     Ok(())
 }
 
 fn well_formed(values: &[String], format: &IdFormat, code: Code, what: &str) -> Result<(), Fault> {
     if let Some(bad) = values.iter().find(|v| !format.matches(v)) {
-        return Err(fault(
-            code,
-            format!(
-                "`{bad}` is not a valid {what}; {}.",
-                describe_format(format)
-            ),
-        ));
+        return Err(fault(code, format!("`{bad}` is not a valid {what}; {}.", describe_format(format))));
     }
     Ok(())
 }
 
 fn has_duplicates(values: &[String]) -> bool {
-    values
-        .iter()
-        .enumerate()
-        .any(|(i, v)| values[..i].contains(v))
+    values.iter().enumerate().any(|(i, v)| values[..i].contains(v))
 }
 
 /// The values in order, each once.
 fn dedup(values: &[String]) -> impl Iterator<Item = &String> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| !values[..*i].contains(v))
-        .map(|(_, v)| v)
+    values.iter().enumerate().filter(|(i, v)| !values[..*i].contains(v)).map(|(_, v)| v)
 }
 
 fn describe_format(format: &IdFormat) -> String {
@@ -894,11 +774,7 @@ mod tests {
         let before = cloud.instances(provider).to_vec();
         let fault = cloud.apply(provider, op, "req-refused", 0).unwrap_err();
         assert_eq!(fault.source(), Source::Upstream, "{fault}");
-        assert_eq!(
-            cloud.instances(provider),
-            before.as_slice(),
-            "a refused request changed state: {fault}"
-        );
+        assert_eq!(cloud.instances(provider), before.as_slice(), "a refused request changed state: {fault}");
         fault
     }
 
@@ -911,18 +787,8 @@ mod tests {
     }
 
     pub(super) fn results(outcome: &Outcome) -> Vec<(&str, Result<(), Code>)> {
-        let Answer::Bind(results) = &outcome.answer else {
-            panic!("not a bind answer: {outcome:?}")
-        };
-        results
-            .iter()
-            .map(|r| {
-                (
-                    r.instance.as_str(),
-                    r.result.as_ref().map(|_| ()).map_err(Fault::code),
-                )
-            })
-            .collect()
+        let Answer::Bind(results) = &outcome.answer else { panic!("not a bind answer: {outcome:?}") };
+        results.iter().map(|r| (r.instance.as_str(), r.result.as_ref().map(|_| ()).map_err(Fault::code))).collect()
     }
 
     pub(super) fn instances_info(
@@ -931,29 +797,15 @@ mod tests {
         ids: &[&str],
         now_ms: u64,
     ) -> Vec<InstanceInfo> {
-        let outcome = cloud
-            .apply(
-                provider,
-                &op(Action::DescribeInstances, ids, Keys::none()),
-                "req-d",
-                now_ms,
-            )
-            .unwrap();
-        let Answer::Instances(found) = outcome.answer else {
-            panic!("not an instances answer")
-        };
+        let outcome =
+            cloud.apply(provider, &op(Action::DescribeInstances, ids, Keys::none()), "req-d", now_ms).unwrap();
+        let Answer::Instances(found) = outcome.answer else { panic!("not an instances answer") };
         found
     }
 
-    pub(super) fn key_infos(
-        cloud: &mut CloudState,
-        provider: Provider,
-        keys: Keys,
-    ) -> Result<Vec<KeyPairInfo>, Fault> {
+    pub(super) fn key_infos(cloud: &mut CloudState, provider: Provider, keys: Keys) -> Result<Vec<KeyPairInfo>, Fault> {
         let outcome = cloud.apply(provider, &op(Action::DescribeKeys, &[], keys), "req-k", 0)?;
-        let Answer::KeyPairs(found) = outcome.answer else {
-            panic!("not a key pairs answer")
-        };
+        let Answer::KeyPairs(found) = outcome.answer else { panic!("not a key pairs answer") };
         Ok(found)
     }
 
@@ -978,69 +830,34 @@ mod tests {
         // Unbinding has its own window, of 20.
         let doomed_unbind = unbind(&["lhins-00000000"], ids(&["lhkp-f7rjie1q"]));
         for t in 0..20 {
-            assert_eq!(
-                cloud
-                    .apply(LH, &doomed_unbind, "r", 1_999)
-                    .unwrap_err()
-                    .code(),
-                Code::InstanceNotFound,
-                "{t}"
-            );
+            assert_eq!(cloud.apply(LH, &doomed_unbind, "r", 1_999).unwrap_err().code(), Code::InstanceNotFound, "{t}");
         }
-        assert_eq!(
-            cloud
-                .apply(LH, &doomed_unbind, "r", 1_999)
-                .unwrap_err()
-                .code(),
-            Code::Throttled
-        );
+        assert_eq!(cloud.apply(LH, &doomed_unbind, "r", 1_999).unwrap_err().code(), Code::Throttled);
         // Look-ups are not limited.
         for _ in 0..30 {
             instances_info(&mut cloud, LH, &[], 1_999);
         }
         // The first bind left the window at 2000: one slot is free again, and only one.
-        assert_eq!(
-            cloud.apply(LH, &doomed, "r", 2_000).unwrap_err().code(),
-            Code::InstanceNotFound
-        );
-        assert_eq!(
-            cloud.apply(LH, &doomed, "r", 2_000).unwrap_err().code(),
-            Code::Throttled
-        );
+        assert_eq!(cloud.apply(LH, &doomed, "r", 2_000).unwrap_err().code(), Code::InstanceNotFound);
+        assert_eq!(cloud.apply(LH, &doomed, "r", 2_000).unwrap_err().code(), Code::Throttled);
         // A throttled request is not counted: the second slot frees at 2010.
-        assert_eq!(
-            cloud.apply(LH, &doomed, "r", 2_010).unwrap_err().code(),
-            Code::InstanceNotFound
-        );
+        assert_eq!(cloud.apply(LH, &doomed, "r", 2_010).unwrap_err().code(), Code::InstanceNotFound);
     }
 
     #[test]
     fn lighthouse_rate_limits_come_from_the_mappings() {
         let maps = Mappings::embedded().unwrap();
         let rules = Rules::from_mappings(&maps, LH);
-        assert_eq!(
-            (rules.associate_per_second, rules.disassociate_per_second),
-            (Some(10), Some(20))
-        );
+        assert_eq!((rules.associate_per_second, rules.disassociate_per_second), (Some(10), Some(20)));
         let rules = Rules::from_mappings(&maps, CVM);
-        assert_eq!(
-            (rules.associate_per_second, rules.disassociate_per_second),
-            (None, None)
-        );
+        assert_eq!((rules.associate_per_second, rules.disassociate_per_second), (None, None));
     }
 
     #[test]
     fn cvm_is_not_rate_limited_when_the_mappings_give_no_limit() {
         let mut cloud = seed::demo();
         for _ in 0..50 {
-            cloud
-                .apply(
-                    CVM,
-                    &bind(&["ins-1e4r6y8i"], ids(&["skey-4e5ty7i8"])),
-                    "r",
-                    0,
-                )
-                .unwrap();
+            cloud.apply(CVM, &bind(&["ins-1e4r6y8i"], ids(&["skey-4e5ty7i8"])), "r", 0).unwrap();
         }
     }
 
@@ -1050,51 +867,22 @@ mod tests {
     fn resources_are_checked_when_added() {
         let maps = Mappings::embedded().unwrap();
         let mut cloud = CloudState::new(&maps);
-        cloud
-            .add_key_pair(CVM, KeyPair::tencent("skey-4e5ty7i8", "a"))
-            .unwrap();
+        cloud.add_key_pair(CVM, KeyPair::tencent("skey-4e5ty7i8", "a")).unwrap();
         let linux = |id: &str, state: &str| Instance::new(id, id, OsFamily::Linux, "Linux", state);
         let cases: Vec<(Result<(), ResourceError>, &str)> = vec![
+            (cloud.add_key_pair(CVM, KeyPair::tencent("skey-1122", "b")), "not a valid"),
+            (cloud.add_key_pair(CVM, KeyPair::tencent("skey-4e5ty7i8", "b")), "already has a key pair"),
+            (cloud.add_key_pair(CVM, KeyPair::tencent("skey-00000000", "a")), "already has a key pair name"),
+            (cloud.add_key_pair(ECS, KeyPair::ecs("1bad")), "not a valid aliyun-ecs key pair name"),
+            (cloud.add_instance(CVM, linux("ins-1122", "STOPPED")), "not a valid tencent-cvm instance id"),
+            (cloud.add_instance(CVM, linux("ins-00000000", "Stopped")), "not a tencent-cvm instance state"),
+            (cloud.add_instance(ECS, linux("i-abc", "STOPPED")), "not a aliyun-ecs instance state"),
             (
-                cloud.add_key_pair(CVM, KeyPair::tencent("skey-1122", "b")),
-                "not a valid",
-            ),
-            (
-                cloud.add_key_pair(CVM, KeyPair::tencent("skey-4e5ty7i8", "b")),
-                "already has a key pair",
-            ),
-            (
-                cloud.add_key_pair(CVM, KeyPair::tencent("skey-00000000", "a")),
-                "already has a key pair name",
-            ),
-            (
-                cloud.add_key_pair(ECS, KeyPair::ecs("1bad")),
-                "not a valid aliyun-ecs key pair name",
-            ),
-            (
-                cloud.add_instance(CVM, linux("ins-1122", "STOPPED")),
-                "not a valid tencent-cvm instance id",
-            ),
-            (
-                cloud.add_instance(CVM, linux("ins-00000000", "Stopped")),
-                "not a tencent-cvm instance state",
-            ),
-            (
-                cloud.add_instance(ECS, linux("i-abc", "STOPPED")),
-                "not a aliyun-ecs instance state",
-            ),
-            (
-                cloud.add_instance(
-                    CVM,
-                    linux("ins-00000000", "STOPPED").with_keys(["skey-11112222"]),
-                ),
+                cloud.add_instance(CVM, linux("ins-00000000", "STOPPED").with_keys(["skey-11112222"])),
                 "define the key pair",
             ),
             (
-                cloud.add_instance(
-                    CVM,
-                    linux("ins-00000000", "STOPPED").with_keys(["skey-4e5ty7i8", "skey-4e5ty7i8"]),
-                ),
+                cloud.add_instance(CVM, linux("ins-00000000", "STOPPED").with_keys(["skey-4e5ty7i8", "skey-4e5ty7i8"])),
                 "listed twice",
             ),
         ];
@@ -1102,60 +890,27 @@ mod tests {
             let e = result.unwrap_err().to_string();
             assert!(e.contains(expected), "{e} should contain {expected}");
         }
-        let windows = Instance::new("ins-00000001", "w", OsFamily::Windows, "Windows", "STOPPED")
-            .with_keys(["skey-4e5ty7i8"]);
-        assert!(matches!(
-            cloud.add_instance(CVM, windows),
-            Err(ResourceError::KeysNotAllowed { .. })
-        ));
+        let windows =
+            Instance::new("ins-00000001", "w", OsFamily::Windows, "Windows", "STOPPED").with_keys(["skey-4e5ty7i8"]);
+        assert!(matches!(cloud.add_instance(CVM, windows), Err(ResourceError::KeysNotAllowed { .. })));
         cloud.add_key_pair(ECS, KeyPair::ecs("a1")).unwrap();
         cloud.add_key_pair(ECS, KeyPair::ecs("a2")).unwrap();
-        let two = Instance::new("i-abc", "x", OsFamily::Linux, "Linux", "Running")
-            .with_keys(["a1", "a2"]);
-        assert!(matches!(
-            cloud.add_instance(ECS, two),
-            Err(ResourceError::KeysNotAllowed { .. })
-        ));
-        cloud
-            .add_instance(CVM, linux("ins-00000000", "STOPPED"))
-            .unwrap();
-        let dup = cloud
-            .add_instance(CVM, linux("ins-00000000", "STOPPED"))
-            .unwrap_err();
-        assert!(
-            matches!(
-                dup,
-                ResourceError::Duplicate {
-                    what: "instance",
-                    ..
-                }
-            ),
-            "{dup}"
-        );
+        let two = Instance::new("i-abc", "x", OsFamily::Linux, "Linux", "Running").with_keys(["a1", "a2"]);
+        assert!(matches!(cloud.add_instance(ECS, two), Err(ResourceError::KeysNotAllowed { .. })));
+        cloud.add_instance(CVM, linux("ins-00000000", "STOPPED")).unwrap();
+        let dup = cloud.add_instance(CVM, linux("ins-00000000", "STOPPED")).unwrap_err();
+        assert!(matches!(dup, ResourceError::Duplicate { what: "instance", .. }), "{dup}");
     }
 
     #[test]
     fn power_actions_respect_state_and_unfinished_operations() {
         let mut cloud = seed::demo();
         let fault = cloud.start(CVM, "ins-w34e5rl9", 0).unwrap_err();
-        assert_eq!(
-            (fault.code(), fault.detail()),
-            (Code::InvalidInstanceState, Some("RUNNING"))
-        );
+        assert_eq!((fault.code(), fault.detail()), (Code::InvalidInstanceState, Some("RUNNING")));
         cloud.stop(CVM, "ins-w34e5rl9", 0).unwrap();
         assert_eq!(state_of(&cloud, CVM, "ins-w34e5rl9"), "STOPPED");
-        cloud
-            .apply(
-                LH,
-                &bind(&["lhins-3k9d8f7s"], ids(&["lhkp-f7rjie1q"])),
-                "r",
-                0,
-            )
-            .unwrap();
-        assert_eq!(
-            cloud.start(LH, "lhins-3k9d8f7s", 10).unwrap_err().code(),
-            Code::OperationInProgress
-        );
+        cloud.apply(LH, &bind(&["lhins-3k9d8f7s"], ids(&["lhkp-f7rjie1q"])), "r", 0).unwrap();
+        assert_eq!(cloud.start(LH, "lhins-3k9d8f7s", 10).unwrap_err().code(), Code::OperationInProgress);
         cloud.start(LH, "lhins-3k9d8f7s", 500).unwrap();
         assert_eq!(state_of(&cloud, LH, "lhins-3k9d8f7s"), "RUNNING");
         assert_eq!(keys_of(&cloud, LH, "lhins-3k9d8f7s"), ["lhkp-f7rjie1q"]);
@@ -1165,14 +920,8 @@ mod tests {
     fn state_words_include_what_the_rules_use() {
         for provider in Provider::ALL {
             let words = power(provider);
-            assert!(
-                instance_states(provider).contains(&words.running),
-                "{provider}"
-            );
-            assert!(
-                instance_states(provider).contains(&words.stopped),
-                "{provider}"
-            );
+            assert!(instance_states(provider).contains(&words.running), "{provider}");
+            assert!(instance_states(provider).contains(&words.stopped), "{provider}");
         }
         assert!(instance_states(LH).contains(&words::TENCENT_STOPPING));
     }

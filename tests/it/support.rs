@@ -51,7 +51,13 @@ impl Received {
 
     /// The raw view a codec decodes.
     pub fn raw(&self) -> RawRequest<'_> {
-        RawRequest { method: &self.method, path: &self.path, query: &self.query, headers: &self.headers, body: &self.body }
+        RawRequest {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
     }
 }
 

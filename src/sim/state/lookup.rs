@@ -13,20 +13,14 @@ impl Cloud {
             _ if asked.is_empty() => self.keys.iter().collect(),
             (Keys::Ids(ids), KeyKind::Id) => {
                 well_formed(ids, &self.rules.key_id, Code::MalformedKeyId, "key pair id")?;
-                dedup(ids)
-                    .filter_map(|id| self.keys.iter().find(|k| &k.id == id))
-                    .collect()
+                dedup(ids).filter_map(|id| self.keys.iter().find(|k| &k.id == id)).collect()
             }
-            (Keys::Names(names), KeyKind::Id) => self
-                .keys
-                .iter()
-                .filter(|k| names.iter().any(|n| k.name.contains(n.as_str())))
-                .collect(),
-            (_, KeyKind::Name) => self
-                .keys
-                .iter()
-                .filter(|k| asked.iter().any(|p| wildcard_match(p, &k.name)))
-                .collect(),
+            (Keys::Names(names), KeyKind::Id) => {
+                self.keys.iter().filter(|k| names.iter().any(|n| k.name.contains(n.as_str()))).collect()
+            }
+            (_, KeyKind::Name) => {
+                self.keys.iter().filter(|k| asked.iter().any(|p| wildcard_match(p, &k.name))).collect()
+            }
         };
         Ok(found.into_iter().map(|k| self.key_info(k)).collect())
     }
@@ -34,39 +28,19 @@ impl Cloud {
     fn key_info(&self, key: &KeyPair) -> KeyPairInfo {
         // ECS's DescribeKeyPairs does not list the instances a key is attached to.
         let instances = match self.provider.key_kind() {
-            KeyKind::Id => self
-                .instances
-                .iter()
-                .filter(|i| i.keys.contains(&key.id))
-                .map(|i| i.id.clone())
-                .collect(),
+            KeyKind::Id => self.instances.iter().filter(|i| i.keys.contains(&key.id)).map(|i| i.id.clone()).collect(),
             KeyKind::Name => Vec::new(),
         };
-        KeyPairInfo {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            instances,
-        }
+        KeyPairInfo { id: key.id.clone(), name: key.name.clone(), instances }
     }
 
     pub(super) fn describe_instances(&self, op: &Operation) -> Result<Vec<InstanceInfo>, Fault> {
-        within(
-            op.instances.len(),
-            self.rules.max_lookup_instances,
-            "instances",
-        )?;
-        well_formed(
-            &op.instances,
-            &self.rules.instance_id,
-            Code::MalformedInstanceId,
-            "instance id",
-        )?;
+        within(op.instances.len(), self.rules.max_lookup_instances, "instances")?;
+        well_formed(&op.instances, &self.rules.instance_id, Code::MalformedInstanceId, "instance id")?;
         let chosen: Vec<&Instance> = if op.instances.is_empty() {
             self.instances.iter().collect()
         } else {
-            dedup(&op.instances)
-                .filter_map(|id| self.find(id).map(|i| &self.instances[i]))
-                .collect()
+            dedup(&op.instances).filter_map(|id| self.find(id).map(|i| &self.instances[i])).collect()
         };
         let keys = op.keys.as_slice();
         Ok(chosen
@@ -78,10 +52,7 @@ impl Cloud {
 
     fn instance_info(&self, vm: &Instance) -> InstanceInfo {
         // ECS reports no latest operation; Tencent does.
-        let latest = vm
-            .latest_operation
-            .as_ref()
-            .filter(|_| self.provider != Provider::AliyunEcs);
+        let latest = vm.latest_operation.as_ref().filter(|_| self.provider != Provider::AliyunEcs);
         InstanceInfo {
             id: vm.id.clone(),
             os: vm.os,
@@ -129,19 +100,10 @@ mod tests {
         let mut cloud = seed::demo();
         for provider in [CVM, LH] {
             let found = key_infos(&mut cloud, provider, names(&["joshua"])).unwrap();
-            assert_eq!(
-                found.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
-                ["finance_joshua"],
-                "{provider}"
-            );
+            assert_eq!(found.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["finance_joshua"], "{provider}");
             let found = key_infos(&mut cloud, provider, names(&["_"])).unwrap();
             assert_eq!(found.len(), 2, "{provider}");
-            assert!(
-                key_infos(&mut cloud, provider, names(&["JOSHUA"]))
-                    .unwrap()
-                    .is_empty(),
-                "{provider}"
-            );
+            assert!(key_infos(&mut cloud, provider, names(&["JOSHUA"])).unwrap().is_empty(), "{provider}");
         }
     }
 
@@ -149,29 +111,16 @@ mod tests {
     fn ecs_key_names_match_exactly_or_by_wildcard() {
         let mut cloud = seed::demo();
         let found = |cloud: &mut CloudState, pattern: &str| -> Vec<String> {
-            key_infos(cloud, ECS, names(&[pattern]))
-                .unwrap()
-                .into_iter()
-                .map(|k| k.name)
-                .collect()
+            key_infos(cloud, ECS, names(&[pattern])).unwrap().into_iter().map(|k| k.name).collect()
         };
         assert_eq!(found(&mut cloud, "FinanceJoshuaV25"), ["FinanceJoshuaV25"]);
-        assert!(
-            found(&mut cloud, "Joshua").is_empty(),
-            "no substring match without wildcards"
-        );
+        assert!(found(&mut cloud, "Joshua").is_empty(), "no substring match without wildcards");
         assert_eq!(found(&mut cloud, "*Joshua*"), ["FinanceJoshuaV25"]);
         assert_eq!(found(&mut cloud, "Finance*"), ["FinanceJoshuaV25"]);
         assert_eq!(found(&mut cloud, "*Name"), ["testKeyPairName"]);
-        assert_eq!(
-            found(&mut cloud, "*"),
-            ["FinanceJoshuaV25", "testKeyPairName"]
-        );
+        assert_eq!(found(&mut cloud, "*"), ["FinanceJoshuaV25", "testKeyPairName"]);
         let info = &key_infos(&mut cloud, ECS, names(&["testKeyPairName"])).unwrap()[0];
-        assert_eq!(
-            (info.id.as_str(), info.instances.len()),
-            ("testKeyPairName", 0)
-        );
+        assert_eq!((info.id.as_str(), info.instances.len()), ("testKeyPairName", 0));
     }
 
     #[test]
@@ -189,40 +138,20 @@ mod tests {
             ("ab*b", "ab", false),
             ("*SshKey", "MySshKeyX", false),
         ] {
-            assert_eq!(
-                wildcard_match(pattern, name),
-                expected,
-                "{pattern} vs {name}"
-            );
+            assert_eq!(wildcard_match(pattern, name), expected, "{pattern} vs {name}");
         }
     }
 
     #[test]
     fn keys_by_id_answer_in_the_order_asked_without_unknown_ones() {
         let mut cloud = seed::demo();
-        let found = key_infos(
-            &mut cloud,
-            CVM,
-            ids(&[
-                "skey-11112222",
-                "skey-00000000",
-                "skey-4e5ty7i8",
-                "skey-11112222",
-            ]),
-        );
+        let found =
+            key_infos(&mut cloud, CVM, ids(&["skey-11112222", "skey-00000000", "skey-4e5ty7i8", "skey-11112222"]));
         let found = found.unwrap();
-        assert_eq!(
-            found.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-            ["skey-11112222", "skey-4e5ty7i8"]
-        );
+        assert_eq!(found.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["skey-11112222", "skey-4e5ty7i8"]);
         assert_eq!(found[0].instances, ["ins-w34e5rl9"]);
         assert_eq!(found[1].name, "finance_joshua");
-        assert_eq!(
-            key_infos(&mut cloud, CVM, ids(&["skey-1122"]))
-                .unwrap_err()
-                .code(),
-            Code::MalformedKeyId
-        );
+        assert_eq!(key_infos(&mut cloud, CVM, ids(&["skey-1122"])).unwrap_err().code(), Code::MalformedKeyId);
         assert_eq!(key_infos(&mut cloud, LH, Keys::none()).unwrap().len(), 2);
         let fault = key_infos(&mut cloud, CVM, Keys::Ids(many("skey-", 101))).unwrap_err();
         assert_eq!(fault.code(), Code::LimitExceeded);
@@ -231,12 +160,7 @@ mod tests {
     #[test]
     fn instance_lookups() {
         let mut cloud = seed::demo();
-        let found = instances_info(
-            &mut cloud,
-            CVM,
-            &["ins-w34e5rl9", "ins-00000000", "ins-5wq8v2kd"],
-            0,
-        );
+        let found = instances_info(&mut cloud, CVM, &["ins-w34e5rl9", "ins-00000000", "ins-5wq8v2kd"], 0);
         assert_eq!(found.len(), 2);
         let (bastion, windows) = (&found[0], &found[1]);
         assert_eq!(
@@ -245,39 +169,20 @@ mod tests {
         );
         assert_eq!(bastion.keys, ["skey-11112222"]);
         assert_eq!(bastion.latest_operation, None);
-        assert_eq!(
-            (windows.os, windows.os_name.starts_with("Windows")),
-            (OsFamily::Windows, true)
-        );
-        assert_eq!(
-            instances_info(&mut cloud, CVM, &[], 0).len(),
-            cloud.instances(CVM).len()
-        );
+        assert_eq!((windows.os, windows.os_name.starts_with("Windows")), (OsFamily::Windows, true));
+        assert_eq!(instances_info(&mut cloud, CVM, &[], 0).len(), cloud.instances(CVM).len());
         let ecs = instances_info(&mut cloud, ECS, &["i-m5eg7be9ndloji64jknv"], 0);
         assert_eq!(ecs[0].state, "Running");
 
         let describe = |ids: &[&str]| op(Action::DescribeInstances, ids, Keys::none());
-        for (provider, bad) in [
-            (CVM, "ins-1122"),
-            (LH, "ins-1e4r6y8i"),
-            (ECS, "m5eg7be9ndloji64jknv"),
-        ] {
-            let fault = cloud
-                .apply(provider, &describe(&[bad]), "r", 0)
-                .unwrap_err();
-            assert_eq!(
-                (fault.code(), fault.source()),
-                (Code::MalformedInstanceId, Source::Upstream),
-                "{provider}"
-            );
+        for (provider, bad) in [(CVM, "ins-1122"), (LH, "ins-1e4r6y8i"), (ECS, "m5eg7be9ndloji64jknv")] {
+            let fault = cloud.apply(provider, &describe(&[bad]), "r", 0).unwrap_err();
+            assert_eq!((fault.code(), fault.source()), (Code::MalformedInstanceId, Source::Upstream), "{provider}");
             assert!(fault.message().contains(bad), "{fault}");
         }
         let mut too_many = describe(&[]);
         too_many.instances = many("ins-", 101);
-        assert_eq!(
-            cloud.apply(CVM, &too_many, "r", 0).unwrap_err().code(),
-            Code::LimitExceeded
-        );
+        assert_eq!(cloud.apply(CVM, &too_many, "r", 0).unwrap_err().code(), Code::LimitExceeded);
     }
 
     #[test]
@@ -285,12 +190,7 @@ mod tests {
         let mut cloud = seed::demo();
         let by_key = op(Action::DescribeInstances, &[], names(&["testKeyPairName"]));
         let outcome = cloud.apply(ECS, &by_key, "r", 0).unwrap();
-        let Answer::Instances(found) = outcome.answer else {
-            panic!()
-        };
-        assert_eq!(
-            found.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-            ["i-bp1gtjxuuvwj17zrab12"]
-        );
+        let Answer::Instances(found) = outcome.answer else { panic!() };
+        assert_eq!(found.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["i-bp1gtjxuuvwj17zrab12"]);
     }
 }

@@ -1,0 +1,179 @@
+//! The coverage matrix: every (caller dialect, wire action) x (upstream provider), as translated, lossy
+//! (what is lost) or refused (why), read from the mapping tables themselves (`mappings/actions.toml` and
+//! `mappings/coverage.toml`), so the printed matrix cannot drift from what the gateway does.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::dialect::Dialect;
+use crate::mapping::Mappings;
+use crate::model::{Action, Provider};
+
+const EMBEDDED: &str = include_str!("../mappings/coverage.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoverage {
+    lossy: Vec<RawLossy>,
+    refusals: Vec<RawRefusal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLossy {
+    action: String,
+    provider: String,
+    what: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRefusal {
+    provider: String,
+    when: String,
+    why: String,
+}
+
+/// How one pair translates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Translated with its meaning intact.
+    Translated,
+    /// Translated, losing what the text says.
+    Lossy(String),
+    /// Refused, for the reason given.
+    Refused(String),
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The caller's dialect.
+    pub dialect: Dialect,
+    /// The caller's wire action.
+    pub wire_action: String,
+    /// The canonical action.
+    pub action: Action,
+    /// The upstream provider.
+    pub provider: Provider,
+    /// How it translates.
+    pub verdict: Verdict,
+}
+
+/// A conditional refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The upstream provider.
+    pub provider: Provider,
+    /// When it applies.
+    pub when: String,
+    /// Why.
+    pub why: String,
+}
+
+/// The whole matrix.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    /// Every cell.
+    pub cells: Vec<Cell>,
+    /// Conditional refusals.
+    pub refusals: Vec<Refusal>,
+}
+
+/// Builds the matrix from the mapping tables and the coverage notes.
+pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
+    let raw: RawCoverage =
+        toml::from_str(coverage_toml).map_err(|e| format!("mappings/coverage.toml: {}", e.message()))?;
+    let provider = |name: &str| {
+        Provider::from_name(name).ok_or_else(|| format!("mappings/coverage.toml: unknown provider `{name}`"))
+    };
+    let mut lossy = Vec::new();
+    for row in raw.lossy {
+        let action = Action::from_name(&row.action)
+            .ok_or_else(|| format!("mappings/coverage.toml: unknown action `{}`", row.action))?;
+        lossy.push((action, provider(&row.provider)?, row.what));
+    }
+    let refusals = raw
+        .refusals
+        .into_iter()
+        .map(|r| Ok(Refusal { provider: provider(&r.provider)?, when: r.when, why: r.why }))
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut cells = Vec::new();
+    for dialect in Dialect::ALL {
+        for entry in &maps.actions(dialect).entries {
+            for p in Provider::ALL {
+                let speaks = maps.actions(Dialect::of_provider(p)).entries.iter().any(|e| e.action == entry.action);
+                let verdict = if !speaks {
+                    Verdict::Refused(format!("{p} has no {} action", entry.action))
+                } else if let Some((_, _, what)) = lossy.iter().find(|(a, lp, _)| *a == entry.action && *lp == p) {
+                    Verdict::Lossy(what.clone())
+                } else {
+                    Verdict::Translated
+                };
+                cells.push(Cell {
+                    dialect,
+                    wire_action: entry.wire.clone(),
+                    action: entry.action,
+                    provider: p,
+                    verdict,
+                });
+            }
+        }
+    }
+    Ok(Matrix { cells, refusals })
+}
+
+/// The matrix as Markdown.
+pub fn render(matrix: &Matrix) -> String {
+    let mut out = String::from("| caller dialect | action | upstream | verdict |\n| --- | --- | --- | --- |\n");
+    for c in &matrix.cells {
+        let verdict = match &c.verdict {
+            Verdict::Translated => "translated".to_owned(),
+            Verdict::Lossy(what) => format!("lossy: {what}"),
+            Verdict::Refused(why) => format!("refused: {why}"),
+        };
+        let _ = writeln!(out, "| {} | {} | {} | {verdict} |", c.dialect, c.wire_action, c.provider);
+    }
+    out.push_str("\nRefused in the caller's dialect before anything is forwarded:\n\n");
+    for r in &matrix.refusals {
+        let _ = writeln!(out, "- {}: when {}: {}", r.provider, r.when, r.why);
+    }
+    out
+}
+
+/// The matrix of the embedded tables, rendered.
+pub fn render_default() -> Result<String, String> {
+    let maps = Mappings::embedded().map_err(|e| e.to_string())?;
+    Ok(render(&matrix(&maps, EMBEDDED)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dialect_action_and_provider_is_covered() {
+        let maps = Mappings::embedded().unwrap();
+        let m = matrix(&maps, EMBEDDED).unwrap();
+        for dialect in Dialect::ALL {
+            for entry in &maps.actions(dialect).entries {
+                for p in Provider::ALL {
+                    assert!(
+                        m.cells.iter().any(|c| c.dialect == dialect && c.wire_action == entry.wire && c.provider == p)
+                    );
+                }
+            }
+        }
+        let attach_to_ecs =
+            m.cells.iter().find(|c| c.wire_action == "BindInstanceKey" && c.provider == Provider::AliyunEcs).unwrap();
+        assert!(matches!(attach_to_ecs.verdict, Verdict::Lossy(_)));
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        let maps = Mappings::embedded().unwrap();
+        let bad = "lossy = [{ action = \"reboot\", provider = \"aliyun-ecs\", what = \"x\" }]\nrefusals = []\n";
+        assert!(matrix(&maps, bad).unwrap_err().contains("reboot"));
+    }
+}

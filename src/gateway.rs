@@ -1,0 +1,224 @@
+//! The innermost service: one request's own work, top to bottom.
+//!
+//! decode (done by the auth layer) -> route each instance -> translate ids and keys (resolving key names
+//! on Tencent targets by look-up) -> split to the upstreams' limits -> call every leg concurrently ->
+//! merge back into one outcome named as the caller named things. The respond layer renders it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, join_all};
+use http::Request;
+use tower::Service;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dialect::{Dialect, Reply};
+use crate::layer::audit::{AuditHandle, InstanceAudit};
+use crate::layer::auth::Caller;
+use crate::mapping::Mappings;
+use crate::model::{Action, Answer, Code, Fault, Keys, Operation, Outcome};
+use crate::provider::{Upstream, Upstreams};
+use crate::route::{self, Asker};
+use crate::translate::{self, Leg, Placed};
+
+/// How long a key name resolved on a Tencent upstream is trusted.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// The gateway service and everything its requests share.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Arc<Config>,
+    maps: Arc<Mappings>,
+    upstreams: Upstreams,
+    clock: Arc<dyn Clock>,
+    key_cache: Mutex<HashMap<(String, String), (String, u64)>>,
+}
+
+impl Gateway {
+    /// A gateway over configured upstreams.
+    pub fn new(config: Arc<Config>, maps: Arc<Mappings>, upstreams: Upstreams, clock: Arc<dyn Clock>) -> Gateway {
+        Gateway { shared: Arc::new(Shared { config, maps, upstreams, clock, key_cache: Mutex::default() }) }
+    }
+}
+
+impl Service<Request<Bytes>> for Gateway {
+    type Response = Outcome;
+    type Error = Fault;
+    type Future = BoxFuture<'static, Result<Outcome, Fault>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let ext = req.extensions();
+            let (Some(reply), Some(caller), Some(op)) =
+                (ext.get::<Reply>(), ext.get::<Caller>(), ext.get::<Operation>())
+            else {
+                return Err(Fault::gateway(Code::Internal, "The request reached the gateway unauthenticated."));
+            };
+            let audit = ext.get::<AuditHandle>().cloned().unwrap_or_default();
+            handle(&shared, reply, caller, op, &audit).await
+        })
+    }
+}
+
+/// One request's work.
+async fn handle(
+    shared: &Shared,
+    reply: &Reply,
+    caller: &Caller,
+    op: &Operation,
+    audit: &AuditHandle,
+) -> Result<Outcome, Fault> {
+    let asker = Asker { caller: &caller.name, dialect: reply.dialect };
+    let legs = plan(shared, asker, reply.dialect, op).await?;
+    audit.update(|e| {
+        for leg in &legs {
+            e.upstreams.push(leg.upstream.clone());
+            e.upstream_actions
+                .push(shared.maps.wire_action(Dialect::of_provider(leg.provider), leg.op.action).to_owned());
+            e.keys_translated.extend(leg.op.keys.as_slice().iter().cloned());
+        }
+        e.upstreams.dedup();
+        e.upstream_actions.dedup();
+        e.keys_translated.dedup();
+    });
+    let calls = legs.iter().map(|leg| {
+        let upstream = shared.upstreams[&leg.upstream].clone();
+        async move { upstream.call(&leg.op, &shared.maps, shared.clock.as_ref()).await }
+    });
+    let results = join_all(calls).await;
+    record(audit, &legs, &results);
+    translate::merge(&reply.request_id, op, &legs, results)
+}
+
+/// Routes and translates the caller's operation into upstream legs.
+async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operation) -> Result<Vec<Leg>, Fault> {
+    let config = &shared.config;
+    let groups: Vec<(&str, Vec<String>)> = if op.instances.is_empty() {
+        vec![(route::upstream_for(&config.routing, asker, None), Vec::new())]
+    } else {
+        translate::group(&op.instances, |id| route::upstream_for(&config.routing, asker, Some(id)))
+            .into_iter()
+            .collect()
+    };
+    let mut legs = Vec::new();
+    for (name, instances) in groups {
+        let upstream = &shared.upstreams[name];
+        let target = upstream.config.provider;
+        let mut leg_op = op.clone();
+        leg_op.region = Some(upstream.config.region.clone());
+        leg_op.keys = keys_for(shared, upstream, &op.keys, dialect.provider(), op.action).await?;
+        let placed = instances
+            .into_iter()
+            .map(|caller_id| {
+                let upstream_id = translate::instance_on(&config.instances, &caller_id, target)?;
+                Ok(Placed { caller_id, upstream_id })
+            })
+            .collect::<Result<Vec<_>, Fault>>()?;
+        legs.extend(translate::split(&shared.maps, name, target, &leg_op, placed)?);
+    }
+    Ok(legs)
+}
+
+/// The keys as the upstream names them, resolving names on Tencent targets by exact look-up.
+async fn keys_for(
+    shared: &Shared,
+    upstream: &Upstream,
+    keys: &Keys,
+    from: crate::model::Provider,
+    action: Action,
+) -> Result<Keys, Fault> {
+    let target = upstream.config.provider;
+    match translate::keys_on(&shared.config.keys, keys, from, target)? {
+        Ok(keys) => Ok(keys),
+        Err(names) if action == Action::DescribeKeys => {
+            // A name look-up on a Tencent target stays a name filter.
+            let _ = names;
+            Ok(keys.clone())
+        }
+        Err(names) => {
+            let mut ids = Vec::with_capacity(names.len());
+            for name in names {
+                ids.push(resolve_key_name(shared, upstream, &name).await?);
+            }
+            Ok(Keys::Ids(ids))
+        }
+    }
+}
+
+/// A key name's id on a Tencent upstream: `DescribeKeyPairs` filtered by name, matched exactly (the
+/// Lighthouse filter is fuzzy), cached for [`KEY_CACHE_TTL`].
+async fn resolve_key_name(shared: &Shared, upstream: &Upstream, name: &str) -> Result<String, Fault> {
+    let now = shared.clock.now_ms();
+    let cache_key = (upstream.config.name.clone(), name.to_owned());
+    if let Some((id, expires)) = shared.key_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key)
+        && *expires > now
+    {
+        return Ok(id.clone());
+    }
+    let mut lookup = Operation::new(Action::DescribeKeys);
+    lookup.region = Some(upstream.config.region.clone());
+    lookup.keys = Keys::Names(vec![name.to_owned()]);
+    let outcome = upstream.call(&lookup, &shared.maps, shared.clock.as_ref()).await?;
+    let Answer::KeyPairs(found) = outcome.answer else {
+        return Err(Fault::upstream(Code::UpstreamUnavailable, "The key look-up answered no key pairs.", None));
+    };
+    let id = found.into_iter().find(|k| k.name == name).map(|k| k.id).ok_or_else(|| {
+        Fault::caller(
+            Code::KeyNotFound,
+            format!("The key pair `{name}` does not exist on {}.", upstream.config.provider),
+        )
+    })?;
+    shared
+        .key_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(cache_key, (id.clone(), now + KEY_CACHE_TTL.as_millis() as u64));
+    Ok(id)
+}
+
+fn record(audit: &AuditHandle, legs: &[Leg], results: &[Result<Outcome, Fault>]) {
+    audit.update(|e| {
+        for (leg, result) in legs.iter().zip(results) {
+            let request_id = match result {
+                Ok(o) => Some(o.request_id.clone()),
+                Err(f) => f.upstream_error().map(|u| u.request_id.clone()),
+            };
+            if let Some(id) = request_id.filter(|id| !id.is_empty()) {
+                e.upstream_request_ids.push(id);
+            }
+            for placed in &leg.placed {
+                let outcome = match result {
+                    Err(f) => f.code().name().to_owned(),
+                    Ok(o) => match &o.answer {
+                        Answer::Bind(rs) => rs
+                            .iter()
+                            .find(|r| r.instance == placed.upstream_id)
+                            .and_then(|r| r.result.as_ref().err())
+                            .map_or_else(|| "Success".to_owned(), |f| f.code().name().to_owned()),
+                        _ => "Success".to_owned(),
+                    },
+                };
+                e.results.push(InstanceAudit {
+                    instance: placed.caller_id.clone(),
+                    translated: placed.upstream_id.clone(),
+                    upstream: leg.upstream.clone(),
+                    outcome,
+                });
+            }
+        }
+    });
+}

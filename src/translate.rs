@@ -1,0 +1,252 @@
+//! Translation: a caller's operation becomes one or more upstream operations (ids renamed, keys renamed
+//! or resolved, batches split to the upstream's limit), and their outcomes merge back into one, named
+//! as the caller named things.
+//!
+//! Everything here is pure: the gateway does the I/O (key look-ups, forwarding) around it.
+
+use std::collections::BTreeMap;
+
+use crate::config::Names;
+use crate::dialect::Dialect;
+use crate::mapping::Mappings;
+use crate::model::{Action, Answer, Code, Fault, InstanceResult, KeyKind, Keys, Operation, Outcome, Provider};
+use crate::route;
+
+/// One instance of the caller's, as it will be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The caller's id.
+    pub caller_id: String,
+    /// The upstream's id.
+    pub upstream_id: String,
+}
+
+/// One request to send upstream, and how to map its answer back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    /// The upstream's name in the config.
+    pub upstream: String,
+    /// The upstream's provider.
+    pub provider: Provider,
+    /// The operation as the upstream will see it.
+    pub op: Operation,
+    /// The instances of this leg, caller id and upstream id, in order.
+    pub placed: Vec<Placed>,
+}
+
+/// The id an instance of the caller's has on `target`: renamed through `[[instances]]`, or kept.
+pub fn instance_on(table: &[Names], caller_id: &str, target: Provider) -> Result<String, Fault> {
+    match route::rename(table, caller_id, target) {
+        None => Ok(caller_id.to_owned()),
+        Some(Ok(id)) => Ok(id.to_owned()),
+        Some(Err(_)) => Err(Fault::caller(
+            Code::InstanceNotFound,
+            format!(
+                "The instance `{caller_id}` has no id on {target}; add it to [[instances]] in the gateway's config."
+            ),
+        )),
+    }
+}
+
+/// Key references as `target` names them, where the `[[keys]]` table (or the reference's own kind) can
+/// tell. `Err(names)` lists names that still need a look-up on a Tencent target.
+pub fn keys_on(
+    table: &[Names],
+    keys: &Keys,
+    caller_provider: Provider,
+    target: Provider,
+) -> Result<Result<Keys, Vec<String>>, Fault> {
+    let mut out = Vec::with_capacity(keys.as_slice().len());
+    let mut unresolved = Vec::new();
+    for key in keys.as_slice() {
+        match route::rename(table, key, target) {
+            Some(Ok(name)) => out.push(name.to_owned()),
+            Some(Err(_)) | None if keys.kind() == target.key_kind() && caller_provider == target => {
+                out.push(key.clone())
+            }
+            Some(Err(_)) | None if keys.kind() == KeyKind::Name => unresolved.push(key.clone()),
+            _ => {
+                return Err(Fault::caller(
+                    Code::KeyNotFound,
+                    format!(
+                        "The key pair `{key}` has no name on {target}; add it to [[keys]] in the gateway's config."
+                    ),
+                ));
+            }
+        }
+    }
+    if !unresolved.is_empty() {
+        return Ok(Err(unresolved));
+    }
+    Ok(Ok(match target.key_kind() {
+        KeyKind::Id => Keys::Ids(out),
+        KeyKind::Name => Keys::Names(out),
+    }))
+}
+
+/// Splits the instances of one upstream into legs no larger than the upstream's limit, and refuses what
+/// the upstream cannot express (more than its key limit).
+pub fn split(
+    maps: &Mappings,
+    upstream: &str,
+    provider: Provider,
+    op: &Operation,
+    placed: Vec<Placed>,
+) -> Result<Vec<Leg>, Fault> {
+    let limits = maps.limits(Dialect::of_provider(provider));
+    if op.action.is_mutation() && op.keys.as_slice().len() > limits.keys {
+        return Err(Fault::caller(
+            Code::LimitExceeded,
+            format!(
+                "{provider} binds at most {} key pair(s) per request, and this request names {}.",
+                limits.keys,
+                op.keys.as_slice().len()
+            ),
+        ));
+    }
+    let per_leg = if op.action.is_mutation() { limits.instances } else { limits.lookup_instances };
+    if placed.is_empty() {
+        return Ok(vec![Leg { upstream: upstream.to_owned(), provider, op: op.clone(), placed }]);
+    }
+    Ok(placed
+        .chunks(per_leg.max(1))
+        .map(|chunk| {
+            let mut leg_op = op.clone();
+            leg_op.instances = chunk.iter().map(|p| p.upstream_id.clone()).collect();
+            Leg { upstream: upstream.to_owned(), provider, op: leg_op, placed: chunk.to_vec() }
+        })
+        .collect())
+}
+
+/// Groups the caller's instances by upstream, preserving order within each.
+pub fn group<'r>(instances: &[String], mut upstream_of: impl FnMut(&str) -> &'r str) -> BTreeMap<&'r str, Vec<String>> {
+    let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for id in instances {
+        groups.entry(upstream_of(id)).or_default().push(id.clone());
+    }
+    groups
+}
+
+/// Merges the legs' results into one outcome for the caller, in the caller's instance order and names.
+/// A single leg that failed as a whole is the caller's whole-request error.
+pub fn merge(
+    request_id: &str,
+    op: &Operation,
+    legs: &[Leg],
+    results: Vec<Result<Outcome, Fault>>,
+) -> Result<Outcome, Fault> {
+    if legs.len() == 1 && !matches!(op.action, Action::DescribeInstances | Action::DescribeKeys) {
+        if let Some(Err(fault)) = results.first() {
+            return Err(fault.clone());
+        }
+    }
+    match op.action {
+        Action::AssociateKeys | Action::DisassociateKeys => {
+            let mut by_caller_id: BTreeMap<&str, Result<(), Fault>> = BTreeMap::new();
+            for (leg, result) in legs.iter().zip(&results) {
+                for placed in &leg.placed {
+                    let r = match result {
+                        Err(fault) => Err(fault.clone()),
+                        Ok(outcome) => instance_result(outcome, &placed.upstream_id),
+                    };
+                    by_caller_id.insert(placed.caller_id.as_str(), r);
+                }
+            }
+            let results = op
+                .instances
+                .iter()
+                .map(|id| InstanceResult {
+                    instance: id.clone(),
+                    result: by_caller_id.remove(id.as_str()).unwrap_or(Ok(())),
+                })
+                .collect();
+            Ok(Outcome { request_id: request_id.to_owned(), answer: Answer::Bind(results) })
+        }
+        Action::DescribeKeys => {
+            let mut found = Vec::new();
+            for result in results {
+                if let Answer::KeyPairs(keys) = result?.answer {
+                    found.extend(keys);
+                }
+            }
+            Ok(Outcome { request_id: request_id.to_owned(), answer: Answer::KeyPairs(found) })
+        }
+        Action::DescribeInstances => {
+            let mut found = Vec::new();
+            for (leg, result) in legs.iter().zip(results) {
+                if let Answer::Instances(instances) = result?.answer {
+                    for mut info in instances {
+                        if let Some(p) = leg.placed.iter().find(|p| p.upstream_id == info.id) {
+                            info.id = p.caller_id.clone();
+                        }
+                        found.push(info);
+                    }
+                }
+            }
+            Ok(Outcome { request_id: request_id.to_owned(), answer: Answer::Instances(found) })
+        }
+    }
+}
+
+fn instance_result(outcome: &Outcome, upstream_id: &str) -> Result<(), Fault> {
+    match &outcome.answer {
+        Answer::Bind(results) => {
+            results.iter().find(|r| r.instance == upstream_id).map_or(Ok(()), |r| r.result.clone())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pairs: &[(Provider, &str)]) -> Names {
+        pairs.iter().map(|(p, n)| (*p, (*n).to_owned())).collect()
+    }
+
+    #[test]
+    fn instances_are_renamed_or_kept() {
+        let table = vec![row(&[(Provider::TencentCvm, "ins-1e4r6y8i"), (Provider::AliyunEcs, "i-abc")])];
+        assert_eq!(instance_on(&table, "ins-1e4r6y8i", Provider::AliyunEcs).unwrap(), "i-abc");
+        assert_eq!(instance_on(&table, "ins-other000", Provider::TencentCvm).unwrap(), "ins-other000");
+        assert_eq!(
+            instance_on(&table, "i-abc", Provider::TencentLighthouse).unwrap_err().code(),
+            Code::InstanceNotFound
+        );
+    }
+
+    #[test]
+    fn keys_are_renamed_resolved_or_refused() {
+        let table = vec![row(&[(Provider::TencentCvm, "skey-4e5ty7i8"), (Provider::AliyunEcs, "Finance")])];
+        let ids = Keys::Ids(vec!["skey-4e5ty7i8".into()]);
+        assert_eq!(
+            keys_on(&table, &ids, Provider::TencentCvm, Provider::AliyunEcs).unwrap(),
+            Ok(Keys::Names(vec!["Finance".into()]))
+        );
+        let unknown = Keys::Ids(vec!["skey-zzzzzzzz".into()]);
+        assert_eq!(keys_on(&table, &unknown, Provider::TencentCvm, Provider::TencentCvm).unwrap(), Ok(unknown.clone()));
+        assert_eq!(
+            keys_on(&table, &unknown, Provider::TencentCvm, Provider::AliyunEcs).unwrap_err().code(),
+            Code::KeyNotFound
+        );
+        let name = Keys::Names(vec!["Other".into()]);
+        assert_eq!(
+            keys_on(&table, &name, Provider::AliyunEcs, Provider::TencentCvm).unwrap(),
+            Err(vec!["Other".into()])
+        );
+    }
+
+    #[test]
+    fn batches_split_to_the_upstream_limit() {
+        let maps = Mappings::embedded().unwrap();
+        let mut op = Operation::new(Action::AssociateKeys);
+        op.keys = Keys::Names(vec!["k".into()]);
+        let placed: Vec<Placed> =
+            (0..120).map(|i| Placed { caller_id: format!("c{i}"), upstream_id: format!("u{i}") }).collect();
+        let legs = split(&maps, "ecs", Provider::AliyunEcs, &op, placed).unwrap();
+        assert_eq!(legs.iter().map(|l| l.op.instances.len()).collect::<Vec<_>>(), [50, 50, 20]);
+        op.keys = Keys::Names(vec!["a".into(), "b".into()]);
+        assert_eq!(split(&maps, "ecs", Provider::AliyunEcs, &op, vec![]).unwrap_err().code(), Code::LimitExceeded);
+    }
+}
