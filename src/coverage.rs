@@ -24,6 +24,8 @@ struct RawCoverage {
 struct RawLossy {
     action: String,
     provider: String,
+    #[serde(default)]
+    callers: Vec<String>,
     what: String,
 }
 
@@ -92,7 +94,14 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
     for row in raw.lossy {
         let action = Action::from_name(&row.action)
             .ok_or_else(|| format!("mappings/coverage.toml: unknown action `{}`", row.action))?;
-        lossy.push((action, provider(&row.provider)?, row.what));
+        let callers = row
+            .callers
+            .iter()
+            .map(|name| {
+                Dialect::from_name(name).ok_or_else(|| format!("mappings/coverage.toml: unknown dialect `{name}`"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        lossy.push((action, provider(&row.provider)?, callers, row.what));
     }
     let refusals = raw
         .refusals
@@ -104,12 +113,19 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
         for entry in &maps.actions(dialect).entries {
             for p in Provider::ALL {
                 let speaks = maps.actions(Dialect::of_provider(p)).entries.iter().any(|e| e.action == entry.action);
+                let losses: Vec<&str> = lossy
+                    .iter()
+                    .filter(|(a, lp, callers, _)| {
+                        *a == entry.action && *lp == p && (callers.is_empty() || callers.contains(&dialect))
+                    })
+                    .map(|(_, _, _, what)| what.as_str())
+                    .collect();
                 let verdict = if !speaks {
                     Verdict::Refused(format!("{p} has no {} action", entry.action))
-                } else if let Some((_, _, what)) = lossy.iter().find(|(a, lp, _)| *a == entry.action && *lp == p) {
-                    Verdict::Lossy(what.clone())
-                } else {
+                } else if losses.is_empty() {
                     Verdict::Translated
+                } else {
+                    Verdict::Lossy(losses.join("; "))
                 };
                 cells.push(Cell {
                     dialect,
@@ -168,6 +184,23 @@ mod tests {
         let attach_to_ecs =
             m.cells.iter().find(|c| c.wire_action == "BindInstanceKey" && c.provider == Provider::AliyunEcs).unwrap();
         assert!(matches!(attach_to_ecs.verdict, Verdict::Lossy(_)));
+    }
+
+    /// The README shows the matrix between markers; `BLESS=1 cargo test` rewrites it from the tables.
+    #[test]
+    fn the_readme_shows_the_current_matrix() {
+        const BEGIN: &str = "<!-- coverage:begin -->\n";
+        const END: &str = "<!-- coverage:end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let (head, rest) = readme.split_once(BEGIN).expect("README has the coverage:begin marker");
+        let (shown, tail) = rest.split_once(END).expect("README has the coverage:end marker");
+        let current = render_default().unwrap();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(path, format!("{head}{BEGIN}{current}{END}{tail}")).unwrap();
+            return;
+        }
+        assert_eq!(shown, current, "README's coverage table is stale: run `BLESS=1 cargo test --lib coverage`");
     }
 
     #[test]

@@ -121,6 +121,6 @@ fn print_demo(addr: std::net::SocketAddr) {
     println!("crossgate demo: every upstream is the built-in simulator; audit lines go to audit.jsonl");
     println!("  caller SecretId / AccessKeyId: {}", config::DEMO_CALLER_ID);
     println!("  caller SecretKey / AccessKeySecret: {}", config::DEMO_CALLER_SECRET);
-    println!("  try it (Tencent API 3.0, TC3-signed, with the official CLI or SDK), or with curl:");
+    println!("  a ready-to-paste request (legacy API 2.0, HmacSHA256, valid for 5 minutes, once):");
     println!("{}", crossgate::demo::example_curl(addr));
 }
