@@ -1,9 +1,19 @@
-//! Dialect detection: which dialect a request speaks, from its path, its signature headers and the names
-//! of its signature parameters (`shared/reference/signing.md` section 0), without decoding it.
-//! When it cannot tell, it says why.
+//! Dialect detection: which dialect and which signature scheme a request speaks, from its path, its
+//! signature headers and the names of its signature parameters (`shared/reference/signing.md`
+//! section 0), without decoding it. When it cannot tell, it says why.
 
 use super::{Dialect, RawRequest, Undetected};
 use crate::mapping::Mappings;
+use crate::sign::Scheme;
+
+/// What detection found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detected {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// The signature scheme.
+    pub scheme: Scheme,
+}
 
 /// The legacy endpoint's path.
 pub const LEGACY_PATH: &str = "/v2/index.php";
@@ -15,12 +25,24 @@ mod marker {
     pub(super) const ALIYUN_KEY_PARAM: &str = "AccessKeyId";
     pub(super) const TENCENT_KEY_PARAM: &str = "SecretId";
     pub(super) const VERSION_PARAM: &str = "Version";
+    pub(super) const TENCENT_METHOD_PARAM: &str = "SignatureMethod";
+    pub(super) const TENCENT_SHA256: &str = "HmacSHA256";
 }
 
-/// Tells the dialect of a request.
-pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Dialect, Undetected> {
+/// Tells the dialect and the signature scheme of a request.
+pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Detected, Undetected> {
+    let form_body = raw.content_type().is_some_and(|t| t == "application/x-www-form-urlencoded");
+    let param = |name: &str| {
+        param_value(raw.query, name).or_else(|| {
+            if form_body { std::str::from_utf8(raw.body).ok().and_then(|b| param_value(b, name)) } else { None }
+        })
+    };
+    let tencent_v1 = || match param(marker::TENCENT_METHOD_PARAM) {
+        Some(marker::TENCENT_SHA256) => Scheme::TencentV1Sha256,
+        _ => Scheme::TencentV1Sha1,
+    };
     if raw.path == LEGACY_PATH {
-        return Ok(Dialect::TencentV2);
+        return Ok(Detected { dialect: Dialect::TencentV2, scheme: tencent_v1() });
     }
     if raw.path != "/" {
         return Err(Undetected(format!(
@@ -30,32 +52,29 @@ pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Dialect, Undetect
     }
     if let Some(auth) = raw.header("authorization") {
         if auth.starts_with(marker::ACS3) {
-            return Ok(Dialect::AliyunEcs);
+            return Ok(Detected { dialect: Dialect::AliyunEcs, scheme: Scheme::Acs3 });
         }
         if auth.starts_with(marker::TC3) {
             let service = auth.split("Credential=").nth(1).and_then(|c| c.split(['/', ',']).nth(2)).unwrap_or("");
             let by_service = tencent_v3_by(|d| maps.service(d) == Some(service));
             let by_version =
                 raw.header(marker::TC_VERSION_HEADER).and_then(|v| tencent_v3_by(|d| maps.version(d) == v));
-            return by_service.or(by_version).ok_or_else(|| {
-                Undetected(format!(
-                    "the TC3 credential scope names the service `{service}`, which is neither cvm nor lighthouse"
-                ))
-            });
+            return by_service.or(by_version).map(|dialect| Detected { dialect, scheme: Scheme::Tc3 }).ok_or_else(
+                || {
+                    Undetected(format!(
+                        "the TC3 credential scope names the service `{service}`, which is neither cvm nor lighthouse"
+                    ))
+                },
+            );
         }
     }
-    let form_body = raw.content_type().is_some_and(|t| t == "application/x-www-form-urlencoded");
-    let param = |name: &str| {
-        param_value(raw.query, name).or_else(|| {
-            if form_body { std::str::from_utf8(raw.body).ok().and_then(|b| param_value(b, name)) } else { None }
-        })
-    };
     if param(marker::ALIYUN_KEY_PARAM).is_some() {
-        return Ok(Dialect::AliyunEcs);
+        return Ok(Detected { dialect: Dialect::AliyunEcs, scheme: Scheme::AliyunRpc });
     }
     if param(marker::TENCENT_KEY_PARAM).is_some() {
         let version = param(marker::VERSION_PARAM).unwrap_or("");
-        return Ok(tencent_v3_by(|d| maps.version(d) == version).unwrap_or(Dialect::TencentCvm));
+        let dialect = tencent_v3_by(|d| maps.version(d) == version).unwrap_or(Dialect::TencentCvm);
+        return Ok(Detected { dialect, scheme: tencent_v1() });
     }
     Err(Undetected(
         "the request carries no signature crossgate knows: expected an Authorization header (TC3-HMAC-SHA256 or \
@@ -81,79 +100,67 @@ mod tests {
     use super::*;
     use http::HeaderMap;
 
-    fn detect_for(
-        method: &str,
-        path: &str,
-        query: &str,
-        headers: &[(&'static str, &str)],
-        body: &str,
-    ) -> Result<Dialect, Undetected> {
+    /// method, path, query, headers, body, expected dialect and scheme.
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, &'a str)], &'a str, Option<(Dialect, Scheme)>);
+
+    const FORM: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded")];
+    const TC3_CVM: &str =
+        "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=00";
+    const TC3_LH: &str = "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/lighthouse/tc3_request, SignedHeaders=content-type;host, Signature=00";
+    const ACS3: &str = "ACS3-HMAC-SHA256 Credential=LTAI,SignedHeaders=host,Signature=00";
+
+    fn detect_for(case: &Case<'_>) -> Result<(Dialect, Scheme), Undetected> {
+        let (method, path, query, headers, body, _) = *case;
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.insert(*n, v.parse().unwrap());
         }
         let raw = RawRequest { method, path, query, headers: &map, body: body.as_bytes() };
-        detect(&raw, &Mappings::embedded().unwrap())
+        detect(&raw, &Mappings::embedded().unwrap()).map(|d| (d.dialect, d.scheme))
     }
-
-    /// method, path, query, headers, body, expected dialect.
-    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, &'a str)], &'a str, Option<Dialect>);
 
     #[test]
     fn detection_table() {
-        let form = [("content-type", "application/x-www-form-urlencoded")];
+        use Dialect::*;
         let cases: &[Case<'_>] = &[
-            ("GET", "/v2/index.php", "Action=BindInstanceKey&SecretId=x", &[], "", Some(Dialect::TencentV2)),
-            ("POST", "/v2/index.php", "", &form, "Action=AssociateInstancesKeyPairs", Some(Dialect::TencentV2)),
             (
-                "POST",
-                "/",
+                "GET",
+                "/v2/index.php",
+                "Action=BindInstanceKey&SecretId=x",
+                &[],
                 "",
-                &[(
-                    "authorization",
-                    "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=00",
-                )],
-                "{}",
-                Some(Dialect::TencentCvm),
+                Some((TencentV2, Scheme::TencentV1Sha1)),
             ),
             (
                 "POST",
-                "/",
+                "/v2/index.php",
                 "",
-                &[(
-                    "authorization",
-                    "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/lighthouse/tc3_request, SignedHeaders=content-type;host, Signature=00",
-                )],
-                "{}",
-                Some(Dialect::TencentLighthouse),
+                FORM,
+                "SignatureMethod=HmacSHA256",
+                Some((TencentV2, Scheme::TencentV1Sha256)),
             ),
+            ("POST", "/", "", &[("authorization", TC3_CVM)], "{}", Some((TencentCvm, Scheme::Tc3))),
+            ("POST", "/", "", &[("authorization", TC3_LH)], "{}", Some((TencentLighthouse, Scheme::Tc3))),
+            ("GET", "/", "SecretId=AKID&Version=2017-03-12", &[], "", Some((TencentCvm, Scheme::TencentV1Sha1))),
             (
                 "GET",
                 "/",
-                "Action=DescribeInstances&SecretId=AKID&Version=2017-03-12",
+                "SecretId=AKID&Version=2020-03-24&SignatureMethod=HmacSHA256",
                 &[],
                 "",
-                Some(Dialect::TencentCvm),
+                Some((TencentLighthouse, Scheme::TencentV1Sha256)),
             ),
-            (
-                "GET",
-                "/",
-                "Action=DescribeInstances&SecretId=AKID&Version=2020-03-24",
-                &[],
-                "",
-                Some(Dialect::TencentLighthouse),
-            ),
-            ("POST", "/", "", &form, "SecretId=AKID&Version=2020-03-24", Some(Dialect::TencentLighthouse)),
-            ("GET", "/", "AccessKeyId=testid&Action=AttachKeyPair", &[], "", Some(Dialect::AliyunEcs)),
-            ("POST", "/", "", &form, "AccessKeyId=testid&Action=DetachKeyPair", Some(Dialect::AliyunEcs)),
             (
                 "POST",
                 "/",
-                "RegionId=cn-hangzhou",
-                &[("authorization", "ACS3-HMAC-SHA256 Credential=LTAI,SignedHeaders=host,Signature=00")],
                 "",
-                Some(Dialect::AliyunEcs),
+                FORM,
+                "SecretId=AKID&Version=2020-03-24",
+                Some((TencentLighthouse, Scheme::TencentV1Sha1)),
             ),
+            ("GET", "/", "AccessKeyId=testid&Action=AttachKeyPair", &[], "", Some((AliyunEcs, Scheme::AliyunRpc))),
+            ("POST", "/", "", FORM, "AccessKeyId=testid&Action=DetachKeyPair", Some((AliyunEcs, Scheme::AliyunRpc))),
+            ("POST", "/", "RegionId=cn-hangzhou", &[("authorization", ACS3)], "", Some((AliyunEcs, Scheme::Acs3))),
             ("GET", "/", "Action=DescribeInstances", &[], "", None),
             ("GET", "/other", "SecretId=x", &[], "", None),
             (
@@ -166,9 +173,9 @@ mod tests {
             ),
             ("POST", "/", "", &[("authorization", "Bearer x")], "", None),
         ];
-        for (method, path, query, headers, body, expected) in cases {
-            let got = detect_for(method, path, query, headers, body);
-            assert_eq!(got.as_ref().ok(), expected.as_ref(), "{method} {path}?{query} {headers:?}: {got:?}");
+        for case in cases {
+            let got = detect_for(case);
+            assert_eq!(got.as_ref().ok(), case.5.as_ref(), "{case:?}: {got:?}");
             if let Err(why) = got {
                 assert!(!why.0.is_empty());
             }

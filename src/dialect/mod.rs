@@ -30,7 +30,7 @@ pub mod tencent_common;
 pub mod tencent_v2;
 pub mod tencent_v3;
 
-pub use detect::detect;
+pub use detect::{Detected, detect};
 
 /// A dialect, as a caller speaks it and as an error table renders it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

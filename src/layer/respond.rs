@@ -74,7 +74,7 @@ where
             let (parts, body) = (&req, req.body());
             let raw = raw_request(parts, body);
             match dialect::detect(&raw, &maps) {
-                Ok(d) => dialect::reply(d, &raw, &maps, request_id),
+                Ok(found) => dialect::reply(found.dialect, &raw, &maps, request_id),
                 Err(why) => {
                     audit.update(|e| {
                         e.code = "Undetected".into();
