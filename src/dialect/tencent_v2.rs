@@ -211,8 +211,9 @@ pub fn decode_response(
         };
         return envelope::decode_response_object(UPSTREAM, response, op, maps);
     }
-    let old: OldStyle<String> = serde_json::from_value(Value::Object(top))
-        .map_err(|e| envelope::garbage(UPSTREAM, format!("neither an envelope nor an old-style reply ({e})")))?;
+    let old: OldStyle<String> = serde_json::from_value(Value::Object(top)).map_err(|e| {
+        envelope::garbage(UPSTREAM, format!("neither an envelope nor an old-style reply ({})", shown(&e.to_string())))
+    })?;
     if old.code != 0 {
         let code = old.code_desc.filter(|c| !c.is_empty()).unwrap_or_else(|| old.code.to_string());
         return Err(envelope::upstream_fault(maps, UPSTREAM, &code, &old.message, ""));
