@@ -1,15 +1,15 @@
 //! What the three Tencent dialects share: the legacy endpoint (`tencent_v2`) and API 3.0 for CVM and
 //! Lighthouse (`tencent_v3`).
 //!
-//! - [`v1_auth`]: signature v1 material from the `SecretId`/`Signature`/`Nonce`/`Timestamp`/
+//! - `v1_auth`: signature v1 material from the `SecretId`/`Signature`/`Nonce`/`Timestamp`/
 //!   `SignatureMethod` parameters, the query and a form body merged and decoded once
 //!   (`shared/reference/signing.md` §2, "Steps to verify");
-//! - [`fields`]: the business parameters (`InstanceIds`, `KeyIds`, `ForceStop`, `Filters`, `Offset`,
+//! - `fields`: the business parameters (`InstanceIds`, `KeyIds`, `ForceStop`, `Filters`, `Offset`,
 //!   `Limit`) read from a flattened form or a JSON body, and checked into a canonical
 //!   [`Operation`](crate::model::Operation) (protocols.md 3.2, 3.5, 4.3, 4.4, 4.6, section 6);
-//! - [`envelope`]: the `{"Response": {...}}` envelope both ways, errors and all-or-nothing rendering of
+//! - `envelope`: the `{"Response": {...}}` envelope both ways, errors and all-or-nothing rendering of
 //!   per-instance failures (protocols.md 3.2, 4.2);
-//! - [`outbound`]: what an upstream request carries, flattened into a v1-signed form or a JSON body.
+//! - `outbound`: what an upstream request carries, flattened into a v1-signed form or a JSON body.
 //!
 //! Nothing here knows an action name, version or error code: those come from
 //! [`Mappings`](crate::mapping::Mappings).
@@ -18,10 +18,10 @@ use std::borrow::Cow;
 
 use crate::model::{Code, Fault};
 
-pub mod envelope;
-pub mod fields;
-pub mod outbound;
-pub mod v1_auth;
+pub(crate) mod envelope;
+pub(crate) mod fields;
+pub(crate) mod outbound;
+pub(crate) mod v1_auth;
 
 pub use v1_auth::is_v1;
 

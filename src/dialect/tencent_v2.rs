@@ -64,8 +64,10 @@ struct OldStyle<S> {
 /// The signature v1 material of a request to `/v2/index.php`.
 ///
 /// # Errors
-/// As [`crate::dialect::tencent_common::v1_auth`] describes: missing or malformed `SecretId`,
-/// `Signature`, `Nonce`, `Timestamp`, `SignatureMethod`; undecodable or duplicated parameters.
+/// `MissingParameter` for an absent `SecretId`, `Signature`, `Nonce` or `Timestamp`; `TimestampExpired`
+/// for a `Timestamp` that is not Unix seconds; `MalformedSignature` for an unknown `SignatureMethod`;
+/// `InvalidParameter` for a malformed `Nonce` and for undecodable, duplicated or absurdly named
+/// parameters; `LimitExceeded` for absurdly many.
 pub fn auth_material<'a>(raw: &RawRequest<'a>) -> Result<AuthMaterial<'a>, Fault> {
     v1_auth_material(raw)
 }
@@ -211,8 +213,9 @@ pub fn decode_response(
         };
         return envelope::decode_response_object(UPSTREAM, response, op, maps);
     }
-    let old: OldStyle<String> = serde_json::from_value(Value::Object(top))
-        .map_err(|e| envelope::garbage(UPSTREAM, format!("neither an envelope nor an old-style reply ({e})")))?;
+    let old: OldStyle<String> = serde_json::from_value(Value::Object(top)).map_err(|e| {
+        envelope::garbage(UPSTREAM, format!("neither an envelope nor an old-style reply ({})", shown(&e.to_string())))
+    })?;
     if old.code != 0 {
         let code = old.code_desc.filter(|c| !c.is_empty()).unwrap_or_else(|| old.code.to_string());
         return Err(envelope::upstream_fault(maps, UPSTREAM, &code, &old.message, ""));

@@ -98,7 +98,7 @@ pub fn dialect_of(raw: &RawRequest<'_>, maps: &Mappings) -> Option<Dialect> {
 /// # Errors
 /// `MalformedSignature` for an Authorization header that is not a well-formed TC3 one;
 /// `MissingParameter` for an absent `X-TC-Timestamp`; `TimestampExpired` for one that is not Unix
-/// seconds; for v1, the faults of [`crate::dialect::tencent_common::v1_auth`].
+/// seconds; for v1, the same faults as [`crate::dialect::tencent_v2::auth_material`].
 pub fn auth_material<'a>(raw: &RawRequest<'a>) -> Result<AuthMaterial<'a>, Fault> {
     match raw.header(header::AUTHORIZATION) {
         Some(value) if value.starts_with(Scheme::Tc3.name()) => tc3_material(raw, value),

@@ -5,3 +5,5 @@ mod gateway; // end to end: every caller dialect x every upstream, through the g
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
+mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
+mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::media;
+use super::{media, shown};
 use crate::dialect::{Dialect, Reply, WireResponse, params};
 use crate::mapping::{Mappings, RenderedError};
 use crate::model::{
@@ -263,7 +263,8 @@ pub(crate) fn parse_reply(upstream: Upstream, status: u16, body: &[u8]) -> Resul
         return Err(garbage(upstream, format!("HTTP status {status} (Tencent always answers 200)")));
     }
     params::check_json_depth("reply", body).map_err(|_| garbage(upstream, "JSON nested too deeply".into()))?;
-    serde_json::from_slice(body).map_err(|e| garbage(upstream, format!("a body that is not JSON ({e})")))
+    serde_json::from_slice(body)
+        .map_err(|e| garbage(upstream, format!("a body that is not JSON ({})", shown(&e.to_string()))))
 }
 
 fn response_object(upstream: Upstream, status: u16, body: &[u8]) -> Result<serde_json::Map<String, Value>, Fault> {
@@ -288,11 +289,14 @@ pub(crate) fn decode_response_object(
         _ => return Err(garbage(upstream, "a `Response` without a `RequestId` string".into())),
     };
     if let Some(error) = response.remove("Error") {
-        let fields: ErrorFields<String> = serde_json::from_value(error)
-            .map_err(|e| garbage(upstream, format!("an `Error` that is not {{Code, Message}} ({e})")))?;
+        let fields: ErrorFields<String> = serde_json::from_value(error).map_err(|e| {
+            garbage(upstream, format!("an `Error` that is not {{Code, Message}} ({})", shown(&e.to_string())))
+        })?;
         return Err(upstream_fault(maps, upstream, &fields.code, &fields.message, &request_id));
     }
-    let shape = |e: serde_json::Error| garbage(upstream, format!("a `Response` of an unexpected shape ({e})"));
+    let shape = |e: serde_json::Error| {
+        garbage(upstream, format!("a `Response` of an unexpected shape ({})", shown(&e.to_string())))
+    };
     let answer = match op.action {
         Action::AssociateKeys | Action::DisassociateKeys => Answer::Bind(all_succeeded(op)),
         Action::DescribeKeys => {

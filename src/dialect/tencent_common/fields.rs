@@ -129,7 +129,10 @@ impl Fields {
         params::check_json_depth("The request body", body)?;
         let mut de = serde_json::Deserializer::from_slice(body);
         let object = de.deserialize_map(ObjectVisitor).and_then(|o| de.end().map(|()| o)).map_err(|e| {
-            Fault::caller(Code::InvalidParameter, format!("The request body is not a JSON object as expected: {e}."))
+            Fault::caller(
+                Code::InvalidParameter,
+                format!("The request body is not a JSON object as expected: {}.", shown(&e.to_string())),
+            )
         })?;
         let mut fields = Fields::default();
         for (name, value) in object {

@@ -15,6 +15,10 @@ use crate::sign::{AuthMaterial, Param, Scheme, SignInput};
 /// duplicate check on hostile input).
 const MAX_PARAMS: usize = 4 * params::MAX_LIST_ENTRIES;
 
+/// The longest parameter name accepted (real ones are under 32 bytes); longer names are refused before
+/// any message could repeat them.
+const MAX_NAME_BYTES: usize = 128;
+
 /// The longest `Timestamp` / `Nonce` accepted, in digits.
 const MAX_NUMBER_DIGITS: usize = 20;
 
@@ -112,6 +116,12 @@ pub(crate) fn request_params<'a>(raw: &RawRequest<'a>) -> Result<Vec<Param<'a>>,
     }
     let mut params = decode_form(raw.query, "query string")?;
     params.extend(decode_form(body, "form body")?);
+    if let Some((name, _)) = params.iter().find(|(n, _)| n.len() > MAX_NAME_BYTES) {
+        return Err(Fault::caller(
+            Code::InvalidParameter,
+            format!("The parameter name `{}` is longer than {MAX_NAME_BYTES} bytes.", shown(name)),
+        ));
+    }
     params::reject_duplicates(&params)?;
     Ok(params)
 }
