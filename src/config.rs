@@ -36,6 +36,7 @@ use crate::dialect::Dialect;
 use crate::model::Provider;
 use crate::secret::Secret;
 use crate::sign::Scheme;
+use crate::tomlfile;
 
 /// A configuration error: the file, the line and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -267,11 +268,10 @@ impl Config {
     pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let at = |offset: usize, problem: String| ConfigError {
             file: file.to_owned(),
-            line: line_of(text, offset),
+            line: tomlfile::line_of(text, offset),
             problem,
         };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+        let raw: RawConfig = tomlfile::parse(text).map_err(|(offset, message)| at(offset, message))?;
         let RawConfig {
             listen,
             tls,
@@ -473,10 +473,6 @@ fn names_table(
         out.push(names);
     }
     Ok(out)
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 /// Replaces every `${VAR}` with its value; the error is the name of an unset variable.

@@ -85,8 +85,9 @@ pub struct Matrix {
 
 /// Builds the matrix from the mapping tables and the coverage notes.
 pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
-    let raw: RawCoverage =
-        toml::from_str(coverage_toml).map_err(|e| format!("mappings/coverage.toml: {}", e.message()))?;
+    let raw: RawCoverage = crate::tomlfile::parse(coverage_toml).map_err(|(offset, message)| {
+        format!("mappings/coverage.toml:{}: {message}", crate::tomlfile::line_of(coverage_toml, offset))
+    })?;
     let provider = |name: &str| {
         Provider::from_name(name).ok_or_else(|| format!("mappings/coverage.toml: unknown provider `{name}`"))
     };

@@ -24,4 +24,5 @@ pub mod secret;
 pub mod server;
 pub mod sign;
 pub mod sim;
+pub mod tomlfile;
 pub mod translate;

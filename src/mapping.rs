@@ -18,6 +18,7 @@ use toml::Spanned;
 
 use crate::dialect::{Dialect, Style};
 use crate::model::{Action, Code, Fault, Provider, UpstreamError};
+use crate::tomlfile;
 
 /// The embedded default tables, by file name relative to `mappings/`.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -424,19 +425,12 @@ fn push_camel_case(out: &mut String, state: &str) {
 
 // === loading ===
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
-}
-
 fn err(file: &str, text: &str, offset: usize, problem: impl Into<String>) -> MappingError {
-    MappingError { file: file.to_owned(), line: line_of(text, offset), problem: problem.into() }
+    MappingError { file: file.to_owned(), line: tomlfile::line_of(text, offset), problem: problem.into() }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, MappingError> {
-    toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        err(file, text, offset, e.message().trim().to_owned())
-    })
+    tomlfile::parse(text).map_err(|(offset, message)| err(file, text, offset, message))
 }
 
 /// Finds the dialect tables of a file and complains about unknown or missing ones.

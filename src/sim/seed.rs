@@ -40,6 +40,7 @@
 //! assert_eq!(cloud.instance(Provider::TencentCvm, "ins-1e4r6y8i").unwrap().state, "STOPPED");
 //! ```
 
+use crate::tomlfile;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -169,10 +170,7 @@ pub fn load_with(path: impl AsRef<Path>, maps: &Mappings) -> Result<CloudState, 
 
 /// Parses a seed's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str, maps: &Mappings) -> Result<CloudState, SeedError> {
-    let raw: RawSeed = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        invalid(file, text, offset, e.message().trim())
-    })?;
+    let raw: RawSeed = tomlfile::parse(text).map_err(|(offset, message)| invalid(file, text, offset, &message))?;
     let RawSeed { operation_delay_ms, tencent_cvm, tencent_lighthouse, aliyun_ecs } = raw;
     let mut state = CloudState::new(maps);
     if let Some(delay) = operation_delay_ms {
@@ -253,8 +251,7 @@ impl Placed<'_> {
 }
 
 fn invalid(file: &str, text: &str, offset: usize, problem: &str) -> SeedError {
-    let line = text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1;
-    SeedError::Invalid { file: file.to_owned(), line, problem: problem.to_owned() }
+    SeedError::Invalid { file: file.to_owned(), line: tomlfile::line_of(text, offset), problem: problem.to_owned() }
 }
 
 #[cfg(test)]
