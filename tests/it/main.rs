@@ -7,3 +7,4 @@ mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify af
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
+mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file
