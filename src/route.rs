@@ -38,3 +38,30 @@ pub fn rename<'t>(table: &'t [Names], name: &str, target: Provider) -> Option<Re
     let row = table.iter().find(|row| row.values().any(|v| v == name))?;
     Some(row.get(&target).map(String::as_str).ok_or(row))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_demo_routes_by_instance_then_by_dialect() {
+        let config = Config::demo();
+        let ecs = Asker { caller: "demo", dialect: Dialect::AliyunEcs };
+        let cvm = Asker { caller: "demo", dialect: Dialect::TencentCvm };
+        assert_eq!(upstream_for(&config.routing, cvm, Some("lhins-ruy9d2tw")), "lighthouse");
+        assert_eq!(upstream_for(&config.routing, cvm, Some("i-m5eg7be9ndloji64jknv")), "ecs");
+        assert_eq!(upstream_for(&config.routing, cvm, Some("ins-1e4r6y8i")), "cvm");
+        assert_eq!(upstream_for(&config.routing, ecs, None), "ecs", "a look-up stays on the caller's cloud");
+        assert_eq!(upstream_for(&config.routing, cvm, None), "cvm");
+    }
+
+    #[test]
+    fn rename_finds_rows_by_any_name() {
+        let row: Names = [(Provider::TencentCvm, "ins-a".to_owned()), (Provider::AliyunEcs, "i-a".to_owned())].into();
+        let table = vec![row];
+        assert_eq!(rename(&table, "i-a", Provider::TencentCvm), Some(Ok("ins-a")));
+        assert!(matches!(rename(&table, "ins-a", Provider::TencentLighthouse), Some(Err(_))));
+        assert_eq!(rename(&table, "other", Provider::TencentCvm), None);
+    }
+}
