@@ -4,7 +4,9 @@
 //! It reads the signature material with the caller's codec, looks the credential up, verifies the
 //! signature in constant time over the bytes as received (the Host header included), checks the time
 //! window and the nonce, and then decodes the operation from the same decoded parameters (they are parsed
-//! once). The layer puts the [`Caller`] and the [`Operation`] into the request's extensions.
+//! once). The layer puts the [`Caller`] and the [`Operation`] into the request's extensions, and names
+//! the caller in the audit line either way: by name once verified, by the credential id it presented when
+//! refused before that ([`Refused`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,54 +86,77 @@ where
 
     fn call(&mut self, mut req: Request<Bytes>) -> Self::Future {
         let now = self.cfg.clock.now_unix();
+        let audit = req.extensions().get::<AuditHandle>().cloned().unwrap_or_default();
         match authenticate(&req, &self.cfg, now) {
             Ok((caller, op)) => {
-                if let Some(audit) = req.extensions().get::<AuditHandle>() {
-                    audit.update(|e| {
-                        e.caller = Some(caller.name.clone());
-                        e.instances = op.instances.clone();
-                        e.keys = op.keys.as_slice().to_vec();
-                    });
-                }
+                audit.update(|e| {
+                    e.caller = Some(caller.name.clone());
+                    e.instances = op.instances.clone();
+                    e.keys = op.keys.as_slice().to_vec();
+                });
                 req.extensions_mut().insert(caller);
                 req.extensions_mut().insert(op);
                 Box::pin(self.inner.call(req))
             }
-            Err(fault) => Box::pin(std::future::ready(Err(fault))),
+            Err(Refused { fault, who }) => {
+                audit.update(|e| e.caller = who);
+                Box::pin(std::future::ready(Err(fault)))
+            }
         }
     }
 }
 
-/// The decision: the caller and the operation, or why the request is refused.
-pub fn authenticate(req: &Request<Bytes>, cfg: &AuthLayer, now: i64) -> Result<(Caller, Operation), Fault> {
+/// Why a request was refused, and who it came from as far as that is known: the caller's name once the
+/// signature is verified, else the credential id it presented (so that an audit line names it).
+#[derive(Debug)]
+pub struct Refused {
+    /// The fault to answer with.
+    pub fault: Fault,
+    /// The caller's name, or the credential id presented; `None` when not even that could be read.
+    pub who: Option<String>,
+}
+
+impl From<Fault> for Refused {
+    fn from(fault: Fault) -> Refused {
+        Refused { fault, who: None }
+    }
+}
+
+/// The decision: the caller and the operation, or why the request is refused (and by whom).
+pub fn authenticate(req: &Request<Bytes>, cfg: &AuthLayer, now: i64) -> Result<(Caller, Operation), Refused> {
     let reply = req
         .extensions()
         .get::<Reply>()
         .ok_or_else(|| Fault::gateway(Code::Internal, "The request reached authentication undetected."))?;
     let raw = raw_request(req, req.body());
     let material = dialect::auth_material(reply.dialect, &raw)?;
+    let presented = |fault: Fault| Refused { fault, who: Some(material.credential_id.clone().into_owned()) };
     let Some(caller) = cfg.callers.get(material.credential_id.as_ref()) else {
-        return Err(Fault::caller(
+        return Err(presented(Fault::caller(
             Code::UnknownCredential,
             format!("The credential id `{}` is not known.", material.credential_id),
-        ));
+        )));
     };
     sign::verify(&material, &caller.secret_key).map_err(|mismatch| {
-        Fault::caller(Code::SignatureMismatch, format!("The {} does not match.", mismatch.part.describe()))
-            .with_detail(mismatch.string_to_sign)
+        presented(
+            Fault::caller(Code::SignatureMismatch, format!("The {} does not match.", mismatch.part.describe()))
+                .with_detail(mismatch.string_to_sign),
+        )
     })?;
     let window = cfg.maps.limits(reply.dialect).timestamp_window_secs;
     if (now - material.timestamp).abs() > window {
-        return Err(Fault::caller(
+        return Err(presented(Fault::caller(
             Code::TimestampExpired,
             format!("The request time {} is more than {window} s away from the server time {now}.", material.timestamp),
-        ));
+        )));
     }
     if let Some(nonce) = &material.nonce
         && !cfg.nonces.first_use(&caller.secret_id, nonce, material.timestamp + window, now)
     {
-        return Err(Fault::caller(Code::NonceReused, format!("The nonce `{nonce}` was used already.")));
+        return Err(presented(Fault::caller(Code::NonceReused, format!("The nonce `{nonce}` was used already."))));
     }
-    let op = dialect::decode_request(reply.dialect, &raw, &material, &cfg.maps)?;
-    Ok((Caller { name: caller.name.clone() }, op))
+    let caller = Caller { name: caller.name.clone() };
+    let op = dialect::decode_request(reply.dialect, &raw, &material, &cfg.maps)
+        .map_err(|fault| Refused { fault, who: Some(caller.name.clone()) })?;
+    Ok((caller, op))
 }

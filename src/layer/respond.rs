@@ -130,12 +130,16 @@ fn render(
 ) -> Response<Full<Bytes>> {
     let wire = dialect::encode_response(reply, result, maps);
     audit.update(|e| match result {
-        Ok(outcome) => {
-            e.code = match outcome.first_failure() {
-                None => "Success".into(),
-                Some((_, fault)) => maps.render(reply.dialect, fault).code,
-            };
-        }
+        Ok(outcome) => match outcome.first_failure() {
+            None => e.code = "Success".into(),
+            // The first per-instance failure decides the code (a Tencent caller's whole answer); say why too.
+            Some((_, fault)) => {
+                e.code = maps.render(reply.dialect, fault).code;
+                e.kind = Some(fault.code().name().into());
+                e.fault_source = Some(fault.source().name().into());
+                e.message = Some(fault.message().to_owned());
+            }
+        },
         Err(fault) => {
             e.code = maps.render(reply.dialect, fault).code;
             e.kind = Some(fault.code().name().into());

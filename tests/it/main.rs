@@ -1,10 +1,17 @@
 //! The integration tests: one binary, one module per area.
 
 mod aliyun_ecs; // the Alibaba ECS RPC codec: golden cases, SDK vectors, round trips, hostile input
+mod audit; // end to end: one complete audit line per request, served or refused, and no secret in any
+mod auth; // end to end: bad signature, unknown id, expired time, reused nonce in every caller dialect
+mod batches; // end to end: batches split to an upstream's limit, fan-out to every upstream, partial failure
+mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
+mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
+mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
+mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in each caller's own code
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
