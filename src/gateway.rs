@@ -85,15 +85,19 @@ async fn handle(
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let legs = plan(shared, asker, reply.dialect, op).await?;
     audit.update(|e| {
+        // One entry per upstream, its action at the same index; split batches repeat neither.
         for leg in &legs {
-            e.upstreams.push(leg.upstream.clone());
-            e.upstream_actions
-                .push(shared.maps.wire_action(Dialect::of_provider(leg.provider), leg.op.action).to_owned());
-            e.keys_translated.extend(leg.op.keys.as_slice().iter().cloned());
+            if !e.upstreams.contains(&leg.upstream) {
+                e.upstreams.push(leg.upstream.clone());
+                e.upstream_actions
+                    .push(shared.maps.wire_action(Dialect::of_provider(leg.provider), leg.op.action).to_owned());
+            }
+            for key in leg.op.keys.as_slice() {
+                if !e.keys_translated.contains(key) {
+                    e.keys_translated.push(key.clone());
+                }
+            }
         }
-        e.upstreams.dedup();
-        e.upstream_actions.dedup();
-        e.keys_translated.dedup();
     });
     let calls = legs.iter().map(|leg| {
         let upstream = shared.upstreams[&leg.upstream].clone();
