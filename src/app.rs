@@ -33,7 +33,7 @@ impl Running {
     where
         S: tower::Service<
                 http::Request<hyper::body::Incoming>,
-                Response = http::Response<http_body_util::Full<bytes::Bytes>>,
+                Response = http::Response<crate::layer::ResBody>,
                 Error = std::convert::Infallible,
             > + Clone
             + Send

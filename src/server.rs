@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -17,6 +15,7 @@ use tower::{Service, ServiceExt};
 
 use crate::layer::audit::PeerAddr;
 use crate::layer::respond::plain;
+use crate::layer::{ResBody, boxed};
 
 /// A bound listener, before it serves.
 pub struct Bound {
@@ -49,7 +48,7 @@ impl Bound {
     /// Serves `service` until `shutdown` completes, then lets open connections finish.
     pub async fn serve<S>(self, service: S, shutdown: impl std::future::Future<Output = ()>)
     where
-        S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -68,7 +67,7 @@ impl Bound {
                 let svc = svc.clone();
                 async move {
                     if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
-                        return Ok::<_, Infallible>(plain(StatusCode::OK, "ok"));
+                        return Ok::<_, Infallible>(boxed(plain(StatusCode::OK, "ok")));
                     }
                     svc.oneshot(req).await
                 }

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
-use http_body_util::Full;
 use serde::Serialize;
 use tower::{Layer, Service};
 
+use super::request_id::RequestId;
 use crate::clock::Clock;
 
 /// Per-instance outcome in an audit line.
@@ -177,9 +176,9 @@ pub struct Audit<S> {
     cfg: AuditLayer,
 }
 
-impl<S, B> Service<Request<B>> for Audit<S>
+impl<S, B, R> Service<Request<B>> for Audit<S>
 where
-    S: Service<Request<B>, Response = Response<Full<Bytes>>> + Send,
+    S: Service<Request<B>, Response = Response<R>> + Send,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -195,9 +194,10 @@ where
         let handle = AuditHandle::default();
         let source = req.extensions().get::<PeerAddr>().map(|p| p.0.to_string());
         let time = rfc3339(self.cfg.clock.now_ms());
+        let request_id = req.extensions().get::<RequestId>().cloned().unwrap_or_default();
         handle.update(|e| {
             e.time = time;
-            e.request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
+            e.request_id = request_id.0;
             e.source = source;
         });
         req.extensions_mut().insert(handle.clone());

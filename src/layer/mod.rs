@@ -1,27 +1,59 @@
-//! The request path, one layer per cross-cutting concern. [`stack`] assembles it; each line says why the
-//! layer sits where it does. The request's own work is [`crate::gateway`], innermost.
+//! The request path, one layer per cross-cutting concern. [`pipeline`] assembles it around an innermost
+//! service (the gateway's own work in [`crate::gateway`], or the simulator's clouds); each line says why
+//! the layer sits where it does.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use tower::{Service, ServiceBuilder};
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{CallerConfig, Config};
 use crate::gateway::Gateway;
 use crate::mapping::Mappings;
+use crate::model::{Fault, Outcome};
 use crate::provider::Upstreams;
 use crate::replay::NonceStore;
 
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod deadline;
+pub mod detect;
+pub mod request_id;
 pub mod respond;
 
-/// What the stack is built from.
+/// Any error a body may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response crossgate sends.
+pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What the request path around an innermost service needs.
+#[derive(Debug, Clone)]
+pub struct Front {
+    /// The mapping tables.
+    pub maps: Arc<Mappings>,
+    /// Who may call.
+    pub callers: Vec<CallerConfig>,
+    /// The nonce store.
+    pub nonces: Arc<dyn NonceStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Where audit lines go.
+    pub audit: Arc<dyn audit::AuditSink>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Time limit for a whole request.
+    pub request_timeout: Duration,
+}
+
+/// What the gateway is built from.
 #[derive(Debug, Clone)]
 pub struct Parts {
     /// The checked configuration.
@@ -38,23 +70,72 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The gateway's request path, from a buffered-or-not request to a response that always exists.
+/// The gateway's request path.
 pub fn stack<B>(
     parts: Parts,
-) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
+) -> impl Service<Request<B>, Response = Response<ResBody>, Error = Infallible, Future: Send> + Clone + Send
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     let Parts { config, maps, upstreams, audit, nonces, clock } = parts;
+    let front = Front {
+        maps: maps.clone(),
+        callers: config.callers.clone(),
+        nonces,
+        clock: clock.clone(),
+        audit,
+        max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
+    };
+    pipeline(front, Gateway::new(config, maps, upstreams, clock))
+}
+
+/// The request path around `inner`, which sees authenticated, decoded requests and answers with an
+/// outcome or a fault.
+pub fn pipeline<B, S>(
+    front: Front,
+    inner: S,
+) -> impl Service<Request<B>, Response = Response<ResBody>, Error = Infallible, Future: Send> + Clone + Send
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    S: Service<Request<Bytes>, Response = Outcome, Error = Fault> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let Front { maps, callers, nonces, clock, audit, max_body_bytes, request_timeout } = front;
     ServiceBuilder::new()
-        // Outermost: sees every request, even ones refused below, and writes one line per request.
+        // First: the RequestId the caller will see, for every layer within and as `x-request-id`.
+        .layer(request_id::RequestIdLayer)
+        // One body type for every response, whatever the layers within return.
+        .map_response(boxed)
+        // A span per request (method, path, request id; never the query, which carries signatures).
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
+        // Sees every request, even ones refused below, and writes one line per request.
         .layer(audit::AuditLayer::new(audit, clock.clone()))
         // The body becomes Bytes once, up to the limit; raw bytes are kept for signature checks.
-        .layer(body::BufferLayer::new(config.max_body_bytes))
-        // Tells the dialect and renders every outcome and fault in it; bounds the request in time.
-        .layer(respond::RespondLayer::new(maps.clone(), config.request_timeout))
+        .layer(body::BufferLayer::new(max_body_bytes))
+        // Tells the dialect; from here on every answer can be given in it.
+        .layer(detect::DetectLayer::new(maps.clone()))
+        // Renders every outcome and fault in the caller's dialect; nothing below can drop a request.
+        .layer(respond::RespondLayer::new(maps.clone()))
+        // Bounds the request in time, as a fault the respond layer can render.
+        .layer(deadline::DeadlineLayer::new(request_timeout))
         // Verifies the signature, the time window and the nonce; decodes the operation once.
-        .layer(auth::AuthLayer::new(&config.callers, nonces, clock.clone(), maps.clone()))
-        .service(Gateway::new(config, maps, upstreams, clock))
+        .layer(auth::AuthLayer::new(&callers, nonces, clock, maps))
+        .service(inner)
+}
+
+/// A response with its body boxed into [`ResBody`].
+pub fn boxed<T>(res: Response<T>) -> Response<ResBody>
+where
+    T: http_body::Body<Data = Bytes> + Send + 'static,
+    T::Error: Into<BoxError>,
+{
+    res.map(|body| body.map_err(Into::into).boxed_unsync())
+}
+
+fn span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req.extensions().get::<request_id::RequestId>().map_or("", |r| r.0.as_str());
+    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
 }

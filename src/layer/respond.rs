@@ -1,16 +1,15 @@
-//! Detection and responding: the one place that turns an outcome or a fault into a wire response.
+//! Responding: the one place that turns an outcome or a fault into a wire response.
 //!
-//! Before calling inward it tells the request's dialect ([`crate::dialect::detect`]) and reads the
-//! [`Reply`] (dialect, action, format, request id) into the request's extensions; a request whose dialect
-//! cannot be told gets a plain-text 400 saying why. After the inner service answers, it renders the
-//! outcome or the fault through [`crate::dialect::encode_response`]. It also bounds the whole request in
-//! time: an inner service that does not finish in time becomes an upstream-timeout fault, rendered in the
-//! caller's dialect. Its error type is `Infallible`: hyper never drops a connection without an answer.
+//! It reads the caller's [`Reply`] (dialect, action, format, request id), which the detect layer put in
+//! the request's extensions, calls inward, and renders whatever comes back through
+//! [`crate::dialect::encode_response`], so every fault below it reaches the caller in the caller's own
+//! dialect. A body the buffer layer refused as too large is answered here too. Its error type is
+//! `Infallible`: hyper never drops a connection without an answer. It also records the final code in the
+//! audit line.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -24,24 +23,23 @@ use crate::dialect::{self, RawRequest, Reply, WireResponse};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Outcome};
 
-/// Detects, bounds in time and renders.
+/// Renders outcomes and faults in the caller's dialect.
 #[derive(Debug, Clone)]
 pub struct RespondLayer {
     maps: Arc<Mappings>,
-    timeout: Duration,
 }
 
 impl RespondLayer {
-    /// Renders with `maps`; a request taking longer than `timeout` is answered with a timeout fault.
-    pub fn new(maps: Arc<Mappings>, timeout: Duration) -> RespondLayer {
-        RespondLayer { maps, timeout }
+    /// Renders with `maps`.
+    pub fn new(maps: Arc<Mappings>) -> RespondLayer {
+        RespondLayer { maps }
     }
 }
 
 impl<S> Layer<S> for RespondLayer {
     type Service = Respond<S>;
     fn layer(&self, inner: S) -> Respond<S> {
-        Respond { inner, cfg: self.clone() }
+        Respond { inner, maps: self.maps.clone() }
     }
 }
 
@@ -49,7 +47,7 @@ impl<S> Layer<S> for RespondLayer {
 #[derive(Debug, Clone)]
 pub struct Respond<S> {
     inner: S,
-    cfg: RespondLayer,
+    maps: Arc<Mappings>,
 }
 
 impl<S> Service<Request<Bytes>> for Respond<S>
@@ -66,45 +64,21 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<Bytes>) -> Self::Future {
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let audit = req.extensions().get::<AuditHandle>().cloned().unwrap_or_default();
-        let request_id = audit.snapshot().request_id;
-        let maps = self.cfg.maps.clone();
-        let reply = {
-            let (parts, body) = (&req, req.body());
-            let raw = raw_request(parts, body);
-            match dialect::detect(&raw, &maps) {
-                Ok(found) => dialect::reply(found.dialect, &raw, &maps, request_id),
-                Err(why) => {
-                    audit.update(|e| {
-                        e.code = "Undetected".into();
-                        e.message = Some(why.to_string());
-                    });
-                    return Box::pin(std::future::ready(Ok(plain(StatusCode::BAD_REQUEST, &why.to_string()))));
-                }
-            }
+        let Some(reply) = req.extensions().get::<Reply>().cloned() else {
+            return Box::pin(std::future::ready(Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "undetected request"))));
         };
-        audit.update(|e| {
-            e.dialect = Some(reply.dialect.name().into());
-            e.action = Some(reply.wire_action.clone());
-        });
         let oversized = req.extensions().get::<Oversized>().copied();
-        req.extensions_mut().insert(reply.clone());
+        let maps = self.maps.clone();
         let mut inner = self.inner.clone();
-        let timeout = self.cfg.timeout;
         Box::pin(async move {
             let result = match oversized {
                 Some(Oversized(limit)) => Err(Fault::caller(
                     Code::InvalidParameter,
                     format!("The request body is larger than {limit} bytes."),
                 )),
-                None => match tokio::time::timeout(timeout, tower::ServiceExt::oneshot(&mut inner, req)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Fault::gateway(
-                        Code::UpstreamTimeout,
-                        format!("The request did not complete within {} ms.", timeout.as_millis()),
-                    )),
-                },
+                None => tower::ServiceExt::oneshot(&mut inner, req).await,
             };
             Ok(render(&reply, &result, &maps, &audit))
         })

@@ -13,23 +13,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
-use http_body_util::Full;
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 
 use super::state::CloudState;
 use crate::app::Running;
 use crate::clock::Clock;
 use crate::config::CallerConfig;
 use crate::dialect::Reply;
-use crate::layer::audit::{AuditEntry, AuditLayer, MemorySink};
-use crate::layer::auth::AuthLayer;
-use crate::layer::body::BufferLayer;
-use crate::layer::respond::RespondLayer;
+use crate::layer::audit::{AuditEntry, MemorySink};
+use crate::layer::{self, BoxError, Front, ResBody};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Operation, Outcome};
 use crate::replay::MemoryNonceStore;
 use crate::secret::Secret;
 use crate::server::Bound;
+
+/// The largest request the simulator reads.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The simulator answers from memory; this only bounds a pathological request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The credential id the standalone simulator accepts by default.
 pub const SIM_CREDENTIAL_ID: &str = "AKIDcrossgateSIMULATOR00000000000";
@@ -74,13 +76,13 @@ impl SimHandle {
     }
 }
 
-/// The simulator's HTTP service.
+/// The simulator's HTTP service: the gateway's request path around the clouds.
 pub fn service<B>(
     handle: SimHandle,
-) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send
+) -> impl Service<Request<B>, Response = Response<ResBody>, Error = Infallible, Future: Send> + Clone + Send
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     let callers: Vec<CallerConfig> = handle
         .credentials
@@ -91,17 +93,16 @@ where
             secret_key: secret.clone(),
         })
         .collect();
-    ServiceBuilder::new()
-        .layer(AuditLayer::new(handle.seen.clone(), handle.clock.clone()))
-        .layer(BufferLayer::new(1024 * 1024))
-        .layer(RespondLayer::new(handle.maps.clone(), Duration::from_secs(30)))
-        .layer(AuthLayer::new(
-            &callers,
-            Arc::new(MemoryNonceStore::default()),
-            handle.clock.clone(),
-            handle.maps.clone(),
-        ))
-        .service(Cloud { handle })
+    let front = Front {
+        maps: handle.maps.clone(),
+        callers,
+        nonces: Arc::new(MemoryNonceStore::default()),
+        clock: handle.clock.clone(),
+        audit: handle.seen.clone(),
+        max_body_bytes: MAX_BODY_BYTES,
+        request_timeout: REQUEST_TIMEOUT,
+    };
+    layer::pipeline(front, Cloud { handle })
 }
 
 /// The innermost service: applies an authenticated operation to the clouds' state.
