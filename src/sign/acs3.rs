@@ -18,6 +18,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::encoding::{hex_decode, mac, sha256_hex, sorted_pct_query};
 use super::{AuthMaterial, Mismatch, Param, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
@@ -139,18 +140,10 @@ pub fn string_to_sign(hashed_canonical_request: &str) -> String {
     out
 }
 
-/// The Authorization header value (§5 step 8), commas with no spaces.
+/// The Authorization header value (§5 step 8), commas with no spaces:
+/// `ACS3-HMAC-SHA256 Credential=AccessKeyId,SignedHeaders=…,Signature=…`.
 pub fn authorization(credential_id: &str, signed_headers: &str, signature: &str) -> String {
-    let mut out =
-        String::with_capacity(ALGORITHM.len() + 38 + credential_id.len() + signed_headers.len() + signature.len());
-    out.push_str(ALGORITHM);
-    out.push_str(" Credential=");
-    out.push_str(credential_id);
-    out.push_str(",SignedHeaders=");
-    out.push_str(signed_headers);
-    out.push_str(",Signature=");
-    out.push_str(signature);
-    out
+    compose_header(ALGORITHM, &[credential_id], ",", signed_headers, signature)
 }
 
 // === sign and verify ===
@@ -246,27 +239,13 @@ pub struct Authorization<'a> {
     pub signature: &'a str,
 }
 
-/// Why an ACS3 Authorization header could not be read. The messages never repeat the header's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizationError {
-    /// The header does not start with `ACS3-HMAC-SHA256 `.
-    #[error("Authorization does not start with `ACS3-HMAC-SHA256 `")]
-    Algorithm,
-    /// A comma-separated field has no `=`.
-    #[error("Authorization has a field without `=`")]
-    Malformed,
-    /// A field other than Credential, SignedHeaders and Signature.
-    #[error("Authorization has an unknown field")]
-    UnknownField,
-    /// A field appears twice.
-    #[error("Authorization repeats {0}")]
-    Duplicate(&'static str),
-    /// A field is absent or empty.
-    #[error("Authorization lacks {0}")]
-    Missing(&'static str),
-    /// SignedHeaders has an empty name.
-    #[error("Authorization SignedHeaders has an empty name")]
-    SignedHeaders,
+authorization_error! {
+    /// Why an ACS3 Authorization header could not be read. The messages never repeat the header's values.
+    pub enum AuthorizationError {
+        /// The header does not start with `ACS3-HMAC-SHA256 `.
+        #[error("Authorization does not start with `ACS3-HMAC-SHA256 `")]
+        Algorithm,
+    }
 }
 
 /// Splits `ACS3-HMAC-SHA256 Credential=ID,SignedHeaders=a;b,Signature=hex` (§5 verify: split on the
@@ -275,37 +254,9 @@ pub enum AuthorizationError {
 /// # Errors
 /// An [`AuthorizationError`] saying what is malformed; it never panics.
 pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthorizationError> {
-    let rest = value.trim().strip_prefix(ALGORITHM).ok_or(AuthorizationError::Algorithm)?;
-    if rest.is_empty() {
-        return Err(AuthorizationError::Missing("Credential"));
-    }
-    if !rest.starts_with(' ') {
-        return Err(AuthorizationError::Algorithm);
-    }
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for field in rest.split(',') {
-        let (name, value) = field.trim().split_once('=').ok_or(AuthorizationError::Malformed)?;
-        let (slot, name) = match name {
-            "Credential" => (&mut credential, "Credential"),
-            "SignedHeaders" => (&mut signed_headers, "SignedHeaders"),
-            "Signature" => (&mut signature, "Signature"),
-            _ => return Err(AuthorizationError::UnknownField),
-        };
-        if value.is_empty() {
-            return Err(AuthorizationError::Missing(name));
-        }
-        if slot.replace(value).is_some() {
-            return Err(AuthorizationError::Duplicate(name));
-        }
-    }
-    let credential_id = credential.ok_or(AuthorizationError::Missing("Credential"))?;
-    let signed_headers = signed_headers.ok_or(AuthorizationError::Missing("SignedHeaders"))?;
-    let signature = signature.ok_or(AuthorizationError::Missing("Signature"))?;
-    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
-    if signed_headers.iter().any(|name| name.is_empty()) {
-        return Err(AuthorizationError::SignedHeaders);
-    }
-    Ok(Authorization { credential_id, signed_headers, signature })
+    let Fields { credential, signed_headers, signature } = split_fields(value, ALGORITHM)?;
+    let signed_headers = signed_header_names(signed_headers)?;
+    Ok(Authorization { credential_id: credential, signed_headers, signature })
 }
 
 #[cfg(test)]

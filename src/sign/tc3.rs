@@ -26,6 +26,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::encoding::{hex_decode, mac, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
@@ -230,21 +231,10 @@ pub fn signature(key: &SigningKey, string_to_sign: &str) -> String {
     hex::encode(hmac256(&key.k_signing, string_to_sign.as_bytes()))
 }
 
-/// The Authorization header value (§3 step 9), with comma-space separators.
+/// The Authorization header value (§3 step 9), with comma-space separators:
+/// `TC3-HMAC-SHA256 Credential=SecretId/CredentialScope, SignedHeaders=…, Signature=…`.
 pub fn authorization(credential_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
-    let mut out = String::with_capacity(
-        ALGORITHM.len() + 44 + credential_id.len() + credential_scope.len() + signed_headers.len() + signature.len(),
-    );
-    out.push_str(ALGORITHM);
-    out.push_str(" Credential=");
-    out.push_str(credential_id);
-    out.push('/');
-    out.push_str(credential_scope);
-    out.push_str(", SignedHeaders=");
-    out.push_str(signed_headers);
-    out.push_str(", Signature=");
-    out.push_str(signature);
-    out
+    compose_header(ALGORITHM, &[credential_id, credential_scope], ", ", signed_headers, signature)
 }
 
 // === sign and verify ===
@@ -350,30 +340,16 @@ pub struct Authorization<'a> {
     pub signature: &'a str,
 }
 
-/// Why a TC3 Authorization header could not be read. The messages never repeat the header's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizationError {
-    /// The header does not start with `TC3-HMAC-SHA256 `.
-    #[error("Authorization does not start with `TC3-HMAC-SHA256 `")]
-    Algorithm,
-    /// A comma-separated field has no `=`.
-    #[error("Authorization has a field without `=`")]
-    Malformed,
-    /// A field other than Credential, SignedHeaders and Signature.
-    #[error("Authorization has an unknown field")]
-    UnknownField,
-    /// A field appears twice.
-    #[error("Authorization repeats {0}")]
-    Duplicate(&'static str),
-    /// A field is absent or empty.
-    #[error("Authorization lacks {0}")]
-    Missing(&'static str),
-    /// Credential is not `SecretId/Date/service/tc3_request`.
-    #[error("Authorization Credential is not SecretId/Date/service/tc3_request")]
-    Credential,
-    /// SignedHeaders has an empty name.
-    #[error("Authorization SignedHeaders has an empty name")]
-    SignedHeaders,
+authorization_error! {
+    /// Why a TC3 Authorization header could not be read. The messages never repeat the header's values.
+    pub enum AuthorizationError {
+        /// The header does not start with `TC3-HMAC-SHA256 `.
+        #[error("Authorization does not start with `TC3-HMAC-SHA256 `")]
+        Algorithm,
+        /// Credential is not `SecretId/Date/service/tc3_request`.
+        #[error("Authorization Credential is not SecretId/Date/service/tc3_request")]
+        Credential,
+    }
 }
 
 /// Splits `TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request, SignedHeaders=a;b, Signature=hex`
@@ -382,33 +358,7 @@ pub enum AuthorizationError {
 /// # Errors
 /// An [`AuthorizationError`] saying what is malformed; it never panics.
 pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthorizationError> {
-    let rest = value.trim().strip_prefix(ALGORITHM).ok_or(AuthorizationError::Algorithm)?;
-    if rest.is_empty() {
-        return Err(AuthorizationError::Missing("Credential"));
-    }
-    if !rest.starts_with(' ') {
-        return Err(AuthorizationError::Algorithm);
-    }
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for field in rest.split(',') {
-        let (name, value) = field.trim().split_once('=').ok_or(AuthorizationError::Malformed)?;
-        let (slot, name) = match name {
-            "Credential" => (&mut credential, "Credential"),
-            "SignedHeaders" => (&mut signed_headers, "SignedHeaders"),
-            "Signature" => (&mut signature, "Signature"),
-            _ => return Err(AuthorizationError::UnknownField),
-        };
-        if value.is_empty() {
-            return Err(AuthorizationError::Missing(name));
-        }
-        if slot.replace(value).is_some() {
-            return Err(AuthorizationError::Duplicate(name));
-        }
-    }
-    let credential = credential.ok_or(AuthorizationError::Missing("Credential"))?;
-    let signed_headers = signed_headers.ok_or(AuthorizationError::Missing("SignedHeaders"))?;
-    let signature = signature.ok_or(AuthorizationError::Missing("Signature"))?;
-
+    let Fields { credential, signed_headers, signature } = split_fields(value, ALGORITHM)?;
     let mut scope = credential.split('/');
     let (Some(id), Some(date), Some(service), Some(TERMINATOR), None) =
         (scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
@@ -418,10 +368,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, Authorizati
     if id.is_empty() || date.is_empty() || service.is_empty() {
         return Err(AuthorizationError::Credential);
     }
-    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
-    if signed_headers.iter().any(|name| name.is_empty()) {
-        return Err(AuthorizationError::SignedHeaders);
-    }
+    let signed_headers = signed_header_names(signed_headers)?;
     Ok(Authorization { credential_id: id, scope_date: date, scope_service: service, signed_headers, signature })
 }
 
