@@ -3,8 +3,8 @@
 //! Each scheme lives in its own file and exposes the same two functions:
 //! `sign(&SignInput, credential_id, &Secret) -> Signed` to produce, and
 //! `verify(&AuthMaterial, &Secret) -> Result<(), Mismatch>` to check a presented signature in constant time.
-//! TC3 and ACS3 read their `Authorization` header's fields, and write it, through the shared
-//! `authorization` module, which also declares their error types.
+//! What TC3 and ACS3 share is written once beside them: `canonical` (canonical headers and request)
+//! and `authorization` (the `Authorization` header's fields and error type).
 //! Time and nonce are inputs; nothing here reads a clock or keeps state. Freshness and replay are checked
 //! by the caller of [`verify`] with the `timestamp` and `nonce` of [`AuthMaterial`].
 
@@ -16,6 +16,7 @@ use crate::secret::Secret;
 pub mod acs3;
 pub mod aliyun_rpc;
 mod authorization;
+mod canonical;
 pub mod encoding;
 pub mod tc3;
 pub mod tencent_v1;

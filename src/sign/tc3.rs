@@ -27,9 +27,12 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
+use super::canonical::{self, Repeats, headers_to_sign, signs_all};
 use super::encoding::{hex_decode, mac, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
+
+pub use super::canonical::{CanonicalHeaders, ValueCase, hashed_canonical_request};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -55,76 +58,16 @@ pub fn hashed_payload(input: &SignInput<'_>) -> String {
     }
 }
 
-/// How header values enter the canonical headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueCase {
-    /// Lower-cased, as the documentation says (`x-tc-action:describeinstances`).
-    Lower,
-    /// As sent, as the SDKs do. Only differs when a client signs an upper-case value.
-    AsSent,
-}
-
-/// The CanonicalHeaders block and the SignedHeaders list built from the same headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalHeaders {
-    /// `lower(name):trim(value)\n` per header, sorted by name; ends with `\n`.
-    pub canonical: String,
-    /// The lower-case names joined with `;`, in the same order.
-    pub signed: String,
-}
-
-/// CanonicalHeaders and SignedHeaders (§3 steps 3–4) over exactly the headers given.
+/// CanonicalHeaders and SignedHeaders (§3 steps 3–4) over exactly the headers given: names lower-cased,
+/// values trimmed (and lower-cased for [`ValueCase::Lower`]), sorted; a header given twice takes two lines.
 pub fn canonical_headers(headers: &[(&str, &str)], case: ValueCase) -> CanonicalHeaders {
-    let mut lines: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
-    lines.sort_unstable();
-    let len: usize = lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    let mut canonical = String::with_capacity(len);
-    let mut signed = String::with_capacity(len);
-    for (i, (name, value)) in lines.iter().enumerate() {
-        // lower(name) + ":" + trim(value) + "\n"
-        canonical.push_str(name);
-        canonical.push(':');
-        let start = canonical.len();
-        canonical.push_str(value);
-        if case == ValueCase::Lower {
-            canonical[start..].make_ascii_lowercase();
-        }
-        canonical.push('\n');
-        if i > 0 {
-            signed.push(';');
-        }
-        signed.push_str(name);
-    }
-    CanonicalHeaders { canonical, signed }
+    canonical::canonical_headers(headers, case, Repeats::OneLineEach)
 }
 
-/// CanonicalRequest (§3 step 5). `query` is the query string exactly as sent (`""` for POST).
+/// CanonicalRequest (§3 step 5). The CanonicalURI is always `/` for API 3.0; `query` is the query string
+/// exactly as sent (`""` for POST), neither re-sorted nor re-encoded.
 pub fn canonical_request(method: &str, query: &str, headers: &CanonicalHeaders, hashed_payload: &str) -> String {
-    let mut out = String::with_capacity(
-        method.len() + query.len() + headers.canonical.len() + headers.signed.len() + hashed_payload.len() + 8,
-    );
-    // <HTTPRequestMethod>\n
-    out.push_str(method);
-    out.push('\n');
-    // <CanonicalURI>\n: always "/" for API 3.0
-    out.push_str("/\n");
-    // <CanonicalQueryString>\n: verbatim, neither re-sorted nor re-encoded
-    out.push_str(query);
-    out.push('\n');
-    // <CanonicalHeaders>\n: the block ends in "\n", so an empty line follows it
-    out.push_str(&headers.canonical);
-    out.push('\n');
-    // <SignedHeaders>\n
-    out.push_str(&headers.signed);
-    out.push('\n');
-    // <HashedRequestPayload>
-    out.push_str(hashed_payload);
-    out
-}
-
-/// Lower-hex SHA-256 of the canonical request.
-pub fn hashed_canonical_request(canonical_request: &str) -> String {
-    sha256_hex(canonical_request.as_bytes())
+    canonical::canonical_request(method, "/", query, headers, hashed_payload)
 }
 
 // === string to sign ===
@@ -244,9 +187,7 @@ pub fn authorization(credential_id: &str, credential_scope: &str, signed_headers
 /// documented; the query is `input.query` verbatim; the scope is the UTC date of `input.timestamp` and
 /// `input.service`.
 pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed {
-    let headers: Vec<(&str, &str)> =
-        input.headers.iter().copied().filter(|(name, _)| !name.eq_ignore_ascii_case("authorization")).collect();
-    let headers = canonical_headers(&headers, ValueCase::Lower);
+    let headers = canonical_headers(&headers_to_sign(&input.headers), ValueCase::Lower);
     let canonical_request = canonical_request(input.method, input.query, &headers, &hashed_payload(input));
     let date = utc_date(input.timestamp);
     let scope = credential_scope(&date, input.service);
@@ -293,7 +234,7 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     let string_to_sign = rebuild(ValueCase::Lower);
     let refuse = |part| Err(Mismatch { part, string_to_sign: string_to_sign.clone() });
 
-    if !REQUIRED.iter().all(|r| material.signed_headers.iter().any(|s| s.eq_ignore_ascii_case(r))) {
+    if !signs_all(&material.signed_headers, &REQUIRED) {
         return refuse(Part::SignedHeaders);
     }
     if material.timestamp != input.timestamp {
