@@ -20,7 +20,7 @@ use sha2::Sha256;
 
 use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::canonical::{self, Repeats, ValueCase, headers_to_sign, signs, signs_all};
-use super::encoding::{hex_decode, mac, sha256_hex, sorted_pct_query};
+use super::encoding::{hex_decode, mac, mac_matches, sha256_hex, sorted_pct_query};
 use super::{AuthMaterial, Mismatch, Param, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -149,10 +149,8 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     if !declared.is_some_and(|declared| declared.eq_ignore_ascii_case(&payload)) {
         return refuse(Part::BodyHash);
     }
-    let Some(presented) = hex_decode(&material.signature) else {
-        return refuse(Part::Signature);
-    };
-    if mac::<HmacSha256>(key.expose().as_bytes(), string_to_sign.as_bytes()).verify_slice(&presented).is_err() {
+    // Signature = hex(HMAC-SHA256(AccessKeySecret, StringToSign)), either case of hex
+    if !mac_matches::<HmacSha256>(key.expose().as_bytes(), string_to_sign.as_bytes(), &material.signature, hex_decode) {
         return refuse(Part::Signature);
     }
     Ok(())

@@ -3,8 +3,9 @@
 //! Each scheme lives in its own file and exposes the same two functions:
 //! `sign(&SignInput, credential_id, &Secret) -> Signed` to produce, and
 //! `verify(&AuthMaterial, &Secret) -> Result<(), Mismatch>` to check a presented signature in constant time.
-//! What TC3 and ACS3 share is written once beside them: `canonical` (canonical headers and request)
-//! and `authorization` (the `Authorization` header's fields and error type).
+//! What schemes share is written once beside them: [`encoding`] (percent and form encoding, digests, the
+//! HMAC and its constant-time check, for all four), and, for TC3 and ACS3, `canonical` (canonical headers
+//! and request) and `authorization` (the `Authorization` header's fields and error type).
 //! Time and nonce are inputs; nothing here reads a clock or keeps state. Freshness and replay are checked
 //! by the caller of [`verify`] with the `timestamp` and `nonce` of [`AuthMaterial`].
 

@@ -28,7 +28,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::canonical::{self, Repeats, headers_to_sign, signs_all};
-use super::encoding::{hex_decode, mac, sha256_hex};
+use super::encoding::{hex_decode, mac, mac_matches, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -243,12 +243,10 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     if material.scope_date != Some(date.as_str()) || material.scope_service != Some(input.service) {
         return refuse(Part::CredentialScope);
     }
-    let Some(presented) = hex_decode(&material.signature) else {
-        return refuse(Part::Signature);
-    };
 
     let key = signing_key(key, &date, input.service);
-    let matches = |sts: &str| mac::<HmacSha256>(key.k_signing(), sts.as_bytes()).verify_slice(&presented).is_ok();
+    let matches =
+        |sts: &str| mac_matches::<HmacSha256>(key.k_signing(), sts.as_bytes(), &material.signature, hex_decode);
     if matches(&string_to_sign) {
         return Ok(());
     }
