@@ -18,9 +18,13 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::encoding::{hex_decode, mac, sha256_hex, sorted_pct_query};
+use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
+use super::canonical::{self, Repeats, ValueCase, headers_to_sign, signs, signs_all};
+use super::encoding::{hex_decode, mac, mac_matches, sha256_hex, sorted_pct_query};
 use super::{AuthMaterial, Mismatch, Param, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
+
+pub use super::canonical::{CanonicalHeaders, hashed_canonical_request};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -44,43 +48,10 @@ pub fn canonical_query_string(params: &[Param<'_>]) -> String {
     sorted_pct_query(params.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
 }
 
-/// The CanonicalHeaders block and the SignedHeaders list built from the same headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalHeaders {
-    /// `lower(name):trim(value)\n` per header name, sorted; ends with `\n`.
-    pub canonical: String,
-    /// The lower-case names joined with `;`, in the same order.
-    pub signed: String,
-}
-
 /// CanonicalHeaders and SignedHeaders (§5 steps 3–4) over exactly the headers given. Values keep their
 /// case; a header given more than once has its trimmed values sorted and joined with `,`.
 pub fn canonical_headers(headers: &[(&str, &str)]) -> CanonicalHeaders {
-    let mut lines: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
-    lines.sort_unstable();
-    let len: usize = lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    let mut canonical = String::with_capacity(len);
-    let mut signed = String::with_capacity(len);
-    for (i, (name, value)) in lines.iter().enumerate() {
-        let repeat = i > 0 && lines[i - 1].0 == *name;
-        if repeat {
-            // same name again: ",value" on the same line
-            canonical.pop();
-            canonical.push(',');
-        } else {
-            // lower(name) + ":"
-            if i > 0 {
-                signed.push(';');
-            }
-            signed.push_str(name);
-            canonical.push_str(name);
-            canonical.push(':');
-        }
-        // trim(value) + "\n"
-        canonical.push_str(value);
-        canonical.push('\n');
-    }
-    CanonicalHeaders { canonical, signed }
+    canonical::canonical_headers(headers, ValueCase::AsSent, Repeats::Joined)
 }
 
 /// HashedRequestPayload (§5 step 1): lower-hex SHA-256 of the exact body bytes.
@@ -96,38 +67,7 @@ pub fn canonical_request(
     headers: &CanonicalHeaders,
     hashed_payload: &str,
 ) -> String {
-    let mut out = String::with_capacity(
-        method.len()
-            + path.len()
-            + canonical_query.len()
-            + headers.canonical.len()
-            + headers.signed.len()
-            + hashed_payload.len()
-            + 5,
-    );
-    // HTTPRequestMethod\n
-    out.push_str(method);
-    out.push('\n');
-    // CanonicalURI\n
-    out.push_str(path);
-    out.push('\n');
-    // CanonicalQueryString\n
-    out.push_str(canonical_query);
-    out.push('\n');
-    // CanonicalHeaders\n: the block ends in "\n", so an empty line follows it
-    out.push_str(&headers.canonical);
-    out.push('\n');
-    // SignedHeaders\n
-    out.push_str(&headers.signed);
-    out.push('\n');
-    // HashedRequestPayload
-    out.push_str(hashed_payload);
-    out
-}
-
-/// Lower-hex SHA-256 of the canonical request.
-pub fn hashed_canonical_request(canonical_request: &str) -> String {
-    sha256_hex(canonical_request.as_bytes())
+    canonical::canonical_request(method, path, canonical_query, headers, hashed_payload)
 }
 
 /// StringToSign (§5 step 6): `ACS3-HMAC-SHA256\n` + the hashed canonical request.
@@ -139,18 +79,10 @@ pub fn string_to_sign(hashed_canonical_request: &str) -> String {
     out
 }
 
-/// The Authorization header value (§5 step 8), commas with no spaces.
+/// The Authorization header value (§5 step 8), commas with no spaces:
+/// `ACS3-HMAC-SHA256 Credential=AccessKeyId,SignedHeaders=…,Signature=…`.
 pub fn authorization(credential_id: &str, signed_headers: &str, signature: &str) -> String {
-    let mut out =
-        String::with_capacity(ALGORITHM.len() + 38 + credential_id.len() + signed_headers.len() + signature.len());
-    out.push_str(ALGORITHM);
-    out.push_str(" Credential=");
-    out.push_str(credential_id);
-    out.push_str(",SignedHeaders=");
-    out.push_str(signed_headers);
-    out.push_str(",Signature=");
-    out.push_str(signature);
-    out
+    compose_header(ALGORITHM, &[credential_id], ",", signed_headers, signature)
 }
 
 // === sign and verify ===
@@ -159,9 +91,7 @@ pub fn authorization(credential_id: &str, signed_headers: &str, signature: &str)
 /// the caller sets `x-acs-content-sha256` from [`hashed_payload`]), the query from `input.params`, the
 /// body's hash from `input.body`.
 pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed {
-    let headers: Vec<(&str, &str)> =
-        input.headers.iter().copied().filter(|(name, _)| !name.eq_ignore_ascii_case("authorization")).collect();
-    let headers = canonical_headers(&headers);
+    let headers = canonical_headers(&headers_to_sign(&input.headers));
     let canonical_request = canonical_request(
         input.method,
         path(input),
@@ -194,8 +124,8 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
         return Err(Mismatch { part: Part::Algorithm, string_to_sign: String::new() });
     }
     let input = &material.input;
-    let signs = |name: &str| material.signed_headers.iter().any(|s| s.eq_ignore_ascii_case(name));
-    let picked: Vec<(&str, &str)> = input.headers.iter().copied().filter(|(name, _)| signs(name)).collect();
+    let picked: Vec<(&str, &str)> =
+        input.headers.iter().copied().filter(|(name, _)| signs(&material.signed_headers, name)).collect();
     let present = |name: &str| picked.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     if !material.signed_headers.iter().all(|name| present(name)) {
         return Err(Mismatch { part: Part::SignedHeaders, string_to_sign: String::new() });
@@ -212,17 +142,15 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     let string_to_sign = string_to_sign(&hashed_canonical_request(&creq));
     let refuse = |part| Err(Mismatch { part, string_to_sign: string_to_sign.clone() });
 
-    if !REQUIRED.iter().all(|name| signs(name)) {
+    if !signs_all(&material.signed_headers, &REQUIRED) {
         return refuse(Part::SignedHeaders);
     }
     let declared = picked.iter().find(|(n, _)| n.eq_ignore_ascii_case(CONTENT_SHA256)).map(|(_, v)| v.trim());
     if !declared.is_some_and(|declared| declared.eq_ignore_ascii_case(&payload)) {
         return refuse(Part::BodyHash);
     }
-    let Some(presented) = hex_decode(&material.signature) else {
-        return refuse(Part::Signature);
-    };
-    if mac::<HmacSha256>(key.expose().as_bytes(), string_to_sign.as_bytes()).verify_slice(&presented).is_err() {
+    // Signature = hex(HMAC-SHA256(AccessKeySecret, StringToSign)), either case of hex
+    if !mac_matches::<HmacSha256>(key.expose().as_bytes(), string_to_sign.as_bytes(), &material.signature, hex_decode) {
         return refuse(Part::Signature);
     }
     Ok(())
@@ -246,27 +174,13 @@ pub struct Authorization<'a> {
     pub signature: &'a str,
 }
 
-/// Why an ACS3 Authorization header could not be read. The messages never repeat the header's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizationError {
-    /// The header does not start with `ACS3-HMAC-SHA256 `.
-    #[error("Authorization does not start with `ACS3-HMAC-SHA256 `")]
-    Algorithm,
-    /// A comma-separated field has no `=`.
-    #[error("Authorization has a field without `=`")]
-    Malformed,
-    /// A field other than Credential, SignedHeaders and Signature.
-    #[error("Authorization has an unknown field")]
-    UnknownField,
-    /// A field appears twice.
-    #[error("Authorization repeats {0}")]
-    Duplicate(&'static str),
-    /// A field is absent or empty.
-    #[error("Authorization lacks {0}")]
-    Missing(&'static str),
-    /// SignedHeaders has an empty name.
-    #[error("Authorization SignedHeaders has an empty name")]
-    SignedHeaders,
+authorization_error! {
+    /// Why an ACS3 Authorization header could not be read. The messages never repeat the header's values.
+    pub enum AuthorizationError {
+        /// The header does not start with `ACS3-HMAC-SHA256 `.
+        #[error("Authorization does not start with `ACS3-HMAC-SHA256 `")]
+        Algorithm,
+    }
 }
 
 /// Splits `ACS3-HMAC-SHA256 Credential=ID,SignedHeaders=a;b,Signature=hex` (§5 verify: split on the
@@ -275,37 +189,9 @@ pub enum AuthorizationError {
 /// # Errors
 /// An [`AuthorizationError`] saying what is malformed; it never panics.
 pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthorizationError> {
-    let rest = value.trim().strip_prefix(ALGORITHM).ok_or(AuthorizationError::Algorithm)?;
-    if rest.is_empty() {
-        return Err(AuthorizationError::Missing("Credential"));
-    }
-    if !rest.starts_with(' ') {
-        return Err(AuthorizationError::Algorithm);
-    }
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for field in rest.split(',') {
-        let (name, value) = field.trim().split_once('=').ok_or(AuthorizationError::Malformed)?;
-        let (slot, name) = match name {
-            "Credential" => (&mut credential, "Credential"),
-            "SignedHeaders" => (&mut signed_headers, "SignedHeaders"),
-            "Signature" => (&mut signature, "Signature"),
-            _ => return Err(AuthorizationError::UnknownField),
-        };
-        if value.is_empty() {
-            return Err(AuthorizationError::Missing(name));
-        }
-        if slot.replace(value).is_some() {
-            return Err(AuthorizationError::Duplicate(name));
-        }
-    }
-    let credential_id = credential.ok_or(AuthorizationError::Missing("Credential"))?;
-    let signed_headers = signed_headers.ok_or(AuthorizationError::Missing("SignedHeaders"))?;
-    let signature = signature.ok_or(AuthorizationError::Missing("Signature"))?;
-    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
-    if signed_headers.iter().any(|name| name.is_empty()) {
-        return Err(AuthorizationError::SignedHeaders);
-    }
-    Ok(Authorization { credential_id, signed_headers, signature })
+    let Fields { credential, signed_headers, signature } = split_fields(value, ALGORITHM)?;
+    let signed_headers = signed_header_names(signed_headers)?;
+    Ok(Authorization { credential_id: credential, signed_headers, signature })
 }
 
 #[cfg(test)]

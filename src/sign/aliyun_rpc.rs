@@ -14,7 +14,7 @@
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::encoding::{base64_decode, base64_encode, mac, pct_encode_into, sorted_pct_query};
+use super::encoding::{base64_decode, base64_encode, mac, mac_matches, pct_encode_into, sorted_pct_query};
 use super::{AuthMaterial, Mismatch, Param, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -67,12 +67,16 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     if material.scheme != Scheme::AliyunRpc {
         return Err(Mismatch { part: Part::Algorithm, string_to_sign });
     }
-    let Some(presented) = base64_decode(&material.signature) else {
+    let key = hmac_key(key);
+    if !mac_matches::<Hmac<Sha1>>(
+        key.expose().as_bytes(),
+        string_to_sign.as_bytes(),
+        &material.signature,
+        base64_decode,
+    ) {
         return Err(Mismatch { part: Part::Signature, string_to_sign });
-    };
-    mac::<Hmac<Sha1>>(hmac_key(key).expose().as_bytes(), string_to_sign.as_bytes())
-        .verify_slice(&presented)
-        .map_err(|_| Mismatch { part: Part::Signature, string_to_sign })
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //!   never checked over a lossy decoding.
 //! - [`form_encode_component`] and [`form_encode`]: the form encoding the SDKs put on the wire, for
 //!   building outgoing requests.
-//! - Lower-case hex SHA-256, Base64, and the HMAC start shared by the signers.
+//! - Lower-case hex SHA-256, Base64, and the HMAC start and constant-time signature check shared by the
+//!   signers.
 //!
 //! ```
 //! use crossgate::sign::encoding::{form_decode, pct_encode};
@@ -230,6 +231,18 @@ pub(crate) fn mac<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> M {
     let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts a key of any length");
     mac.update(msg);
     mac
+}
+
+/// Whether `presented`, a signature as it came on the wire, is HMAC(`key`, `msg`): decoded with `decode`
+/// ([`hex_decode`] for TC3 and ACS3, [`base64_decode`] for Tencent v1 and Alibaba RPC), then compared in
+/// constant time by `Mac::verify_slice`. A signature that does not decode never matches.
+pub(crate) fn mac_matches<M: Mac + KeyInit>(
+    key: &[u8],
+    msg: &[u8],
+    presented: &str,
+    decode: fn(&str) -> Option<Vec<u8>>,
+) -> bool {
+    decode(presented).is_some_and(|bytes| mac::<M>(key, msg).verify_slice(&bytes).is_ok())
 }
 
 #[cfg(test)]

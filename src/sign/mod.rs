@@ -3,6 +3,9 @@
 //! Each scheme lives in its own file and exposes the same two functions:
 //! `sign(&SignInput, credential_id, &Secret) -> Signed` to produce, and
 //! `verify(&AuthMaterial, &Secret) -> Result<(), Mismatch>` to check a presented signature in constant time.
+//! What schemes share is written once beside them: [`encoding`] (percent and form encoding, digests, the
+//! HMAC and its constant-time check, for all four), and, for TC3 and ACS3, `canonical` (canonical headers
+//! and request) and `authorization` (the `Authorization` header's fields and error type).
 //! Time and nonce are inputs; nothing here reads a clock or keeps state. Freshness and replay are checked
 //! by the caller of [`verify`] with the `timestamp` and `nonce` of [`AuthMaterial`].
 
@@ -13,6 +16,8 @@ use crate::secret::Secret;
 
 pub mod acs3;
 pub mod aliyun_rpc;
+mod authorization;
+mod canonical;
 pub mod encoding;
 pub mod tc3;
 pub mod tencent_v1;

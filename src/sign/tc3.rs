@@ -26,9 +26,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::encoding::{hex_decode, mac, sha256_hex};
+use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
+use super::canonical::{self, Repeats, headers_to_sign, signs_all};
+use super::encoding::{hex_decode, mac, mac_matches, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
+
+pub use super::canonical::{CanonicalHeaders, ValueCase, hashed_canonical_request};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -54,76 +58,16 @@ pub fn hashed_payload(input: &SignInput<'_>) -> String {
     }
 }
 
-/// How header values enter the canonical headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueCase {
-    /// Lower-cased, as the documentation says (`x-tc-action:describeinstances`).
-    Lower,
-    /// As sent, as the SDKs do. Only differs when a client signs an upper-case value.
-    AsSent,
-}
-
-/// The CanonicalHeaders block and the SignedHeaders list built from the same headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalHeaders {
-    /// `lower(name):trim(value)\n` per header, sorted by name; ends with `\n`.
-    pub canonical: String,
-    /// The lower-case names joined with `;`, in the same order.
-    pub signed: String,
-}
-
-/// CanonicalHeaders and SignedHeaders (§3 steps 3–4) over exactly the headers given.
+/// CanonicalHeaders and SignedHeaders (§3 steps 3–4) over exactly the headers given: names lower-cased,
+/// values trimmed (and lower-cased for [`ValueCase::Lower`]), sorted; a header given twice takes two lines.
 pub fn canonical_headers(headers: &[(&str, &str)], case: ValueCase) -> CanonicalHeaders {
-    let mut lines: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
-    lines.sort_unstable();
-    let len: usize = lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    let mut canonical = String::with_capacity(len);
-    let mut signed = String::with_capacity(len);
-    for (i, (name, value)) in lines.iter().enumerate() {
-        // lower(name) + ":" + trim(value) + "\n"
-        canonical.push_str(name);
-        canonical.push(':');
-        let start = canonical.len();
-        canonical.push_str(value);
-        if case == ValueCase::Lower {
-            canonical[start..].make_ascii_lowercase();
-        }
-        canonical.push('\n');
-        if i > 0 {
-            signed.push(';');
-        }
-        signed.push_str(name);
-    }
-    CanonicalHeaders { canonical, signed }
+    canonical::canonical_headers(headers, case, Repeats::OneLineEach)
 }
 
-/// CanonicalRequest (§3 step 5). `query` is the query string exactly as sent (`""` for POST).
+/// CanonicalRequest (§3 step 5). The CanonicalURI is always `/` for API 3.0; `query` is the query string
+/// exactly as sent (`""` for POST), neither re-sorted nor re-encoded.
 pub fn canonical_request(method: &str, query: &str, headers: &CanonicalHeaders, hashed_payload: &str) -> String {
-    let mut out = String::with_capacity(
-        method.len() + query.len() + headers.canonical.len() + headers.signed.len() + hashed_payload.len() + 8,
-    );
-    // <HTTPRequestMethod>\n
-    out.push_str(method);
-    out.push('\n');
-    // <CanonicalURI>\n: always "/" for API 3.0
-    out.push_str("/\n");
-    // <CanonicalQueryString>\n: verbatim, neither re-sorted nor re-encoded
-    out.push_str(query);
-    out.push('\n');
-    // <CanonicalHeaders>\n: the block ends in "\n", so an empty line follows it
-    out.push_str(&headers.canonical);
-    out.push('\n');
-    // <SignedHeaders>\n
-    out.push_str(&headers.signed);
-    out.push('\n');
-    // <HashedRequestPayload>
-    out.push_str(hashed_payload);
-    out
-}
-
-/// Lower-hex SHA-256 of the canonical request.
-pub fn hashed_canonical_request(canonical_request: &str) -> String {
-    sha256_hex(canonical_request.as_bytes())
+    canonical::canonical_request(method, "/", query, headers, hashed_payload)
 }
 
 // === string to sign ===
@@ -230,21 +174,10 @@ pub fn signature(key: &SigningKey, string_to_sign: &str) -> String {
     hex::encode(hmac256(&key.k_signing, string_to_sign.as_bytes()))
 }
 
-/// The Authorization header value (§3 step 9), with comma-space separators.
+/// The Authorization header value (§3 step 9), with comma-space separators:
+/// `TC3-HMAC-SHA256 Credential=SecretId/CredentialScope, SignedHeaders=…, Signature=…`.
 pub fn authorization(credential_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
-    let mut out = String::with_capacity(
-        ALGORITHM.len() + 44 + credential_id.len() + credential_scope.len() + signed_headers.len() + signature.len(),
-    );
-    out.push_str(ALGORITHM);
-    out.push_str(" Credential=");
-    out.push_str(credential_id);
-    out.push('/');
-    out.push_str(credential_scope);
-    out.push_str(", SignedHeaders=");
-    out.push_str(signed_headers);
-    out.push_str(", Signature=");
-    out.push_str(signature);
-    out
+    compose_header(ALGORITHM, &[credential_id, credential_scope], ", ", signed_headers, signature)
 }
 
 // === sign and verify ===
@@ -254,9 +187,7 @@ pub fn authorization(credential_id: &str, credential_scope: &str, signed_headers
 /// documented; the query is `input.query` verbatim; the scope is the UTC date of `input.timestamp` and
 /// `input.service`.
 pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed {
-    let headers: Vec<(&str, &str)> =
-        input.headers.iter().copied().filter(|(name, _)| !name.eq_ignore_ascii_case("authorization")).collect();
-    let headers = canonical_headers(&headers, ValueCase::Lower);
+    let headers = canonical_headers(&headers_to_sign(&input.headers), ValueCase::Lower);
     let canonical_request = canonical_request(input.method, input.query, &headers, &hashed_payload(input));
     let date = utc_date(input.timestamp);
     let scope = credential_scope(&date, input.service);
@@ -303,7 +234,7 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     let string_to_sign = rebuild(ValueCase::Lower);
     let refuse = |part| Err(Mismatch { part, string_to_sign: string_to_sign.clone() });
 
-    if !REQUIRED.iter().all(|r| material.signed_headers.iter().any(|s| s.eq_ignore_ascii_case(r))) {
+    if !signs_all(&material.signed_headers, &REQUIRED) {
         return refuse(Part::SignedHeaders);
     }
     if material.timestamp != input.timestamp {
@@ -312,12 +243,10 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     if material.scope_date != Some(date.as_str()) || material.scope_service != Some(input.service) {
         return refuse(Part::CredentialScope);
     }
-    let Some(presented) = hex_decode(&material.signature) else {
-        return refuse(Part::Signature);
-    };
 
     let key = signing_key(key, &date, input.service);
-    let matches = |sts: &str| mac::<HmacSha256>(key.k_signing(), sts.as_bytes()).verify_slice(&presented).is_ok();
+    let matches =
+        |sts: &str| mac_matches::<HmacSha256>(key.k_signing(), sts.as_bytes(), &material.signature, hex_decode);
     if matches(&string_to_sign) {
         return Ok(());
     }
@@ -350,30 +279,16 @@ pub struct Authorization<'a> {
     pub signature: &'a str,
 }
 
-/// Why a TC3 Authorization header could not be read. The messages never repeat the header's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizationError {
-    /// The header does not start with `TC3-HMAC-SHA256 `.
-    #[error("Authorization does not start with `TC3-HMAC-SHA256 `")]
-    Algorithm,
-    /// A comma-separated field has no `=`.
-    #[error("Authorization has a field without `=`")]
-    Malformed,
-    /// A field other than Credential, SignedHeaders and Signature.
-    #[error("Authorization has an unknown field")]
-    UnknownField,
-    /// A field appears twice.
-    #[error("Authorization repeats {0}")]
-    Duplicate(&'static str),
-    /// A field is absent or empty.
-    #[error("Authorization lacks {0}")]
-    Missing(&'static str),
-    /// Credential is not `SecretId/Date/service/tc3_request`.
-    #[error("Authorization Credential is not SecretId/Date/service/tc3_request")]
-    Credential,
-    /// SignedHeaders has an empty name.
-    #[error("Authorization SignedHeaders has an empty name")]
-    SignedHeaders,
+authorization_error! {
+    /// Why a TC3 Authorization header could not be read. The messages never repeat the header's values.
+    pub enum AuthorizationError {
+        /// The header does not start with `TC3-HMAC-SHA256 `.
+        #[error("Authorization does not start with `TC3-HMAC-SHA256 `")]
+        Algorithm,
+        /// Credential is not `SecretId/Date/service/tc3_request`.
+        #[error("Authorization Credential is not SecretId/Date/service/tc3_request")]
+        Credential,
+    }
 }
 
 /// Splits `TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request, SignedHeaders=a;b, Signature=hex`
@@ -382,33 +297,7 @@ pub enum AuthorizationError {
 /// # Errors
 /// An [`AuthorizationError`] saying what is malformed; it never panics.
 pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthorizationError> {
-    let rest = value.trim().strip_prefix(ALGORITHM).ok_or(AuthorizationError::Algorithm)?;
-    if rest.is_empty() {
-        return Err(AuthorizationError::Missing("Credential"));
-    }
-    if !rest.starts_with(' ') {
-        return Err(AuthorizationError::Algorithm);
-    }
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for field in rest.split(',') {
-        let (name, value) = field.trim().split_once('=').ok_or(AuthorizationError::Malformed)?;
-        let (slot, name) = match name {
-            "Credential" => (&mut credential, "Credential"),
-            "SignedHeaders" => (&mut signed_headers, "SignedHeaders"),
-            "Signature" => (&mut signature, "Signature"),
-            _ => return Err(AuthorizationError::UnknownField),
-        };
-        if value.is_empty() {
-            return Err(AuthorizationError::Missing(name));
-        }
-        if slot.replace(value).is_some() {
-            return Err(AuthorizationError::Duplicate(name));
-        }
-    }
-    let credential = credential.ok_or(AuthorizationError::Missing("Credential"))?;
-    let signed_headers = signed_headers.ok_or(AuthorizationError::Missing("SignedHeaders"))?;
-    let signature = signature.ok_or(AuthorizationError::Missing("Signature"))?;
-
+    let Fields { credential, signed_headers, signature } = split_fields(value, ALGORITHM)?;
     let mut scope = credential.split('/');
     let (Some(id), Some(date), Some(service), Some(TERMINATOR), None) =
         (scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
@@ -418,10 +307,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, Authorizati
     if id.is_empty() || date.is_empty() || service.is_empty() {
         return Err(AuthorizationError::Credential);
     }
-    let signed_headers: Vec<&str> = signed_headers.split(';').collect();
-    if signed_headers.iter().any(|name| name.is_empty()) {
-        return Err(AuthorizationError::SignedHeaders);
-    }
+    let signed_headers = signed_header_names(signed_headers)?;
     Ok(Authorization { credential_id: id, scope_date: date, scope_service: service, signed_headers, signature })
 }
 

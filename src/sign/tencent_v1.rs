@@ -29,7 +29,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
-use super::encoding::{base64_decode, base64_encode, mac};
+use super::encoding::{base64_decode, base64_encode, mac, mac_matches};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -117,15 +117,15 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
     let Some(hash) = Hash::of(material.scheme) else {
         return Err(Mismatch { part: Part::Algorithm, string_to_sign });
     };
-    let Some(presented) = base64_decode(&material.signature) else {
+    let (secret, msg, presented) = (key.expose().as_bytes(), string_to_sign.as_bytes(), material.signature.as_ref());
+    let matches = match hash {
+        Hash::Sha1 => mac_matches::<Hmac<Sha1>>(secret, msg, presented, base64_decode),
+        Hash::Sha256 => mac_matches::<Hmac<Sha256>>(secret, msg, presented, base64_decode),
+    };
+    if !matches {
         return Err(Mismatch { part: Part::Signature, string_to_sign });
-    };
-    let secret = key.expose().as_bytes();
-    let checked = match hash {
-        Hash::Sha1 => mac::<Hmac<Sha1>>(secret, string_to_sign.as_bytes()).verify_slice(&presented),
-        Hash::Sha256 => mac::<Hmac<Sha256>>(secret, string_to_sign.as_bytes()).verify_slice(&presented),
-    };
-    checked.map_err(|_| Mismatch { part: Part::Signature, string_to_sign })
+    }
+    Ok(())
 }
 
 #[cfg(test)]
