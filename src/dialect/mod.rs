@@ -14,7 +14,7 @@
 //! - `encode_request(op, ctx, key, maps) -> Result<WireRequest, Fault>`: a signed upstream request;
 //! - `decode_response(status, headers, body, op, maps) -> Result<Outcome, Fault>`: the upstream's reply.
 //!
-//! [`detect`] tells from a request which dialect and scheme it speaks, and says why when it cannot.
+//! [`detect()`] tells from a request which dialect and scheme it speaks, and says why when it cannot.
 
 use http::HeaderMap;
 

@@ -1,4 +1,4 @@
-//! Detection: which dialect a request speaks ([`crate::dialect::detect`]), and the [`Reply`] its answer
+//! Detection: which dialect a request speaks ([`crate::dialect::detect()`]), and the [`Reply`] its answer
 //! will need (dialect, action, format, request id), put into the request's extensions before anything
 //! else reads it. A request whose dialect cannot be told gets a plain-text 400 saying why: there is no
 //! dialect to answer in.

@@ -9,7 +9,7 @@
 //! - [`state`] holds the clouds (instances, key pairs, bindings) and applies canonical
 //!   [`Operation`](crate::model::Operation)s to them. It is pure: no network, and the clock is an argument.
 //! - [`seed`] loads a cloud from a TOML seed file, and builds the demo cloud.
-//! - [`service`] serves it over HTTP, through the same request path as the gateway.
+//! - [`mod@service`] serves it over HTTP, through the same request path as the gateway.
 //!
 //! Faults are what the cloud says ([`Source::Upstream`](crate::model::Source::Upstream)) in canonical
 //! [`Code`](crate::model::Code)s; whoever answers over HTTP renders them in the provider's dialect through
