@@ -66,13 +66,45 @@ where
             let (mut parts, body) = req.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    tracing::debug!(error = %e, limit, "Request body refused.");
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    tracing::debug!(limit, "Request body over the limit.");
                     parts.extensions.insert(Oversized(limit));
+                    Bytes::new()
+                }
+                Err(e) => {
+                    // The caller's connection failed mid-body: what arrived cannot be a valid request,
+                    // and it goes on empty so that it is still audited and answered.
+                    tracing::debug!(error = %e, "Request body could not be read.");
                     Bytes::new()
                 }
             };
             ready.call(Request::from_parts(parts, bytes)).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    async fn buffered(body: &'static [u8]) -> (Bytes, bool) {
+        let svc =
+            ServiceBuilder::new().layer(BufferLayer::new(8)).service(service_fn(|req: Request<Bytes>| async move {
+                let oversized = req.extensions().get::<Oversized>().is_some();
+                Ok::<_, std::convert::Infallible>((req.into_body(), oversized))
+            }));
+        svc.oneshot(Request::new(Full::new(Bytes::from_static(body)))).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn bodies_within_the_limit_pass_whole() {
+        assert_eq!(buffered(b"12345678").await, (Bytes::from_static(b"12345678"), false));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_marked_and_not_kept() {
+        assert_eq!(buffered(b"123456789").await, (Bytes::new(), true));
     }
 }
