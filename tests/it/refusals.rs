@@ -344,3 +344,25 @@ async fn health_checks_answer_and_undetected_requests_get_a_plain_400() {
     assert_eq!(lines.len(), 2, "refused requests are audited too (the health check is not a request)");
     assert!(lines.iter().all(|l| l.code == "Undetected" && l.status == 400), "{lines:#?}");
 }
+
+/// A body over `max_body_bytes` is not read further, and is refused in the caller's dialect.
+#[tokio::test]
+async fn an_oversized_body_is_refused_in_the_callers_dialect() {
+    let mut config = crate::harness::config_with("", "");
+    config.max_body_bytes = 512;
+    let env = Env::start(config).await;
+    let many = ids("ins-", 60);
+    let wire = env.signed_by(
+        Dialect::TencentCvm,
+        Scheme::Tc3,
+        &bind_op(Dialect::TencentCvm, &strs(&many), &["skey-4e5ty7i8"]),
+        &Signer::demo(),
+    );
+    assert!(wire.body.len() > 512, "the test body must be over the limit");
+    let got = env.send(&wire).await;
+    assert_eq!((got.status, got.content_type()), (200, "application/json"));
+    assert_eq!(got.error_code(Dialect::TencentCvm).as_deref(), Some("InvalidParameter"), "{}", got.text());
+    assert!(got.error_message(Dialect::TencentCvm).contains("larger than 512 bytes"), "{}", got.text());
+    assert!(env.sim().seen().is_empty(), "nothing was forwarded");
+    assert_eq!(env.audit_lines().len(), 1);
+}
