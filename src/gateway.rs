@@ -105,7 +105,8 @@ async fn handle(
     });
     let results = join_all(calls).await;
     record(audit, &legs, &results);
-    translate::merge(&reply.request_id, op, &legs, results)
+    let back = translate::Back { caller: reply.dialect.provider(), keys: &shared.config.keys };
+    translate::merge(&reply.request_id, op, &legs, results, back)
 }
 
 /// Routes and translates the caller's operation into upstream legs.

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use crate::config::Names;
 use crate::dialect::Dialect;
 use crate::mapping::Mappings;
-use crate::model::{Action, Answer, Code, Fault, InstanceResult, KeyKind, Keys, Operation, Outcome, Provider};
+use crate::model::{
+    Action, Answer, Code, Fault, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, Outcome, Provider,
+};
 use crate::route;
 
 /// One instance of the caller's, as it will be sent.
@@ -127,6 +129,44 @@ pub fn group<'r>(instances: &[String], mut upstream_of: impl FnMut(&str) -> &'r 
     groups
 }
 
+/// How to name things back for the caller: its provider, and the `[[keys]]` table.
+#[derive(Debug, Clone, Copy)]
+pub struct Back<'a> {
+    /// The provider whose names the caller uses.
+    pub caller: Provider,
+    /// The `[[keys]]` rows.
+    pub keys: &'a [Names],
+}
+
+impl Back<'_> {
+    /// A key reference from `from`, as the caller names it (unchanged when no row names it).
+    fn key(&self, from: Provider, key: String) -> String {
+        if from == self.caller {
+            return key;
+        }
+        self.keys
+            .iter()
+            .find(|row| row.get(&from) == Some(&key))
+            .and_then(|row| row.get(&self.caller))
+            .cloned()
+            .unwrap_or(key)
+    }
+
+    /// A key pair found on `from`, named as the caller names it.
+    fn key_pair(&self, from: Provider, mut info: KeyPairInfo) -> KeyPairInfo {
+        match (from.key_kind(), self.caller.key_kind()) {
+            (KeyKind::Id, KeyKind::Id) => info.id = self.key(from, info.id),
+            (KeyKind::Name, KeyKind::Name) => info.name = self.key(from, info.name),
+            (KeyKind::Id, KeyKind::Name) => {
+                info.name = self.key(from, info.id.clone());
+                info.id = info.name.clone();
+            }
+            (KeyKind::Name, KeyKind::Id) => info.id = self.key(from, info.name.clone()),
+        }
+        info
+    }
+}
+
 /// Merges the legs' results into one outcome for the caller, in the caller's instance order and names.
 /// A single leg that failed as a whole is the caller's whole-request error.
 pub fn merge(
@@ -134,6 +174,7 @@ pub fn merge(
     op: &Operation,
     legs: &[Leg],
     results: Vec<Result<Outcome, Fault>>,
+    back: Back<'_>,
 ) -> Result<Outcome, Fault> {
     if legs.len() == 1 && !matches!(op.action, Action::DescribeInstances | Action::DescribeKeys) {
         if let Some(Err(fault)) = results.first() {
@@ -164,9 +205,9 @@ pub fn merge(
         }
         Action::DescribeKeys => {
             let mut found = Vec::new();
-            for result in results {
+            for (leg, result) in legs.iter().zip(results) {
                 if let Answer::KeyPairs(keys) = result?.answer {
-                    found.extend(keys);
+                    found.extend(keys.into_iter().map(|k| back.key_pair(leg.provider, k)));
                 }
             }
             Ok(Outcome { request_id: request_id.to_owned(), answer: Answer::KeyPairs(found) })
@@ -179,6 +220,7 @@ pub fn merge(
                         if let Some(p) = leg.placed.iter().find(|p| p.upstream_id == info.id) {
                             info.id = p.caller_id.clone();
                         }
+                        info.keys = info.keys.into_iter().map(|k| back.key(leg.provider, k)).collect();
                         found.push(info);
                     }
                 }
@@ -235,6 +277,23 @@ mod tests {
             keys_on(&table, &name, Provider::AliyunEcs, Provider::TencentCvm).unwrap(),
             Err(vec!["Other".into()])
         );
+    }
+
+    #[test]
+    fn looked_up_keys_come_back_in_the_callers_names() {
+        let table = vec![row(&[(Provider::TencentCvm, "skey-4e5ty7i8"), (Provider::AliyunEcs, "Finance")])];
+        let leg = Leg {
+            upstream: "cvm".into(),
+            provider: Provider::TencentCvm,
+            op: Operation::new(Action::DescribeKeys),
+            placed: vec![],
+        };
+        let found = KeyPairInfo { id: "skey-4e5ty7i8".into(), name: "finance_joshua".into(), instances: vec![] };
+        let answer = Ok(Outcome { request_id: "up".into(), answer: Answer::KeyPairs(vec![found]) });
+        let back = Back { caller: Provider::AliyunEcs, keys: &table };
+        let merged = merge("gw", &Operation::new(Action::DescribeKeys), &[leg], vec![answer], back).unwrap();
+        let Answer::KeyPairs(keys) = merged.answer else { panic!("key pairs expected") };
+        assert_eq!((keys[0].id.as_str(), keys[0].name.as_str()), ("Finance", "Finance"));
     }
 
     #[test]
