@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/interop-venv
-if ! "$venv/bin/python" -c "import tencentcloud.cvm, aliyunsdkecs, alibabacloud_ecs20140526" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import tencentcloud.cvm, aliyunsdkecs, alibabacloud_ecs20140526, QcloudApi.qcloudapi" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi

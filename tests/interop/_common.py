@@ -1,7 +1,8 @@
 """Shared by the interop scripts: the command line, the demo credentials and the one-JSON-line output.
 
 Every script takes the gateway address (HOST:PORT) and a scenario name, drives one official SDK
-against crossgate over plain HTTP, and prints one JSON object per SDK call on stdout:
+against crossgate over plain HTTP (HTTPS for legacy_sdk.py, whose SDK knows no other scheme), and prints
+one JSON object per SDK call on stdout:
 
     {"call": ..., "request": {...}, "ok": true,  "request_id": ..., "response": {...}}
     {"call": ..., "request": {...}, "ok": false, "exception": <class>, "code": ..., "message": ...,
@@ -24,7 +25,7 @@ WRONG_SECRET_KEY = "not-the-demo-secret-key"
 def parse_args(scenarios, variants, description):
     """`ADDR SCENARIO [--variant V]`."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("addr", help="the gateway, HOST:PORT (plain HTTP)")
+    parser.add_argument("addr", help="the gateway, HOST:PORT")
     parser.add_argument("scenario", choices=sorted(scenarios))
     parser.add_argument("--variant", choices=sorted(variants), default=sorted(variants)[0])
     return parser.parse_args()

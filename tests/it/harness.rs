@@ -2,6 +2,7 @@
 //! signed clients for every caller dialect built from the codecs, talking over real sockets.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -209,8 +210,13 @@ impl Env {
 
     /// The matrix gateway.
     pub(crate) async fn matrix() -> Env {
-        let mut config = matrix_config();
-        config.routing.rules.splice(0..0, routing_rules());
+        Env::start(routed_matrix_config()).await
+    }
+
+    /// The matrix gateway serving HTTPS with the PEM `cert` and `key`.
+    pub(crate) async fn matrix_over_tls(cert: PathBuf, key: PathBuf) -> Env {
+        let mut config = routed_matrix_config();
+        config.tls = Some((cert, key));
         Env::start(config).await
     }
 
@@ -285,6 +291,13 @@ impl Env {
     pub(crate) fn decode(&self, dialect: Dialect, got: &Got, op: &Operation) -> Result<Outcome, Fault> {
         dialect::decode_response(dialect, got.status, &got.headers, &got.body, op, &self.maps)
     }
+}
+
+/// [`matrix_config`], routed by alias suffix ahead of the demo's rules.
+fn routed_matrix_config() -> Config {
+    let mut config = matrix_config();
+    config.routing.rules.splice(0..0, routing_rules());
+    config
 }
 
 /// Routes by the alias suffixes of [`MATRIX_EXTRA`].

@@ -10,18 +10,19 @@
 //! The tests are ignored by default (plain `cargo test` needs no Python); `tests/run.sh` runs them with
 //! `--include-ignored`. Run without `CROSSGATE_INTEROP_PYTHON`, they fail: they never pass vacuously.
 //!
-//! Not covered: the legacy API 2.0 endpoint (`/v2/index.php`), whose Python SDK is not on the package
-//! index the virtualenv is built from.
+//! The legacy API 2.0 SDK (`qcloudapi-sdk-python`, for `/v2/index.php`) speaks HTTPS only: its gateway
+//! serves TLS with a certificate made for the test, which the script trusts through `SSL_CERT_FILE`.
+//! That SDK returns the body text whatever it says, so its tests assert the exact bodies.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use crossgate::clock::{Clock, SystemClock};
 use crossgate::layer::audit::AuditEntry;
 use crossgate::model::Provider;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::Env;
 
@@ -91,12 +92,14 @@ enum Expect {
 }
 
 /// A scenario, what it must give, and what the clouds must hold afterwards.
-struct Case {
+struct Case<E = Expect> {
     scenario: &'static str,
-    expect: Expect,
-    /// `(provider, instance, keys, state)` after the call; `state` is checked when given.
-    after: &'static [(Provider, &'static str, &'static [&'static str], Option<&'static str>)],
+    expect: E,
+    after: &'static [After],
 }
+
+/// `(provider, instance, keys, state)` after a call; `state` is checked when given.
+type After = (Provider, &'static str, &'static [&'static str], Option<&'static str>);
 
 const CVM: Provider = Provider::TencentCvm;
 const LIGHTHOUSE: Provider = Provider::TencentLighthouse;
@@ -209,6 +212,96 @@ const CORE_CASES: [Case; 7] =
 /// The tea SDK passes the server's code through.
 const TEA_CASES: [Case; 7] = ecs_cases(raised_ecs("SignatureDoesNotMatch", 400));
 
+/// What a legacy API 2.0 call must return: the body exactly, HTTP 200 always.
+#[derive(Debug, Clone, Copy)]
+enum Legacy {
+    /// New-style success: `{"Response": {"RequestId": <the gateway's>}}`.
+    NewOk,
+    /// New-style error: `{"Response": {"Error": {"Code": code, "Message"}, "RequestId"}}`, the message
+    /// containing the fragment.
+    NewError { code: &'static str, fragment: &'static str },
+    /// Old-style success: `{"code": 0, "message": "", "codeDesc": "Success"}`.
+    OldOk,
+    /// Old-style error: `{"code": number, "message", "codeDesc": code}`, the message containing the
+    /// fragment.
+    OldError { number: i64, code: &'static str, fragment: &'static str },
+}
+
+impl Legacy {
+    fn is_ok(self) -> bool {
+        matches!(self, Legacy::NewOk | Legacy::OldOk)
+    }
+
+    /// The code the audit line carries.
+    fn wire_code(self) -> &'static str {
+        match self {
+            Legacy::NewOk | Legacy::OldOk => "Success",
+            Legacy::NewError { code, .. } | Legacy::OldError { code, .. } => code,
+        }
+    }
+}
+
+/// The action a legacy scenario calls, as the SDK sends it (it upper-cases the first letter).
+fn legacy_call(scenario: &str) -> &'static str {
+    match scenario {
+        "disassociate" => "DisassociateInstancesKeyPairs",
+        "unbind-old" => "UnBindInstanceKey",
+        s if s.ends_with("-old") => "BindInstanceKey",
+        _ => "AssociateInstancesKeyPairs",
+    }
+}
+
+const SIGNATURE_FAILURE: &str = "InvalidParameter.SignatureFailure";
+const BOTH_LINUX: &[After] = &[
+    (CVM, "ins-1e4r6y8i", &["skey-4e5ty7i8"], Some("STOPPED")),
+    (CVM, "ins-3e56fg78", &["skey-4e5ty7i8"], Some("STOPPED")),
+];
+const NEITHER_LINUX: &[After] =
+    &[(CVM, "ins-1e4r6y8i", &[], Some("STOPPED")), (CVM, "ins-3e56fg78", &[], Some("STOPPED"))];
+
+/// The legacy endpoint through the legacy SDK, new-style and old-style, any method and signature.
+const LEGACY_CASES: &[Case<Legacy>] = &[
+    Case {
+        scenario: "bad-secret",
+        expect: Legacy::NewError { code: SIGNATURE_FAILURE, fragment: "signature" },
+        after: &[(CVM, "ins-1e4r6y8i", &[], None)],
+    },
+    Case {
+        scenario: "bad-secret-old",
+        expect: Legacy::OldError { number: 4100, code: SIGNATURE_FAILURE, fragment: "signature" },
+        after: &[(CVM, "ins-1e4r6y8i", &[], None)],
+    },
+    Case {
+        scenario: "unknown-instance",
+        expect: Legacy::NewError { code: "InvalidInstanceId.NotFound", fragment: "ins-0000dead" },
+        after: &[],
+    },
+    Case {
+        scenario: "unknown-instance-old",
+        expect: Legacy::OldError { number: 5000, code: "InvalidInstanceId.NotFound", fragment: "ins-0000dead" },
+        after: &[],
+    },
+    Case {
+        scenario: "windows",
+        expect: Legacy::NewError { code: "InvalidInstance.NotSupported", fragment: "Windows" },
+        after: &[(CVM, "ins-5wq8v2kd", &[], Some("STOPPED"))],
+    },
+    Case {
+        scenario: "windows-old",
+        expect: Legacy::OldError { number: 5100, code: "InvalidInstance.NotSupported", fragment: "Windows" },
+        after: &[(CVM, "ins-5wq8v2kd", &[], Some("STOPPED"))],
+    },
+    Case {
+        scenario: "too-many",
+        expect: Legacy::NewError { code: "InvalidParameterValue.LimitExceeded", fragment: "101" },
+        after: &[],
+    },
+    Case { scenario: "associate", expect: Legacy::NewOk, after: BOTH_LINUX },
+    Case { scenario: "disassociate", expect: Legacy::NewOk, after: NEITHER_LINUX },
+    Case { scenario: "bind-old", expect: Legacy::OldOk, after: BOTH_LINUX },
+    Case { scenario: "unbind-old", expect: Legacy::OldOk, after: NEITHER_LINUX },
+];
+
 // === the tests ===
 
 #[tokio::test]
@@ -248,6 +341,30 @@ async fn alibabacloud_ecs_tea_rpc_v2() {
     run_suite(&Sdk { script: "aliyun_tea.py", variant: "v2", family: Family::AliyunTea }, &TEA_CASES).await;
 }
 
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn qcloudapi_legacy_get_hmacsha1() {
+    run_legacy_suite("get-hmacsha1").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn qcloudapi_legacy_get_hmacsha256() {
+    run_legacy_suite("get-hmacsha256").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn qcloudapi_legacy_post_hmacsha1() {
+    run_legacy_suite("post-hmacsha1").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn qcloudapi_legacy_post_hmacsha256() {
+    run_legacy_suite("post-hmacsha256").await;
+}
+
 // === running and checking ===
 
 /// Runs every case in order against one fresh gateway.
@@ -258,7 +375,7 @@ async fn run_suite(sdk: &Sdk, cases: &[Case]) {
     for (n, case) in cases.iter().enumerate() {
         let label = format!("{} --variant {} {}", sdk.script, sdk.variant, case.scenario);
         let before = snapshot(&env);
-        let calls = run_script(&python, &env, sdk, case.scenario).await;
+        let calls = run_script(&python, &env, (sdk.script, sdk.variant), case.scenario, None).await;
         assert_eq!(calls.len(), 1, "{label}: one SDK call, one line: {calls:?}");
         let call = &calls[0];
         assert_eq!(call["call"], sdk.family.call(case.scenario), "{label}: {call}");
@@ -276,7 +393,85 @@ async fn run_suite(sdk: &Sdk, cases: &[Case]) {
         );
 
         check_answer(sdk, case, call, line, &label);
-        check_state(&env, case, &before, &label);
+        check_state(&env, !matches!(case.expect, Expect::Ok), case.after, &before, &label);
+    }
+}
+
+/// Runs every legacy case in order against one fresh gateway serving HTTPS, with `variant`'s request
+/// method and signature method.
+async fn run_legacy_suite(variant: &'static str) {
+    let python = python();
+    let certs = CertDir::new(&["127.0.0.1"]);
+    let env = Env::matrix_over_tls(certs.cert.clone(), certs.key.clone()).await;
+    let script = "legacy_sdk.py";
+    for (n, case) in LEGACY_CASES.iter().enumerate() {
+        let label = format!("{script} --variant {variant} {}", case.scenario);
+        let before = snapshot(&env);
+        let calls = run_script(&python, &env, (script, variant), case.scenario, Some(&certs.cert)).await;
+        assert_eq!(calls.len(), 1, "{label}: one SDK call, one line: {calls:?}");
+        let call = &calls[0];
+        assert_eq!(call["call"], legacy_call(case.scenario), "{label}: {call}");
+        assert_eq!(call["ok"], true, "{label}: the SDK returns the body of every HTTP 200: {call}");
+
+        let lines = env.audit_lines();
+        assert_eq!(lines.len(), n + 1, "{label}: one request per scenario, no retries");
+        let line = lines.last().unwrap();
+        assert_eq!(line.dialect.as_deref(), Some("tencent_v2"), "{label}");
+        assert_eq!(line.action.as_deref(), Some(legacy_call(case.scenario)), "{label}");
+        assert_eq!(line.code, case.expect.wire_code(), "{label}: the code on the wire");
+        assert_eq!(line.status, 200, "{label}: the legacy endpoint always answers HTTP 200");
+
+        check_legacy_body(case.expect, call, line, &label);
+        check_state(&env, !case.expect.is_ok(), case.after, &before, &label);
+    }
+}
+
+/// The body the legacy SDK returned is exactly the dialect's.
+fn check_legacy_body(expect: Legacy, call: &Value, line: &AuditEntry, label: &str) {
+    let body = &call["response"];
+    let message = |pointer: &str, fragment: &str| -> String {
+        let message = body.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+        assert!(message.contains(fragment), "{label}: the message names `{fragment}`: {call}");
+        message.to_owned()
+    };
+    let expected = match expect {
+        Legacy::NewOk => json!({"Response": {"RequestId": line.request_id}}),
+        Legacy::NewError { code, fragment } => {
+            let message = message("/Response/Error/Message", fragment);
+            json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": line.request_id}})
+        }
+        Legacy::OldOk => json!({"code": 0, "message": "", "codeDesc": "Success"}),
+        Legacy::OldError { number, code, fragment } => {
+            json!({"code": number, "message": message("/message", fragment), "codeDesc": code})
+        }
+    };
+    assert_eq!(body, &expected, "{label}: the body the SDK returned");
+    if matches!(expect, Legacy::NewOk | Legacy::NewError { .. }) {
+        // The RequestId the SDK's caller sees is the gateway's, never the upstream's.
+        assert_eq!(call["request_id"], line.request_id, "{label}: {call}");
+        assert!(!line.upstream_request_ids.contains(&line.request_id), "{label}: the upstream's RequestId leaked");
+    }
+}
+
+/// A fresh self-signed certificate and key for the names, removed on drop.
+struct CertDir {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl CertDir {
+    fn new(names: &[&str]) -> CertDir {
+        let dir = std::env::temp_dir().join(format!("crossgate-interop-{}", uuid::Uuid::new_v4()));
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let (cert, key) = crossgate::certs::write(&dir, &names).expect("a test certificate");
+        CertDir { dir, cert, key }
+    }
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -364,13 +559,13 @@ fn snapshot(env: &Env) -> Snapshot {
     })
 }
 
-/// A failed call changed nothing anywhere; every call left the named instances as the case says.
-fn check_state(env: &Env, case: &Case, before: &Snapshot, label: &str) {
+/// A refused call changed nothing anywhere; every call left the named instances as `expected` says.
+fn check_state(env: &Env, refused: bool, expected: &[After], before: &Snapshot, label: &str) {
     let after = snapshot(env);
-    if !matches!(case.expect, Expect::Ok) {
+    if refused {
         assert_eq!(&after, before, "{label}: a refused request changed the clouds");
     }
-    for (provider, id, keys, state) in case.after {
+    for (provider, id, keys, state) in expected {
         let (got_keys, got_state) =
             after.get(&(*provider, (*id).to_owned())).unwrap_or_else(|| panic!("{label}: no {provider} {id}"));
         assert_eq!(got_keys, keys, "{label}: keys on {provider} {id}");
@@ -392,16 +587,23 @@ fn python() -> PathBuf {
     }
 }
 
-/// Runs `script ADDR SCENARIO --variant V`, bounded in time; its JSON lines.
-async fn run_script(python: &PathBuf, env: &Env, sdk: &Sdk, scenario: &str) -> Vec<Value> {
+/// Runs `script ADDR SCENARIO --variant V`, bounded in time, trusting `ca_file` for HTTPS when given;
+/// its JSON lines.
+async fn run_script(
+    python: &PathBuf,
+    env: &Env,
+    (script, variant): (&str, &str),
+    scenario: &str,
+    ca_file: Option<&Path>,
+) -> Vec<Value> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     let mut command = tokio::process::Command::new(python);
     command
         .current_dir(&dir)
-        .arg(dir.join(sdk.script))
+        .arg(dir.join(script))
         .arg(env.started.gateway.addr.to_string())
         .arg(scenario)
-        .args(["--variant", sdk.variant])
+        .args(["--variant", variant])
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .stdin(Stdio::null())
@@ -411,7 +613,11 @@ async fn run_script(python: &PathBuf, env: &Env, sdk: &Sdk, scenario: &str) -> V
     for var in PROXY_VARS {
         command.env_remove(var);
     }
-    let label = format!("{} {} --variant {}", sdk.script, scenario, sdk.variant);
+    if let Some(ca_file) = ca_file {
+        // OpenSSL's own variable: Python's default HTTPS context trusts the certificates it names.
+        command.env("SSL_CERT_FILE", ca_file);
+    }
+    let label = format!("{script} {scenario} --variant {variant}");
     let output = match tokio::time::timeout(SCRIPT_TIMEOUT, command.output()).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => panic!("{label}: cannot run {}: {e}", python.display()),
