@@ -4,7 +4,9 @@
 
 use crossgate::dialect::{RawRequest, WireRequest, WireResponse};
 use crossgate::mapping::Mappings;
+use crossgate::model::{Action, Answer, InstanceResult, Keys, Operation};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use proptest::prelude::*;
 
 /// The embedded mapping tables.
 pub fn maps() -> Mappings {
@@ -185,4 +187,34 @@ pub fn v1_signed(
         let headers = [("host", host), ("content-type", "application/x-www-form-urlencoded")];
         Received::new(method, path, "", &headers, encoded.as_bytes())
     }
+}
+
+// === operations, for the codec tests ===
+
+/// An operation in the Tencent region the codec tests use.
+pub fn op(action: Action, instances: &[&str], keys: Keys, force_stop: Option<bool>) -> Operation {
+    Operation {
+        action,
+        region: Some("ap-guangzhou".into()),
+        instances: instances.iter().map(|s| s.to_string()).collect(),
+        keys,
+        force_stop,
+    }
+}
+
+/// Key pair ids.
+pub fn ids(v: &[&str]) -> Keys {
+    Keys::Ids(v.iter().map(|s| s.to_string()).collect())
+}
+
+/// A bind answer in which every instance of `op` succeeded.
+pub fn all_ok(op: &Operation) -> Answer {
+    Answer::Bind(op.instances.iter().map(|i| InstanceResult { instance: i.clone(), result: Ok(()) }).collect())
+}
+
+/// Distinct ids: `prefix` and 8 lower-case alphanumerics.
+pub fn arb_ids(prefix: &'static str, len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec("[a-z0-9]{8}", len)
+        .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)))
+        .prop_map(move |v| v.into_iter().map(|s| format!("{prefix}{s}")).collect())
 }

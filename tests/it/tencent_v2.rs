@@ -16,6 +16,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::support::{Received, golden, golden_file, header_map, op_json, v1_signed, vector_request, vectors};
+use crate::support::{all_ok, arb_ids, ids, op};
 
 const HOST: &str = "cvm.api.qcloud.com";
 const PATH: &str = "/v2/index.php";
@@ -38,24 +39,6 @@ fn decode(received: &Received, key: &Secret) -> Result<Operation, Fault> {
     let material = tencent_v2::auth_material(&raw)?;
     sign::verify(&material, key).map_err(|m| Fault::caller(Code::SignatureMismatch, m.to_string()))?;
     tencent_v2::decode_request(&raw, &material, maps())
-}
-
-fn op(action: Action, instances: &[&str], keys: Keys, force_stop: Option<bool>) -> Operation {
-    Operation {
-        action,
-        region: Some("ap-guangzhou".into()),
-        instances: instances.iter().map(|s| s.to_string()).collect(),
-        keys,
-        force_stop,
-    }
-}
-
-fn ids(v: &[&str]) -> Keys {
-    Keys::Ids(v.iter().map(|s| s.to_string()).collect())
-}
-
-fn all_ok(op: &Operation) -> Answer {
-    Answer::Bind(op.instances.iter().map(|i| InstanceResult { instance: i.clone(), result: Ok(()) }).collect())
 }
 
 // === golden seeds ===
@@ -246,12 +229,6 @@ fn a_vector_with_a_flipped_parameter_does_not_verify() {
 }
 
 // === round trips ===
-
-fn arb_ids(prefix: &'static str, len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec("[a-z0-9]{8}", len)
-        .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)))
-        .prop_map(move |v| v.into_iter().map(|s| format!("{prefix}{s}")).collect())
-}
 
 fn arb_names() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec("[a-zA-Z0-9 ~*+/&=%._中文é-]{0,20}", 1..5)

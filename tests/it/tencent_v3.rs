@@ -17,6 +17,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::support::{Received, golden, golden_file, header_map, op_json, v1_signed, vector_request, vectors};
+use crate::support::{all_ok, arb_ids, ids, op};
 
 const CALLER_ID: &str = "AKIDcrossgateTESTCALLER000000000001";
 /// A dummy secret for the test caller.
@@ -123,30 +124,12 @@ impl Tc3<'_> {
     }
 }
 
-fn op(action: Action, instances: &[&str], keys: Keys, force_stop: Option<bool>) -> Operation {
-    Operation {
-        action,
-        region: Some("ap-guangzhou".into()),
-        instances: instances.iter().map(|s| s.to_string()).collect(),
-        keys,
-        force_stop,
-    }
-}
-
-fn ids(v: &[&str]) -> Keys {
-    Keys::Ids(v.iter().map(|s| s.to_string()).collect())
-}
-
 fn names(v: &[&str]) -> Keys {
     Keys::Names(v.iter().map(|s| s.to_string()).collect())
 }
 
 fn numbered(prefix: &str, n: usize) -> Vec<&'static str> {
     (1..=n).map(|i| &*Box::leak(format!("{prefix}{i:08}").into_boxed_str())).collect()
-}
-
-fn all_ok(op: &Operation) -> Answer {
-    Answer::Bind(op.instances.iter().map(|i| InstanceResult { instance: i.clone(), result: Ok(()) }).collect())
 }
 
 // === golden seed 001 ===
@@ -290,12 +273,6 @@ fn a_scope_for_the_other_service_is_refused() {
 }
 
 // === round trips ===
-
-fn arb_ids(prefix: &'static str, len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec("[a-z0-9]{8}", len)
-        .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)))
-        .prop_map(move |v| v.into_iter().map(|s| format!("{prefix}{s}")).collect())
-}
 
 fn prefixes(dialect: Dialect) -> (&'static str, &'static str) {
     if dialect == LH { ("lhins-", "lhkp-") } else { ("ins-", "skey-") }
