@@ -78,6 +78,7 @@ struct RawLimits {
     timestamp_window_secs: i64,
     requests_per_second: Option<u32>,
     disassociate_requests_per_second: Option<u32>,
+    states: Vec<String>,
     instance_id: RawIdFormat,
     key_id: RawIdFormat,
 }
@@ -210,6 +211,8 @@ pub struct Limits {
     pub instance_id: IdFormat,
     /// Key reference grammar (id, or name for Alibaba).
     pub key_id: IdFormat,
+    /// Every instance state the provider reports, in its own spelling.
+    pub states: Vec<String>,
 }
 
 /// How one canonical code looks in one dialect.
@@ -527,9 +530,13 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             timestamp_window_secs,
             requests_per_second,
             disassociate_requests_per_second,
+            states,
             instance_id,
             key_id,
         } = spanned.into_inner();
+        if states.is_empty() {
+            return Err(err(file, text, at, format!("`{}`: `states` lists no instance state", dialect.name())));
+        }
         if instances == 0 || keys == 0 || lookup_instances == 0 || lookup_keys == 0 || timestamp_window_secs <= 0 {
             return Err(err(file, text, at, format!("`{}`: limits must be positive", dialect.name())));
         }
@@ -556,6 +563,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
                 disassociate_requests_per_second,
                 instance_id,
                 key_id,
+                states,
             },
         );
     }

@@ -81,41 +81,6 @@ mod words {
     pub(super) const TENCENT_STOPPING: &str = "STOPPING";
     pub(super) const ECS_RUNNING: &str = "Running";
     pub(super) const ECS_STOPPED: &str = "Stopped";
-
-    pub(super) const CVM: &[&str] = &[
-        "PENDING",
-        "LAUNCH_FAILED",
-        "RUNNING",
-        "STOPPED",
-        "STARTING",
-        "STOPPING",
-        "REBOOTING",
-        "SHUTDOWN",
-        "TERMINATING",
-        "ENTER_RESCUE_MODE",
-        "RESCUE_MODE",
-        "EXIT_RESCUE_MODE",
-        "ENTER_SERVICE_LIVE_MIGRATE",
-        "SERVICE_LIVE_MIGRATE",
-        "EXIT_SERVICE_LIVE_MIGRATE",
-    ];
-    pub(super) const LIGHTHOUSE: &[&str] = &[
-        "PENDING",
-        "LAUNCH_FAILED",
-        "RUNNING",
-        "STOPPED",
-        "STARTING",
-        "STOPPING",
-        "REBOOTING",
-        "SHUTDOWN",
-        "TERMINATING",
-        "DELETING",
-        "FREEZING",
-        "ENTER_RESCUE_MODE",
-        "RESCUE_MODE",
-        "EXIT_RESCUE_MODE",
-    ];
-    pub(super) const ECS: &[&str] = &["Pending", "Running", "Starting", "Stopping", "Stopped"];
 }
 
 /// The two power states the rules care about, in a provider's spelling.
@@ -131,15 +96,6 @@ fn power(provider: Provider) -> Power {
             Power { running: words::TENCENT_RUNNING, stopped: words::TENCENT_STOPPED }
         }
         Provider::AliyunEcs => Power { running: words::ECS_RUNNING, stopped: words::ECS_STOPPED },
-    }
-}
-
-/// Every instance state a provider reports, in its own spelling.
-pub fn instance_states(provider: Provider) -> &'static [&'static str] {
-    match provider {
-        Provider::TencentCvm => words::CVM,
-        Provider::TencentLighthouse => words::LIGHTHOUSE,
-        Provider::AliyunEcs => words::ECS,
     }
 }
 
@@ -198,7 +154,7 @@ pub struct Instance {
     pub os: OsFamily,
     /// The OS name as the provider reports it.
     pub os_name: String,
-    /// The state in the provider's own words (`STOPPED`, `Running`, ...; see [`instance_states`]).
+    /// The state in the provider's own words (`STOPPED`, `Running`, ...; every one is in `mappings/limits.toml`).
     pub state: String,
     /// Bound key pairs: ids for Tencent, at most one name for ECS. This is what look-ups report.
     pub keys: Vec<String>,
@@ -329,6 +285,7 @@ struct Rules {
     disassociate_per_second: Option<u32>,
     associate_name: String,
     disassociate_name: String,
+    states: Vec<String>,
 }
 
 impl Rules {
@@ -346,6 +303,7 @@ impl Rules {
             disassociate_per_second: limits.disassociate_requests_per_second.or(limits.requests_per_second),
             associate_name: maps.wire_action(dialect, Action::AssociateKeys).to_owned(),
             disassociate_name: maps.wire_action(dialect, Action::DisassociateKeys).to_owned(),
+            states: limits.states.clone(),
         }
     }
 
@@ -481,8 +439,8 @@ impl CloudState {
         if cloud.find(&instance.id).is_some() {
             return Err(ResourceError::Duplicate { provider, what: "instance", id: instance.id });
         }
-        let known = instance_states(provider);
-        if !known.contains(&instance.state.as_str()) {
+        let known = &cloud.rules.states;
+        if !known.contains(&instance.state) {
             return Err(ResourceError::UnknownState { provider, state: instance.state, known: known.join(", ") });
         }
         let bound = instance.keys.iter().chain(&instance.effective_keys);
@@ -917,12 +875,14 @@ mod tests {
     }
 
     #[test]
-    fn state_words_include_what_the_rules_use() {
+    fn the_mapped_states_include_what_the_rules_use() {
+        let maps = Mappings::embedded().unwrap();
+        let states = |p: Provider| maps.limits(crate::dialect::Dialect::of_provider(p)).states.clone();
         for provider in Provider::ALL {
             let words = power(provider);
-            assert!(instance_states(provider).contains(&words.running), "{provider}");
-            assert!(instance_states(provider).contains(&words.stopped), "{provider}");
+            assert!(states(provider).iter().any(|s| s == words.running), "{provider}");
+            assert!(states(provider).iter().any(|s| s == words.stopped), "{provider}");
         }
-        assert!(instance_states(LH).contains(&words::TENCENT_STOPPING));
+        assert!(states(LH).iter().any(|s| s == words::TENCENT_STOPPING));
     }
 }
