@@ -332,8 +332,23 @@ impl Mappings {
     }
 
     /// Renders a fault as the dialect shows it.
+    ///
+    /// An error from an upstream that speaks the caller's own dialect keeps the upstream's code and message
+    /// as they were (a same-dialect request is forwarded with its meaning intact, errors included), unless
+    /// the gateway has since given the fault another kind.
     pub fn render(&self, dialect: Dialect, fault: &Fault) -> RenderedError {
         let entry = &self.errors[&dialect].by_code[&fault.code()];
+        let same_dialect = |up: &&UpstreamError| {
+            Dialect::of_provider(up.provider) == dialect && self.classify(dialect, &up.code).0 == fault.code()
+        };
+        if let Some(up) = fault.upstream_error().filter(same_dialect) {
+            return RenderedError {
+                code: up.code.clone(),
+                status: entry.status,
+                number: entry.number,
+                message: up.message.clone(),
+            };
+        }
         let code = match (fault.detail(), &entry.fallback_code) {
             (None, Some(fallback)) if entry.code.contains("{state}") => fallback.clone(),
             _ => fill(&entry.code, fault),
@@ -759,6 +774,20 @@ mod tests {
             assert_eq!(r.code, "ResourceInsufficient.Foo", "{dialect}");
             assert!(r.message.contains("no capacity"), "{dialect}: {}", r.message);
         }
+    }
+
+    #[test]
+    fn same_dialect_upstream_errors_keep_their_code_and_message() {
+        let maps = Mappings::embedded().unwrap();
+        let fault = maps.upstream_fault(Provider::AliyunEcs, "MissingRegionId", "RegionId is mandatory.", "req-1");
+        assert_eq!(fault.code(), Code::MissingParameter);
+        let same = maps.render(Dialect::AliyunEcs, &fault);
+        assert_eq!(
+            (same.code.as_str(), same.message.as_str(), same.status),
+            ("MissingRegionId", "RegionId is mandatory.", 400)
+        );
+        let other = maps.render(Dialect::TencentCvm, &fault);
+        assert_eq!(other.code, "MissingParameter");
     }
 
     #[test]

@@ -84,6 +84,31 @@ impl Upstream {
         let wire = dialect::encode_request(self.dialect(), op, &ctx, &self.config.secret_key, maps)?;
         let reply = self.send(wire).await?;
         dialect::decode_response(self.dialect(), reply.status, &reply.headers, &reply.body, op, maps)
+            .map_err(|fault| self.own_credentials_refused(fault))
+    }
+
+    /// An upstream that refuses crossgate's own signature, credential or clock is the gateway's problem,
+    /// not the caller's: the caller's request was fine. It becomes an internal fault that says so, the
+    /// upstream's answer kept for the audit log.
+    fn own_credentials_refused(&self, fault: Fault) -> Fault {
+        const OURS: &[Code] = &[
+            Code::SignatureMismatch,
+            Code::MalformedSignature,
+            Code::UnknownCredential,
+            Code::TimestampExpired,
+            Code::NonceReused,
+        ];
+        if !OURS.contains(&fault.code()) {
+            return fault;
+        }
+        let said = fault.upstream_error().cloned();
+        let code = said.as_ref().map_or("", |s| s.code.as_str()).to_owned();
+        tracing::error!(upstream = %self.config.name, %code, "The upstream refused crossgate's credentials.");
+        Fault::upstream(
+            Code::Internal,
+            format!("The upstream `{}` refused the gateway's credentials ({code}).", self.config.name),
+            said,
+        )
     }
 
     /// Sends a signed request within the upstream's time limit.

@@ -210,3 +210,35 @@ async fn the_request_time_limit_answers_in_the_callers_dialect() {
         assert_eq!((line.kind.as_deref(), line.code.as_str()), (Some("upstream_timeout"), code), "{case}");
     }
 }
+
+/// An upstream that refuses the gateway's own credentials is the gateway's fault: the caller, whose
+/// signature was fine, gets its dialect's internal error (not an auth error about its own secret, and not
+/// the upstream's string to sign), and the audit line keeps what the upstream said.
+#[tokio::test]
+async fn an_upstream_refusing_the_gateways_credentials_is_an_internal_error() {
+    // Two upstreams with the same id and different secrets: the simulator knows only the later one, so
+    // it refuses what `cvm` signs.
+    let extra = r#"
+[upstreams.spare]
+provider = "tencent-cvm"
+endpoint = "sim"
+region = "ap-guangzhou"
+secret_id = "AKIDsimulatorCVM"
+secret_key = "a-different-secret"
+"#;
+    let env = Env::with("", extra).await;
+    for (dialect, scheme, code) in
+        [(Dialect::TencentCvm, Scheme::Tc3, "InternalError"), (Dialect::AliyunEcs, Scheme::Acs3, "InternalError")]
+    {
+        let instance = if dialect == Dialect::AliyunEcs { "i-aaaacvm1" } else { "ins-1e4r6y8i" };
+        let key = if dialect == Dialect::AliyunEcs { "FinanceJoshuaV25" } else { "skey-4e5ty7i8" };
+        let got = env.call(dialect, scheme, &bind_op(dialect, &[instance], &[key])).await;
+        assert_eq!(got.error_code(dialect).as_deref(), Some(code), "{dialect}: {}", got.text());
+        let message = got.error_message(dialect);
+        assert!(message.contains("refused the gateway's credentials"), "{dialect}: {message}");
+        assert!(!message.contains("AKIDsimulatorCVM"), "{dialect}: the upstream's credential id stays inside");
+        let line = env.audit_line(&got.request_id(dialect).unwrap());
+        assert_eq!(line.kind.as_deref(), Some("internal"), "{dialect}");
+        assert!(!line.upstream_request_ids.is_empty(), "{dialect}: the upstream's RequestId is audited");
+    }
+}
