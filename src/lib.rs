@@ -14,6 +14,7 @@ pub mod coverage;
 pub mod demo;
 pub mod dialect;
 pub mod gateway;
+pub mod health;
 pub mod layer;
 pub mod mapping;
 pub mod model;

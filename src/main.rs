@@ -1,5 +1,6 @@
-//! The `crossgate` command: `serve` the gateway, run the `sim`ulator alone, print the `coverage` matrix,
-//! or make a development certificate (`certs`). No protocol knowledge lives here.
+//! The `crossgate` command: `serve` the gateway, check a running one's `health`, run the `sim`ulator
+//! alone, print the `coverage` matrix, or make a development certificate (`certs`). No protocol
+//! knowledge lives here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +25,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (with no --config: the embedded demo, against the built-in simulator).
-    Serve {
-        /// The config file (TOML).
-        #[arg(long)]
-        config: Option<PathBuf>,
+    Serve(Target),
+    /// Check that the gateway described by the same --config / --listen answers `/healthz` (exit 0), or
+    /// say why not (exit 1). Follows the configured address and TLS: a container healthcheck.
+    Health {
+        #[command(flatten)]
+        target: Target,
+        /// How long to wait for the answer, in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
     },
     /// Run the built-in cloud simulator alone.
     Sim {
@@ -51,6 +57,43 @@ enum Command {
     },
 }
 
+/// Which gateway: a config file (or the embedded demo) and an optional listen address over it.
+#[derive(clap::Args)]
+struct Target {
+    /// The config file (TOML); without it, the embedded demo.
+    #[arg(long, env = "CROSSGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen here instead of the config's `listen` (e.g. 0.0.0.0:8080 to serve every interface); an
+    /// empty value keeps the config's.
+    #[arg(long, env = "CROSSGATE_LISTEN", value_parser = listen_override)]
+    listen: Option<ListenOverride>,
+}
+
+impl Target {
+    fn load(&self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+            None => Config::demo(),
+        };
+        if let Some(ListenOverride(Some(listen))) = self.listen {
+            config.listen = listen;
+        }
+        Ok(config)
+    }
+}
+
+/// A `--listen` value: an address, or nothing (an empty `CROSSGATE_LISTEN` keeps the config's).
+#[derive(Clone, Copy)]
+struct ListenOverride(Option<std::net::SocketAddr>);
+
+fn listen_override(text: &str) -> Result<ListenOverride, String> {
+    if text.trim().is_empty() {
+        return Ok(ListenOverride(None));
+    }
+    let addr = text.trim().parse().map_err(|_| format!("`{text}` is not an address; write it like 0.0.0.0:8080"))?;
+    Ok(ListenOverride(Some(addr)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -60,7 +103,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Command::Serve(target) => runtime().and_then(|rt| rt.block_on(serve(&target))),
+        Command::Health { target, timeout_ms } => runtime().and_then(|rt| rt.block_on(health(&target, timeout_ms))),
         Command::Sim { listen, seed } => runtime().and_then(|rt| rt.block_on(sim(listen, seed))),
         Command::Coverage => crossgate::coverage::render_default().map(|text| print!("{text}")),
         Command::Certs { out, name } => crossgate::certs::write(&out, &name).map(|paths| {
@@ -80,16 +124,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
-async fn serve(path: Option<PathBuf>) -> Result<(), String> {
-    let demo = path.is_none();
-    let config = match &path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-        None => Config::demo(),
-    };
+async fn serve(target: &Target) -> Result<(), String> {
+    let demo = target.config.is_none();
+    let config = target.load()?;
     let audit: Arc<dyn AuditSink> = match &config.audit_path {
-        Some(p) => {
-            Arc::new(JsonLinesSink::open(p).map_err(|e| format!("cannot open the audit log {}: {e}", p.display()))?)
-        }
+        Some(p) => Arc::new(JsonLinesSink::open(p).map_err(|e| audit_open_error(p, &e))?),
         None => Arc::new(JsonLinesSink::stdout()),
     };
     let tls = config.tls.is_some();
@@ -109,6 +148,42 @@ async fn serve(path: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
+async fn health(target: &Target, timeout_ms: u64) -> Result<(), String> {
+    let config = target.load()?;
+    let cert = config.tls.as_ref().map(|(cert, _)| cert.as_path());
+    crossgate::health::check(config.listen, cert, std::time::Duration::from_millis(timeout_ms)).await?;
+    println!("healthy");
+    Ok(())
+}
+
+/// Why the audit log cannot be opened, with the fix when it is a matter of ownership.
+fn audit_open_error(path: &std::path::Path, e: &std::io::Error) -> String {
+    let mut text = format!("cannot open the audit log {}: {e}", path.display());
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let uid = own_uid().map_or_else(|| "this process's user".to_owned(), |uid| uid.to_string());
+        text.push_str(&format!(
+            "; crossgate runs as uid {uid}, which must be able to write {folder}: `chown {uid} {folder}` \
+             (the container image runs as uid 10001, with its data volume at /var/lib/crossgate)",
+            folder = folder.display()
+        ));
+    }
+    text
+}
+
+/// This process's user id, where the platform tells it.
+fn own_uid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 async fn sim(listen: std::net::SocketAddr, seed: Option<PathBuf>) -> Result<(), String> {
     let running = crossgate::sim::run_standalone(listen, seed.as_deref(), Arc::new(SystemClock)).await?;
     println!("listening on http://{}", running.addr);
@@ -122,5 +197,5 @@ fn print_demo(addr: std::net::SocketAddr) {
     println!("  caller SecretId / AccessKeyId: {}", config::DEMO_CALLER_ID);
     println!("  caller SecretKey / AccessKeySecret: {}", config::DEMO_CALLER_SECRET);
     println!("  a ready-to-paste request (legacy API 2.0, HmacSHA256, valid for 5 minutes, once):");
-    println!("{}", crossgate::demo::example_curl(addr));
+    println!("{}", crossgate::demo::example_curl(crossgate::health::target(addr)));
 }

@@ -67,3 +67,149 @@ fn coverage_prints_the_matrix_of_the_tables() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), crossgate::coverage::render_default().unwrap());
 }
+
+/// A running `crossgate serve`, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    /// What it printed after `listening on `, e.g. `http://0.0.0.0:41234`.
+    url: String,
+}
+
+impl Served {
+    fn start(args: &[&str], dir: &std::path::Path) -> Served {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("CROSSGATE_CONFIG")
+            .env_remove("CROSSGATE_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            assert!(Instant::now() < deadline, "no `listening on` line in time");
+            let line = lines.next().expect("serve printed `listening on` before exiting").unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.trim().to_owned();
+            }
+        };
+        Served { child, url }
+    }
+
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn health(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("health").args(args).env_remove("CROSSGATE_CONFIG").env_remove("CROSSGATE_LISTEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crossgate-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// See: issues/13
+#[test]
+fn the_demo_listens_on_every_interface_when_asked_and_health_follows_it() {
+    let dir = temp_dir();
+    let served = Served::start(&["--listen", "0.0.0.0:0"], &dir);
+    assert!(served.url.starts_with("http://0.0.0.0:"), "{}", served.url);
+    let listen = format!("0.0.0.0:{}", served.port());
+    let by_flag = health(&["--listen", &listen], &[]);
+    assert!(by_flag.status.success(), "{}", String::from_utf8_lossy(&by_flag.stderr));
+    let by_env = health(&[], &[("CROSSGATE_LISTEN", &listen)]);
+    assert!(by_env.status.success(), "{}", String::from_utf8_lossy(&by_env.stderr));
+    drop(served);
+    let gone = health(&["--listen", &listen], &[]);
+    assert_eq!(gone.status.code(), Some(1), "a stopped gateway is unhealthy");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("/healthz"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// See: issues/13
+#[test]
+fn health_follows_the_configured_tls_and_trusts_only_the_configured_certificate() {
+    let dir = temp_dir();
+    let made = Command::new(BIN).args(["certs", "--out"]).arg(dir.join("certs")).output().unwrap();
+    assert!(made.status.success());
+    let other = Command::new(BIN).args(["certs", "--out"]).arg(dir.join("other")).output().unwrap();
+    assert!(other.status.success());
+    let demo = include_str!("../../src/demo.toml").replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
+    let tls = |certs: &str| {
+        format!(
+            "{demo}\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.join(certs).join("dev.pem").display(),
+            dir.join(certs).join("dev-key.pem").display()
+        )
+    };
+    let config = dir.join("tls.toml");
+    std::fs::write(&config, tls("certs")).unwrap();
+    let config = config.to_str().unwrap();
+    let served = Served::start(&["--config", config, "--listen", "127.0.0.1:0"], &dir);
+    assert!(served.url.starts_with("https://"), "{}", served.url);
+    let listen = format!("127.0.0.1:{}", served.port());
+    let ok = health(&["--config", config, "--listen", &listen], &[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    let plain = health(&["--listen", &listen], &[]);
+    assert_eq!(plain.status.code(), Some(1), "plain HTTP against a TLS listener is not healthy");
+
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, tls("other")).unwrap();
+    let pinned = health(&["--config", wrong.to_str().unwrap(), "--listen", &listen], &[]);
+    assert_eq!(pinned.status.code(), Some(1), "another certificate than the configured one is refused");
+    drop(served);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// See: issues/13
+#[test]
+fn an_audit_folder_the_gateway_cannot_write_names_the_owner_it_needs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let demo = include_str!("../../src/demo.toml")
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("path = \"audit.jsonl\"", &format!("path = \"{}/audit.jsonl\"", data.display()))
+        .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
+    let config = dir.join("c.toml");
+    std::fs::write(&config, demo).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Root writes anywhere: run as an unprivileged user then, as a container does.
+    let as_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap();
+    let mut cmd = if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd.args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(stderr.contains(&format!("must be able to write {}", data.display())), "{stderr}");
+    assert!(stderr.contains("uid 10001"), "the container's owner is named: {stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
