@@ -1,78 +1,23 @@
 //! Assembly: from a checked [`Config`] to a running gateway, with the built-in simulator started in the
 //! same process when an upstream uses it. `main.rs` and the integration tests both start crossgate here.
+//! Before it serves, the replay keys still within their windows are read back from the audit trail, so
+//! that a request signed before a restart (or a crash) is not forwarded twice.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Config, Endpoint};
 use crate::layer::{self, audit::AuditSink};
 use crate::mapping::Mappings;
 use crate::provider::Upstream;
-use crate::replay::MemoryNonceStore;
+use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::secret::Secret;
-use crate::server::Bound;
+use crate::server::{Bound, Drain, Running};
 use crate::sim;
-
-/// A running server (gateway or simulator) that stops when asked or dropped.
-#[derive(Debug)]
-pub struct Running {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Running {
-    /// Serves `service` on a bound listener until stopped.
-    pub fn spawn<S>(bound: Bound, service: S) -> Running
-    where
-        S: tower::Service<
-                http::Request<hyper::body::Incoming>,
-                Response = http::Response<crate::layer::ResBody>,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let addr = bound.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(bound.serve(service, async move {
-            let _ = stopped.await;
-        }));
-        Running { addr, stop: Some(stop), task: Some(task) }
-    }
-
-    /// Stops accepting, lets open connections finish, and waits.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-
-    /// Waits until the server ends (after a shutdown signal).
-    pub async fn join(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 /// A gateway, and the simulator it started, if any.
 #[derive(Debug)]
@@ -118,15 +63,41 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         upstreams.insert(name.clone(), Arc::new(Upstream::new(up.clone(), sim_addr)?));
     }
     let tls = config.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    check_permissions(&config, &maps)?;
+    let replay = MemoryReplayStore::with_capacity(config.replay.capacity);
+    let now = clock.now_unix();
+    let spent = audit.spent_keys(now);
+    if !spent.is_empty() {
+        tracing::info!(keys = spent.len(), "Replay keys still in their windows restored from the audit trail.");
+    }
+    replay.restore(&spent, now);
     let bound = Bound::bind(config.listen, tls).await?;
+    let inbound = config.inbound;
     let config = Arc::new(config);
-    let service = layer::stack(layer::Parts {
-        config,
-        maps,
-        upstreams,
-        audit,
-        nonces: Arc::new(MemoryNonceStore::default()),
-        clock,
-    });
-    Ok(Started { gateway: Running::spawn(bound, service), simulator })
+    let tasks = TaskTracker::new();
+    let drain = Drain { tasks: tasks.clone(), audit: audit.clone() };
+    let service = layer::stack(layer::Parts { config, maps, upstreams, audit, replay: Arc::new(replay), clock, tasks });
+    Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator })
+}
+
+/// Every `allow_actions` name must be an action: a wire name of some dialect or a canonical name, so
+/// that a typo is caught at start rather than refusing every request.
+fn check_permissions(config: &Config, maps: &Mappings) -> Result<(), String> {
+    use crate::dialect::Dialect;
+    use crate::model::Action;
+    for caller in &config.callers {
+        for name in caller.permissions.actions.iter().flatten() {
+            let known =
+                Action::from_name(name).is_some() || Dialect::ALL.iter().any(|d| maps.action(*d, name).is_some());
+            if !known {
+                return Err(format!(
+                    "caller `{}`: allow_actions names `{name}`, which is no action; use a wire name such as \
+                     AttachKeyPair or AssociateInstancesKeyPairs, or a canonical one: {}",
+                    caller.name,
+                    Action::ALL.map(Action::name).join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }

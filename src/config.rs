@@ -34,9 +34,13 @@ use wildmatch::WildMatch;
 
 use crate::dialect::Dialect;
 use crate::model::Provider;
+
+mod guard;
+
 use crate::secret::Secret;
 use crate::sign::Scheme;
 use crate::tomlfile;
+pub use guard::{AuditConfig, InboundConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
 
 /// A configuration error: the file, the line and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +61,9 @@ pub struct ConfigError {
 struct RawConfig {
     listen: Option<Spanned<String>>,
     tls: Option<RawTls>,
-    audit: Option<RawAudit>,
+    audit: Option<Spanned<guard::RawAudit>>,
+    replay: Option<Spanned<guard::RawReplay>>,
+    inbound: Option<Spanned<guard::RawInbound>>,
     mappings: Option<String>,
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
@@ -82,12 +88,6 @@ struct RawTls {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAudit {
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSimulator {
     seed: Option<String>,
 }
@@ -98,6 +98,9 @@ struct RawCaller {
     name: String,
     secret_id: Spanned<String>,
     secret_key: Spanned<String>,
+    allow_actions: Option<Vec<String>>,
+    allow_upstreams: Option<Vec<String>>,
+    allow_instances: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +144,8 @@ pub struct CallerConfig {
     pub secret_id: String,
     /// The caller's secret.
     pub secret_key: Secret,
+    /// What the caller may do.
+    pub permissions: Permissions,
 }
 
 /// Where an upstream lives.
@@ -212,8 +217,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serve HTTPS with this certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Where audit lines go (JSON lines); `None` writes them to standard output.
-    pub audit_path: Option<PathBuf>,
+    /// Where audit records go and what happens when they cannot be written.
+    pub audit: AuditConfig,
+    /// Replay protection.
+    pub replay: ReplayConfig,
+    /// Inbound limits.
+    pub inbound: InboundConfig,
     /// A folder overriding the embedded mapping tables.
     pub mappings: Option<PathBuf>,
     /// Largest request body accepted.
@@ -276,6 +285,8 @@ impl Config {
             listen,
             tls,
             audit,
+            replay,
+            inbound,
             mappings,
             max_body_bytes,
             request_timeout_ms,
@@ -305,9 +316,14 @@ impl Config {
         let mut checked_callers = Vec::with_capacity(callers.len());
         for c in callers {
             let span = c.span().start;
-            let RawCaller { name, secret_id, secret_key } = c.into_inner();
-            let caller =
-                CallerConfig { name, secret_id: resolve(&secret_id)?, secret_key: Secret::new(resolve(&secret_key)?) };
+            let RawCaller { name, secret_id, secret_key, allow_actions, allow_upstreams, allow_instances } =
+                c.into_inner();
+            let caller = CallerConfig {
+                name,
+                secret_id: resolve(&secret_id)?,
+                secret_key: Secret::new(resolve(&secret_key)?),
+                permissions: guard::permissions(allow_actions, allow_upstreams, allow_instances),
+            };
             if caller.secret_id.is_empty() || caller.secret_key.is_empty() {
                 return Err(at(span, format!("caller `{}` needs a non-empty secret_id and secret_key", caller.name)));
             }
@@ -418,13 +434,27 @@ impl Config {
         }
         let _ = routing_span;
 
+        for caller in &checked_callers {
+            for upstream in caller.permissions.upstreams.iter().flatten() {
+                known(upstream, 0).map_err(|e| ConfigError {
+                    problem: format!("caller `{}`: allow_upstreams: {}", caller.name, e.problem),
+                    ..e
+                })?;
+            }
+        }
+        let audit = section(audit, guard::audit, &at)?;
+        let replay = section(replay, guard::replay, &at)?;
+        let inbound = section(inbound, guard::inbound, &at)?;
+
         let keys = names_table(&at, "keys", keys)?;
         let instances = names_table(&at, "instances", instances)?;
 
         Ok(Config {
             listen,
             tls: tls.map(|t| (PathBuf::from(t.cert), PathBuf::from(t.key))),
-            audit_path: audit.map(|a| PathBuf::from(a.path)),
+            audit,
+            replay,
+            inbound,
             mappings: mappings.map(PathBuf::from),
             max_body_bytes: max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS + 5_000)),
@@ -441,6 +471,16 @@ impl Config {
     pub fn uses_simulator(&self) -> bool {
         self.upstreams.values().any(|u| u.endpoint == Endpoint::Simulator)
     }
+}
+
+/// Checks an optional table, naming its line when it is wrong.
+fn section<R, T>(
+    raw: Option<Spanned<R>>,
+    check: fn(Option<R>) -> Result<T, String>,
+    at: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    let span = raw.as_ref().map_or(0, |r| r.span().start);
+    check(raw.map(Spanned::into_inner)).map_err(|problem| at(span, problem))
 }
 
 fn names_table(

@@ -84,6 +84,7 @@ async fn handle(
 ) -> Result<Outcome, Fault> {
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let legs = plan(shared, asker, reply.dialect, op).await?;
+    permit(caller, &legs)?;
     audit.update(|e| {
         // One entry per upstream, its action at the same index; split batches repeat neither.
         for leg in &legs {
@@ -193,6 +194,18 @@ async fn resolve_key_name(shared: &Shared, upstream: &Upstream, name: &str) -> R
         .unwrap_or_else(|p| p.into_inner())
         .insert(cache_key, (id.clone(), now + KEY_CACHE_TTL.as_millis() as u64));
     Ok(id)
+}
+
+/// The caller's permission over where its request goes: every upstream it is routed to. (Actions and
+/// instances are checked at authentication.)
+fn permit(caller: &Caller, legs: &[Leg]) -> Result<(), Fault> {
+    match legs.iter().find(|leg| !caller.permissions.allows_upstream(&leg.upstream)) {
+        None => Ok(()),
+        Some(leg) => Err(Fault::caller(
+            Code::NoPermission,
+            format!("The caller `{}` may not use the upstream `{}`.", caller.name, leg.upstream),
+        )),
+    }
 }
 
 fn record(audit: &AuditHandle, legs: &[Leg], results: &[Result<Outcome, Fault>]) {

@@ -7,6 +7,7 @@
 //! network and no clock in it; [`app`] assembles the running gateway from a [`config::Config`].
 
 pub mod app;
+pub mod audit;
 pub mod certs;
 pub mod clock;
 pub mod config;

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use crossgate::audit::AuditSink;
+use crossgate::audit::jsonl::JsonLines;
 use crossgate::config::{self, Config};
-use crossgate::layer::audit::{AuditSink, JsonLinesSink};
 use crossgate::{app, clock::SystemClock, server};
 
 #[derive(Parser)]
@@ -127,9 +128,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 async fn serve(target: &Target) -> Result<(), String> {
     let demo = target.config.is_none();
     let config = target.load()?;
-    let audit: Arc<dyn AuditSink> = match &config.audit_path {
-        Some(p) => Arc::new(JsonLinesSink::open(p).map_err(|e| audit_open_error(p, &e))?),
-        None => Arc::new(JsonLinesSink::stdout()),
+    let audit: Arc<dyn AuditSink> = match &config.audit.path {
+        Some(p) => Arc::new(JsonLines::open(p, config.audit.options).map_err(|e| audit_open_error(p, &e))?),
+        None => Arc::new(JsonLines::stdout()),
     };
     let tls = config.tls.is_some();
     let started = app::start(config, audit, Arc::new(SystemClock)).await?;

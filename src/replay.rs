@@ -1,38 +1,152 @@
-//! The nonce cache against replay: a small interface with an in-memory default, so replicas can later
-//! share one store (Redis, PostgreSQL) without touching the authentication layer.
+//! Replay protection's memory: every spent replay key (a credential's nonce, or a TC3 signature's
+//! digest) until its time window closes, behind the small [`ReplayStore`] interface a shared store
+//! (Redis) implements too.
+//!
+//! [`MemoryReplayStore`] is bounded however many callers sign: past its capacity it forgets the keys
+//! whose windows close first and raises a *floor*; a request whose window closes at or before the floor
+//! can no longer be told apart from a replay, so it is refused as expired ([`Spend::BeforeFloor`]) and
+//! the client signs afresh. Nothing forgotten can be replayed. Keys are kept as keyed 64-bit hashes
+//! (random key per process), about 40 bytes each.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-/// Remembers `(credential, nonce)` pairs until their time window closes.
-pub trait NonceStore: Send + Sync + Debug {
-    /// Records the pair and returns true if it was not seen before (and not yet expired).
-    /// `expires_at` and `now` are Unix seconds.
-    fn first_use(&self, credential: &str, nonce: &str, expires_at: i64, now: i64) -> bool;
+use crate::audit::SpentKey;
+
+/// What spending a replay key found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Not seen within its window: now spent.
+    Fresh,
+    /// Spent already.
+    Replayed,
+    /// Its window closes at or before what the store still remembers: refuse it as expired.
+    BeforeFloor,
 }
 
-/// An in-process nonce store, pruned as it goes.
-#[derive(Debug, Default)]
-pub struct MemoryNonceStore {
-    seen: Mutex<HashMap<(String, String), i64>>,
-}
+/// Remembers spent replay keys until their windows close.
+pub trait ReplayStore: Send + Sync + Debug {
+    /// Spends `key`, whose window closes at `until` (Unix seconds), at `now`.
+    fn spend(&self, key: &str, until: i64, now: i64) -> Spend;
 
-/// Prune expired entries when the map grows past this many since the last prune.
-const PRUNE_EVERY: usize = 4096;
-
-impl NonceStore for MemoryNonceStore {
-    fn first_use(&self, credential: &str, nonce: &str, expires_at: i64, now: i64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() >= PRUNE_EVERY && seen.len() % PRUNE_EVERY == 0 {
-            seen.retain(|_, exp| *exp >= now);
+    /// Remembers keys spent before a restart (read back from the audit trail).
+    fn restore(&self, keys: &[SpentKey], now: i64) {
+        for k in keys {
+            let _ = self.spend(&k.key, k.until, now);
         }
-        let key = (credential.to_owned(), nonce.to_owned());
-        match seen.get(&key) {
-            Some(exp) if *exp >= now => false,
-            _ => {
-                seen.insert(key, expires_at);
-                true
+    }
+}
+
+/// The replay key of a credential's nonce.
+pub fn nonce_key(credential: &str, nonce: &str) -> String {
+    format!("nonce:{credential}:{nonce}")
+}
+
+/// The replay key of a TC3 request: the SHA-256 of its signature and its action, never the signature
+/// itself. The action is part of it because the clouds' SDKs leave `X-TC-Action` unsigned: an Associate
+/// and a Disassociate of the same body in the same second carry the same signature.
+pub fn signature_key(signature: &str, action: &str) -> String {
+    use sha2::Digest;
+    let digest =
+        sha2::Sha256::new().chain_update(signature.as_bytes()).chain_update(b"\n").chain_update(action.as_bytes());
+    format!("tc3:{}", hex::encode(digest.finalize()))
+}
+
+/// The default number of keys kept in memory.
+pub const DEFAULT_CAPACITY: usize = 500_000;
+
+/// An in-process, bounded replay store.
+#[derive(Debug)]
+pub struct MemoryReplayStore {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Key hash -> the time its window closes.
+    until: HashMap<u64, i64>,
+    /// Closing time -> the key hashes closing then (some may have been spent again since: checked).
+    closing: BTreeMap<i64, Vec<u64>>,
+    /// Windows closing at or before this time are no longer remembered.
+    floor: i64,
+}
+
+impl Default for MemoryReplayStore {
+    fn default() -> MemoryReplayStore {
+        MemoryReplayStore::with_capacity(DEFAULT_CAPACITY)
+    }
+}
+
+impl MemoryReplayStore {
+    /// A store that keeps at most `capacity` keys.
+    pub fn with_capacity(capacity: usize) -> MemoryReplayStore {
+        MemoryReplayStore {
+            inner: Mutex::new(Inner { floor: i64::MIN, ..Inner::default() }),
+            capacity: capacity.max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// How many keys are remembered now.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).until.len()
+    }
+
+    /// True when no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ReplayStore for MemoryReplayStore {
+    fn spend(&self, key: &str, until: i64, now: i64) -> Spend {
+        let hash = self.hasher.hash_one(key);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.forget_closed_before(now);
+        if until <= inner.floor {
+            return Spend::BeforeFloor;
+        }
+        if inner.until.get(&hash).is_some_and(|u| *u >= now) {
+            return Spend::Replayed;
+        }
+        inner.until.insert(hash, until);
+        inner.closing.entry(until).or_default().push(hash);
+        while inner.until.len() > self.capacity {
+            inner.forget_earliest();
+        }
+        Spend::Fresh
+    }
+}
+
+impl Inner {
+    /// Drops the keys whose windows closed before `now`.
+    fn forget_closed_before(&mut self, now: i64) {
+        while let Some(entry) = self.closing.first_entry() {
+            if *entry.key() >= now {
+                break;
+            }
+            let (at, hashes) = entry.remove_entry();
+            self.drop_hashes(at, &hashes);
+        }
+    }
+
+    /// Forgets the keys whose windows close first and raises the floor to their closing time.
+    fn forget_earliest(&mut self) {
+        if let Some((at, hashes)) = self.closing.pop_first() {
+            self.drop_hashes(at, &hashes);
+            self.floor = self.floor.max(at);
+        }
+    }
+
+    fn drop_hashes(&mut self, at: i64, hashes: &[u64]) {
+        for h in hashes {
+            // A key spent again later closes later: that entry stays.
+            if self.until.get(h) == Some(&at) {
+                self.until.remove(h);
             }
         }
     }
@@ -43,11 +157,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_nonce_is_accepted_once_within_its_window() {
-        let store = MemoryNonceStore::default();
-        assert!(store.first_use("id", "n1", 100, 0));
-        assert!(!store.first_use("id", "n1", 100, 50));
-        assert!(store.first_use("other", "n1", 100, 50), "nonces are per credential");
-        assert!(store.first_use("id", "n1", 300, 101), "an expired entry no longer blocks");
+    fn a_key_is_accepted_once_within_its_window() {
+        let store = MemoryReplayStore::default();
+        assert_eq!(store.spend(&nonce_key("id", "n1"), 100, 0), Spend::Fresh);
+        assert_eq!(store.spend(&nonce_key("id", "n1"), 100, 50), Spend::Replayed);
+        assert_eq!(store.spend(&nonce_key("other", "n1"), 100, 50), Spend::Fresh, "nonces are per credential");
+        assert_eq!(store.spend(&nonce_key("id", "n1"), 300, 101), Spend::Fresh, "an expired key no longer blocks");
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_what_is_forgotten_is_refused_as_expired() {
+        let store = MemoryReplayStore::with_capacity(1_000);
+        for i in 0..10_000 {
+            assert_eq!(store.spend(&format!("k{i}"), 1_000 + i, 0), Spend::Fresh);
+        }
+        assert_eq!(store.len(), 1_000);
+        // The oldest keys were forgotten: their replays cannot be told apart, so they are refused.
+        assert_eq!(store.spend("k0", 1_000, 1), Spend::BeforeFloor);
+        assert_eq!(store.spend("k8999", 9_999, 1), Spend::BeforeFloor);
+        assert_eq!(store.spend("k9999", 10_999, 1), Spend::Replayed);
+        assert_eq!(store.spend("new", 20_000, 1), Spend::Fresh);
+    }
+
+    #[test]
+    fn expired_keys_are_dropped_as_time_passes() {
+        let store = MemoryReplayStore::with_capacity(10);
+        for i in 0..10 {
+            store.spend(&format!("k{i}"), 100, 0);
+        }
+        store.spend("late", 500, 200);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn restored_keys_are_refused_as_replays() {
+        let store = MemoryReplayStore::default();
+        store.restore(&[SpentKey { key: signature_key("abc", "A"), until: 300 }], 10);
+        assert_eq!(store.spend(&signature_key("abc", "A"), 300, 20), Spend::Replayed);
+        assert_eq!(store.spend(&signature_key("abc", "B"), 300, 20), Spend::Fresh, "another action, another key");
+        assert!(!signature_key("abc", "A").contains("abc"), "the signature itself is never kept");
     }
 }

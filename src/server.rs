@@ -1,21 +1,123 @@
-//! Serving: bind, accept (plain TCP or TLS), hand each connection to hyper with the service stack, print
-//! `listening on <addr>`, and stop gracefully on Ctrl-C or SIGTERM.
+//! Serving: bind, accept (plain TCP or TLS), hand each connection to hyper with the service stack, and
+//! stop gracefully on Ctrl-C or SIGTERM: stop accepting, let open connections finish within the drain
+//! time, wait for admitted requests' work, and flush the audit.
+//!
+//! The inbound limits live here: a header read timeout (a client trickling its headers is cut off),
+//! a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
+//! answer), and a cap on open connections: one accepted past it gets a single overload answer in its
+//! dialect (see [`crate::layer::overload`]) and is closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
+use crate::audit::AuditSink;
+use crate::config::InboundConfig;
 use crate::layer::audit::PeerAddr;
+use crate::layer::overload::OverConnectionCap;
 use crate::layer::respond::plain;
 use crate::layer::{ResBody, boxed};
+
+/// What a stopping server waits for after its connections: the admitted requests' work, then the
+/// audit's last records.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    /// The requests' tasks.
+    pub tasks: TaskTracker,
+    /// The audit to flush.
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// A running server (gateway or simulator) that stops when asked or dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Serves `service` on a bound listener until stopped, with the default inbound limits.
+    pub fn spawn<S>(bound: Bound, service: S) -> Running
+    where
+        S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        Running::spawn_with(bound, service, InboundConfig::default(), None)
+    }
+
+    /// Serves `service` with `inbound` limits; on stop, drains as `drain` says.
+    pub fn spawn_with<S>(bound: Bound, service: S, inbound: InboundConfig, drain: Option<Drain>) -> Running
+    where
+        S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let addr = bound.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            bound
+                .serve(service, inbound, async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Some(drain) = drain {
+                drain.run(inbound.drain_timeout).await;
+            }
+        });
+        Running { addr, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops accepting, lets open connections and admitted work finish, and waits.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the server ends (after a shutdown signal).
+    pub async fn join(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drain {
+    /// Waits for the admitted requests' work (at most `within`), then for the audit's last records.
+    pub async fn run(self, within: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(within, self.tasks.wait()).await.is_err() {
+            tracing::warn!(left = self.tasks.len(), "Requests still running when the drain time ran out.");
+        }
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(error = %e, "The audit could not be flushed at shutdown.");
+        }
+    }
+}
 
 /// A bound listener, before it serves.
 pub struct Bound {
@@ -45,13 +147,15 @@ impl Bound {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves `service` until `shutdown` completes, then lets open connections finish.
-    pub async fn serve<S>(self, service: S, shutdown: impl std::future::Future<Output = ()>)
+    /// Serves `service` until `shutdown` completes, then lets open connections finish within the drain
+    /// time.
+    pub async fn serve<S>(self, service: S, inbound: InboundConfig, shutdown: impl std::future::Future<Output = ()>)
     where
         S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(inbound.max_connections));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -62,8 +166,14 @@ impl Bound {
                 () = &mut shutdown => break,
             };
             let svc = service.clone();
+            // Past the cap the connection is still served once: its request gets an overload answer.
+            let permit = connections.clone().try_acquire_owned().ok();
+            let over_cap = permit.is_none().then_some(OverConnectionCap(inbound.max_connections));
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
+                if let Some(over) = over_cap {
+                    req.extensions_mut().insert(over);
+                }
                 let svc = svc.clone();
                 async move {
                     if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
@@ -72,12 +182,13 @@ impl Bound {
                     svc.oneshot(req).await
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = connection_builder(&inbound, over_cap.is_none());
             match &self.tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
+                        let _permit = permit;
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, %peer, "Connection ended with an error.");
                         }
@@ -86,11 +197,17 @@ impl Bound {
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     let watcher = graceful.watcher();
+                    let handshake_timeout = inbound.header_read_timeout;
                     tokio::spawn(async move {
-                        let stream = match acceptor.accept(stream).await {
-                            Ok(s) => s,
-                            Err(e) => {
+                        let _permit = permit;
+                        let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
                                 tracing::debug!(error = %e, %peer, "TLS handshake failed.");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake too slow.");
                                 return;
                             }
                         };
@@ -102,8 +219,28 @@ impl Bound {
                 }
             }
         }
-        graceful.shutdown().await;
+        if tokio::time::timeout(inbound.drain_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!("Connections still open when the drain time ran out.");
+        }
     }
+}
+
+/// hyper's per-connection settings from the inbound limits.
+fn connection_builder(inbound: &InboundConfig, keep_alive: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(inbound.header_read_timeout)
+        .max_buf_size(inbound.max_header_bytes)
+        .half_close(true)
+        .keep_alive(keep_alive);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(inbound.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
 }
 
 fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {

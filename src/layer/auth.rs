@@ -3,10 +3,13 @@
 //! The decision is [`authenticate`], a plain function over one buffered request and a clock reading.
 //! It reads the signature material with the caller's codec, looks the credential up, verifies the
 //! signature in constant time over the bytes as received (the Host header included), checks the time
-//! window and the nonce, and then decodes the operation from the same decoded parameters (they are parsed
-//! once). The layer puts the [`Caller`] and the [`Operation`] into the request's extensions, and names
-//! the caller in the audit line either way: by name once verified, by the credential id it presented when
-//! refused before that ([`Refused`]).
+//! window (per dialect, from the tables or `[replay] windows`), refuses a TC3 body the signature does not
+//! cover (`UNSIGNED-PAYLOAD`, unless accepted by `[replay]`), spends the request's replay key (its nonce,
+//! or for TC3, which has none, its signature's digest, unless `[replay] tc3 = "window"`), decodes the
+//! operation from the same decoded parameters (they are parsed once) and checks the caller may perform
+//! that action. The layer puts the [`Caller`] and the [`Operation`] into the request's extensions and the
+//! spent replay key into the audit entry, and names the caller in the audit either way: by name once
+//! verified, by the credential id it presented when refused before that ([`Refused`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,25 +23,42 @@ use tower::{Layer, Service};
 use super::audit::AuditHandle;
 use super::respond::raw_request;
 use crate::clock::Clock;
-use crate::config::CallerConfig;
+use crate::config::{CallerConfig, Permissions, ReplayConfig, Tc3Replay};
 use crate::dialect::{self, Reply};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Operation};
-use crate::replay::NonceStore;
-use crate::sign;
+use crate::replay::{self, ReplayStore, Spend};
+use crate::sign::{self, AuthMaterial, Scheme};
+
+/// The TC3 header naming the body's digest, and the value that leaves the body unsigned.
+const TC3_CONTENT_HEADER: &str = "x-tc-content-sha256";
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     /// The caller's configured name.
     pub name: String,
+    /// What the caller may do.
+    pub permissions: Arc<Permissions>,
 }
 
-/// What authentication needs: the callers by credential id, the nonce store, the clock and the tables.
+/// The replay key a request spent, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spent {
+    /// The key.
+    pub key: String,
+    /// Unix time its window closes.
+    pub until: i64,
+}
+
+/// What authentication needs: the callers by credential id, the replay store and policy, the clock and
+/// the tables.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    callers: Arc<HashMap<String, CallerConfig>>,
-    nonces: Arc<dyn NonceStore>,
+    callers: Arc<HashMap<String, (CallerConfig, Arc<Permissions>)>>,
+    replay: Arc<dyn ReplayStore>,
+    policy: Arc<ReplayConfig>,
     clock: Arc<dyn Clock>,
     maps: Arc<Mappings>,
 }
@@ -47,12 +67,14 @@ impl AuthLayer {
     /// Authenticates against `callers`.
     pub fn new(
         callers: &[CallerConfig],
-        nonces: Arc<dyn NonceStore>,
+        replay: Arc<dyn ReplayStore>,
+        policy: ReplayConfig,
         clock: Arc<dyn Clock>,
         maps: Arc<Mappings>,
     ) -> AuthLayer {
-        let callers = callers.iter().map(|c| (c.secret_id.clone(), c.clone())).collect();
-        AuthLayer { callers: Arc::new(callers), nonces, clock, maps }
+        let callers =
+            callers.iter().map(|c| (c.secret_id.clone(), (c.clone(), Arc::new(c.permissions.clone())))).collect();
+        AuthLayer { callers: Arc::new(callers), replay, policy: Arc::new(policy), clock, maps }
     }
 }
 
@@ -88,11 +110,15 @@ where
         let now = self.cfg.clock.now_unix();
         let audit = req.extensions().get::<AuditHandle>().cloned().unwrap_or_default();
         match authenticate(&req, &self.cfg, now) {
-            Ok((caller, op)) => {
+            Ok((caller, op, spent)) => {
                 audit.update(|e| {
                     e.caller = Some(caller.name.clone());
                     e.instances = op.instances.clone();
                     e.keys = op.keys.as_slice().to_vec();
+                    if let Some(spent) = spent {
+                        e.replay_key = Some(spent.key);
+                        e.replay_until = Some(spent.until);
+                    }
                 });
                 req.extensions_mut().insert(caller);
                 req.extensions_mut().insert(op);
@@ -122,8 +148,13 @@ impl From<Fault> for Refused {
     }
 }
 
-/// The decision: the caller and the operation, or why the request is refused (and by whom).
-pub fn authenticate(req: &Request<Bytes>, cfg: &AuthLayer, now: i64) -> Result<(Caller, Operation), Refused> {
+/// The decision: the caller, the operation and the replay key spent, or why the request is refused
+/// (and by whom).
+pub fn authenticate(
+    req: &Request<Bytes>,
+    cfg: &AuthLayer,
+    now: i64,
+) -> Result<(Caller, Operation, Option<Spent>), Refused> {
     let reply = req
         .extensions()
         .get::<Reply>()
@@ -131,7 +162,7 @@ pub fn authenticate(req: &Request<Bytes>, cfg: &AuthLayer, now: i64) -> Result<(
     let raw = raw_request(req, req.body());
     let material = dialect::auth_material(reply.dialect, &raw)?;
     let presented = |fault: Fault| Refused { fault, who: Some(material.credential_id.clone().into_owned()) };
-    let Some(caller) = cfg.callers.get(material.credential_id.as_ref()) else {
+    let Some((caller, permissions)) = cfg.callers.get(material.credential_id.as_ref()) else {
         return Err(presented(Fault::caller(
             Code::UnknownCredential,
             format!("The credential id `{}` is not known.", material.credential_id),
@@ -143,20 +174,73 @@ pub fn authenticate(req: &Request<Bytes>, cfg: &AuthLayer, now: i64) -> Result<(
                 .with_detail(mismatch.string_to_sign),
         )
     })?;
-    let window = cfg.maps.limits(reply.dialect).timestamp_window_secs;
+    if material.scheme == Scheme::Tc3
+        && !cfg.policy.accept_unsigned_payload
+        && raw.header(TC3_CONTENT_HEADER).is_some_and(|v| v.eq_ignore_ascii_case(UNSIGNED_PAYLOAD))
+    {
+        return Err(presented(Fault::caller(
+            Code::MalformedSignature,
+            format!(
+                "The signature does not cover the request body ({TC3_CONTENT_HEADER}: {UNSIGNED_PAYLOAD}); sign the body."
+            ),
+        )));
+    }
+    let window =
+        cfg.policy.windows.get(&reply.dialect).copied().unwrap_or(cfg.maps.limits(reply.dialect).timestamp_window_secs);
     if (now - material.timestamp).abs() > window {
         return Err(presented(Fault::caller(
             Code::TimestampExpired,
             format!("The request time {} is more than {window} s away from the server time {now}.", material.timestamp),
         )));
     }
-    if let Some(nonce) = &material.nonce
-        && !cfg.nonces.first_use(&caller.secret_id, nonce, material.timestamp + window, now)
-    {
-        return Err(presented(Fault::caller(Code::NonceReused, format!("The nonce `{nonce}` was used already."))));
-    }
-    let caller = Caller { name: caller.name.clone() };
+    let spent =
+        spend(cfg, caller, &material, &reply.wire_action, material.timestamp + window, now).map_err(presented)?;
+    let caller = Caller { name: caller.name.clone(), permissions: permissions.clone() };
     let op = dialect::decode_request(reply.dialect, &raw, &material, &cfg.maps)
         .map_err(|fault| Refused { fault, who: Some(caller.name.clone()) })?;
-    Ok((caller, op))
+    let denied = if !caller.permissions.allows_action(&reply.wire_action, op.action.name()) {
+        Some(format!("The caller `{}` may not perform {}.", caller.name, reply.wire_action))
+    } else {
+        op.instances
+            .iter()
+            .find(|id| !caller.permissions.allows_instance(id))
+            .map(|id| format!("The caller `{}` may not act on the instance `{id}`.", caller.name))
+    };
+    if let Some(why) = denied {
+        return Err(Refused { fault: Fault::caller(Code::NoPermission, why), who: Some(caller.name) });
+    }
+    Ok((caller, op, spent))
+}
+
+/// Spends the request's replay key: its nonce, or for TC3 (which has none) its signature's digest.
+fn spend(
+    cfg: &AuthLayer,
+    caller: &CallerConfig,
+    material: &AuthMaterial<'_>,
+    action: &str,
+    until: i64,
+    now: i64,
+) -> Result<Option<Spent>, Fault> {
+    let key = match (&material.nonce, material.scheme) {
+        (Some(nonce), _) => replay::nonce_key(&caller.secret_id, nonce),
+        (None, Scheme::Tc3) if cfg.policy.tc3 == Tc3Replay::Once => replay::signature_key(&material.signature, action),
+        (None, _) => return Ok(None),
+    };
+    match cfg.replay.spend(&key, until, now) {
+        Spend::Fresh => Ok(Some(Spent { key, until })),
+        Spend::Replayed => Err(match &material.nonce {
+            Some(nonce) => Fault::caller(Code::NonceReused, format!("The nonce `{nonce}` was used already.")),
+            None => Fault::caller(
+                Code::NonceReused,
+                "This signed request was received already; a TC3 signature is accepted once. Sign it afresh.",
+            ),
+        }),
+        Spend::BeforeFloor => Err(Fault::caller(
+            Code::TimestampExpired,
+            format!(
+                "The request time {} is too old to be told apart from a replay; sign it afresh.",
+                material.timestamp
+            ),
+        )),
+    }
 }

@@ -1,9 +1,12 @@
 //! Buffering: the body becomes `Bytes` once, up to a limit, and is kept as received for signature checks.
 //!
 //! A body over the limit is not read further; the request goes on with an empty body and an
-//! [`Oversized`] marker, so that the respond layer can refuse it in the caller's own dialect.
+//! [`Oversized`] marker, so that the respond layer can refuse it in the caller's own dialect. A body
+//! that fails mid-way or does not arrive within the time limit (a client trickling it) goes on empty
+//! with a [`BodyIncomplete`] marker, refused the same way.
 
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -15,23 +18,28 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone, Copy)]
 pub struct Oversized(pub usize);
 
-/// Collects request bodies up to `limit` bytes.
+/// Marks a request whose body was cut off or too slow to arrive (why, for the caller).
+#[derive(Debug, Clone)]
+pub struct BodyIncomplete(pub String);
+
+/// Collects request bodies up to `limit` bytes within `within`.
 #[derive(Debug, Clone, Copy)]
 pub struct BufferLayer {
     limit: usize,
+    within: Duration,
 }
 
 impl BufferLayer {
-    /// Buffers bodies of at most `limit` bytes.
-    pub fn new(limit: usize) -> BufferLayer {
-        BufferLayer { limit }
+    /// Buffers bodies of at most `limit` bytes that arrive within `within`.
+    pub fn new(limit: usize, within: Duration) -> BufferLayer {
+        BufferLayer { limit, within }
     }
 }
 
 impl<S> Layer<S> for BufferLayer {
     type Service = Buffer<S>;
     fn layer(&self, inner: S) -> Buffer<S> {
-        Buffer { inner, limit: self.limit }
+        Buffer { inner, cfg: *self }
     }
 }
 
@@ -39,7 +47,7 @@ impl<S> Layer<S> for BufferLayer {
 #[derive(Debug, Clone)]
 pub struct Buffer<S> {
     inner: S,
-    limit: usize,
+    cfg: BufferLayer,
 }
 
 impl<S, B> Service<Request<B>> for Buffer<S>
@@ -61,10 +69,16 @@ where
         // Move the instance poll_ready made ready into the future and leave a clone behind.
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        let limit = self.limit;
+        let BufferLayer { limit, within } = self.cfg;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let bytes = match Limited::new(body, limit).collect().await {
+            let Ok(collected) = tokio::time::timeout(within, Limited::new(body, limit).collect()).await else {
+                tracing::debug!(?within, "Request body too slow.");
+                let why = format!("The request body did not arrive within {} ms.", within.as_millis());
+                parts.extensions.insert(BodyIncomplete(why));
+                return ready.call(Request::from_parts(parts, Bytes::new())).await;
+            };
+            let bytes = match collected {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                     tracing::debug!(limit, "Request body over the limit.");
@@ -75,6 +89,7 @@ where
                     // The caller's connection failed mid-body: what arrived cannot be a valid request,
                     // and it goes on empty so that it is still audited and answered.
                     tracing::debug!(error = %e, "Request body could not be read.");
+                    parts.extensions.insert(BodyIncomplete("The request body was cut off.".to_owned()));
                     Bytes::new()
                 }
             };
@@ -90,11 +105,12 @@ mod tests {
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 
     async fn buffered(body: &'static [u8]) -> (Bytes, bool) {
-        let svc =
-            ServiceBuilder::new().layer(BufferLayer::new(8)).service(service_fn(|req: Request<Bytes>| async move {
+        let svc = ServiceBuilder::new().layer(BufferLayer::new(8, Duration::from_secs(5))).service(service_fn(
+            |req: Request<Bytes>| async move {
                 let oversized = req.extensions().get::<Oversized>().is_some();
                 Ok::<_, std::convert::Infallible>((req.into_body(), oversized))
-            }));
+            },
+        ));
         svc.oneshot(Request::new(Full::new(Bytes::from_static(body)))).await.unwrap()
     }
 

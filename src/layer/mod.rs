@@ -12,19 +12,23 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tower::{Service, ServiceBuilder};
 
+use tokio_util::task::TaskTracker;
+
 use crate::clock::Clock;
-use crate::config::{CallerConfig, Config};
+use crate::config::{CallerConfig, Config, OnAuditFailure, ReplayConfig};
 use crate::gateway::Gateway;
 use crate::mapping::Mappings;
 use crate::model::{Fault, Outcome};
 use crate::provider::Upstreams;
-use crate::replay::NonceStore;
+use crate::replay::ReplayStore;
 
+pub mod admit;
 pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod deadline;
 pub mod detect;
+pub mod overload;
 pub mod request_id;
 pub mod respond;
 
@@ -41,14 +45,22 @@ pub struct Front {
     pub maps: Arc<Mappings>,
     /// Who may call.
     pub callers: Vec<CallerConfig>,
-    /// The nonce store.
-    pub nonces: Arc<dyn NonceStore>,
+    /// Spent replay keys.
+    pub replay: Arc<dyn ReplayStore>,
+    /// Replay policy and windows.
+    pub replay_policy: ReplayConfig,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Where audit lines go.
+    /// Where audit records go.
     pub audit: Arc<dyn audit::AuditSink>,
+    /// What an unwritable audit does to a request.
+    pub on_audit_failure: OnAuditFailure,
+    /// Where each request's work runs, tracked for draining.
+    pub tasks: TaskTracker,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Requests served at once at most.
+    pub max_in_flight: usize,
     /// Time limit for a whole request.
     pub request_timeout: Duration,
 }
@@ -62,12 +74,14 @@ pub struct Parts {
     pub maps: Arc<Mappings>,
     /// The upstreams, ready to call.
     pub upstreams: Upstreams,
-    /// Where audit lines go.
+    /// Where audit records go.
     pub audit: Arc<dyn audit::AuditSink>,
-    /// The nonce store.
-    pub nonces: Arc<dyn NonceStore>,
+    /// Spent replay keys.
+    pub replay: Arc<dyn ReplayStore>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Where each request's work runs, tracked for draining.
+    pub tasks: TaskTracker,
 }
 
 /// The gateway's request path.
@@ -78,14 +92,18 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let Parts { config, maps, upstreams, audit, nonces, clock } = parts;
+    let Parts { config, maps, upstreams, audit, replay, clock, tasks } = parts;
     let front = Front {
         maps: maps.clone(),
         callers: config.callers.clone(),
-        nonces,
+        replay,
+        replay_policy: config.replay.clone(),
         clock: clock.clone(),
         audit,
+        on_audit_failure: config.audit.on_failure,
+        tasks,
         max_body_bytes: config.max_body_bytes,
+        max_in_flight: config.inbound.max_in_flight,
         request_timeout: config.request_timeout,
     };
     pipeline(front, Gateway::new(config, maps, upstreams, clock))
@@ -103,7 +121,19 @@ where
     S: Service<Request<Bytes>, Response = Outcome, Error = Fault> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let Front { maps, callers, nonces, clock, audit, max_body_bytes, request_timeout } = front;
+    let Front {
+        maps,
+        callers,
+        replay,
+        replay_policy,
+        clock,
+        audit,
+        on_audit_failure,
+        tasks,
+        max_body_bytes,
+        max_in_flight,
+        request_timeout,
+    } = front;
     ServiceBuilder::new()
         // First: the RequestId the caller will see, for every layer within and as `x-request-id`.
         .layer(request_id::RequestIdLayer)
@@ -111,18 +141,24 @@ where
         .map_response(boxed)
         // A span per request (method, path, request id; never the query, which carries signatures).
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
-        // Sees every request, even ones refused below, and writes one line per request.
-        .layer(audit::AuditLayer::new(audit, clock.clone()))
-        // The body becomes Bytes once, up to the limit; raw bytes are kept for signature checks.
-        .layer(body::BufferLayer::new(max_body_bytes))
+        // Sees every request, even ones refused below; runs the rest as a task of its own, so that a
+        // caller who leaves cancels nothing, and writes the request's final record when it ends.
+        .layer(audit::AuditLayer::new(audit.clone(), clock.clone(), tasks))
+        // The body becomes Bytes once, up to the size and time limits; raw bytes kept for signatures.
+        .layer(body::BufferLayer::new(max_body_bytes, request_timeout))
         // Tells the dialect; from here on every answer can be given in it.
         .layer(detect::DetectLayer::new(maps.clone()))
         // Renders every outcome and fault in the caller's dialect; nothing below can drop a request.
         .layer(respond::RespondLayer::new(maps.clone()))
+        // Sheds load past the in-flight and connection caps, answered at once in the dialect.
+        .layer(overload::OverloadLayer::new(max_in_flight))
         // Bounds the request in time, as a fault the respond layer can render.
         .layer(deadline::DeadlineLayer::new(request_timeout))
-        // Verifies the signature, the time window and the nonce; decodes the operation once.
-        .layer(auth::AuthLayer::new(&callers, nonces, clock, maps))
+        // Verifies the signature, the time window, the replay key and the caller's permission for the
+        // action; decodes the operation once.
+        .layer(auth::AuthLayer::new(&callers, replay, replay_policy, clock, maps))
+        // Stores the admission record before anything can be forwarded.
+        .layer(admit::AdmitLayer::new(audit, on_audit_failure))
         .service(inner)
 }
 

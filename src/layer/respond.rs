@@ -18,7 +18,7 @@ use http_body_util::Full;
 use tower::{Layer, Service};
 
 use super::audit::AuditHandle;
-use super::body::Oversized;
+use super::body::{BodyIncomplete, Oversized};
 use crate::dialect::{self, RawRequest, Reply, WireResponse};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Outcome};
@@ -70,15 +70,17 @@ where
             return Box::pin(std::future::ready(Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "undetected request"))));
         };
         let oversized = req.extensions().get::<Oversized>().copied();
+        let incomplete = req.extensions().get::<BodyIncomplete>().cloned();
         let maps = self.maps.clone();
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            let result = match oversized {
-                Some(Oversized(limit)) => Err(Fault::caller(
+            let result = match (oversized, incomplete) {
+                (Some(Oversized(limit)), _) => Err(Fault::caller(
                     Code::InvalidParameter,
                     format!("The request body is larger than {limit} bytes."),
                 )),
-                None => tower::ServiceExt::oneshot(&mut inner, req).await,
+                (None, Some(BodyIncomplete(why))) => Err(Fault::caller(Code::InvalidParameter, why)),
+                (None, None) => tower::ServiceExt::oneshot(&mut inner, req).await,
             };
             Ok(render(&reply, &result, &maps, &audit))
         })

@@ -13,25 +13,27 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
+use tokio_util::task::TaskTracker;
 use tower::Service;
 
 use super::state::CloudState;
-use crate::app::Running;
 use crate::clock::Clock;
-use crate::config::CallerConfig;
+use crate::config::{CallerConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
 use crate::dialect::Reply;
 use crate::layer::audit::{AuditEntry, MemorySink};
 use crate::layer::{self, BoxError, Front, ResBody};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Operation, Outcome};
-use crate::replay::MemoryNonceStore;
+use crate::replay::MemoryReplayStore;
 use crate::secret::Secret;
-use crate::server::Bound;
+use crate::server::{Bound, Running};
 
 /// The largest request the simulator reads.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The simulator answers from memory; this only bounds a pathological request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests answered at once at most.
+const MAX_IN_FLIGHT: usize = 4096;
 
 /// The credential id the standalone simulator accepts by default.
 pub const SIM_CREDENTIAL_ID: &str = "AKIDcrossgateSIMULATOR00000000000";
@@ -72,7 +74,7 @@ impl SimHandle {
 
     /// Every request the simulator has answered, oldest first.
     pub fn seen(&self) -> Vec<AuditEntry> {
-        self.seen.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen.finals()
     }
 }
 
@@ -91,15 +93,24 @@ where
             name: format!("sim:{id}"),
             secret_id: id.clone(),
             secret_key: secret.clone(),
+            permissions: Permissions::default(),
         })
         .collect();
+    // As the clouds themselves: a TC3 signature may be presented again within its window, and a body
+    // left unsigned is accepted.
+    let replay_policy =
+        ReplayConfig { tc3: Tc3Replay::Window, accept_unsigned_payload: true, ..ReplayConfig::default() };
     let front = Front {
         maps: handle.maps.clone(),
         callers,
-        nonces: Arc::new(MemoryNonceStore::default()),
+        replay: Arc::new(MemoryReplayStore::default()),
+        replay_policy,
         clock: handle.clock.clone(),
         audit: handle.seen.clone(),
+        on_audit_failure: OnAuditFailure::Forward,
+        tasks: TaskTracker::new(),
         max_body_bytes: MAX_BODY_BYTES,
+        max_in_flight: MAX_IN_FLIGHT,
         request_timeout: REQUEST_TIMEOUT,
     };
     layer::pipeline(front, Cloud { handle })

@@ -225,7 +225,7 @@ impl Env {
     }
 
     pub(crate) fn audit_lines(&self) -> Vec<AuditEntry> {
-        self.audit.0.lock().unwrap().clone()
+        self.audit.finals()
     }
 
     /// Signs `op` as the demo caller in `dialect` with `scheme`, sends it, and returns the raw answer.

@@ -1,6 +1,8 @@
 //! The upstreams' state rules reach each caller as its own code: a RUNNING CVM machine without
 //! `ForceStop` (and with it), Windows machines, and a Lighthouse operation still in progress.
 
+use crossgate::clock::{Clock, SystemClock};
+use crossgate::config::{DEMO_CALLER_ID, DEMO_CALLER_SECRET};
 use crossgate::dialect::Dialect;
 use crossgate::model::Provider;
 use crossgate::sign::Scheme;
@@ -178,13 +180,16 @@ async fn windows_machines_are_refused_in_each_callers_code() {
 async fn an_unfinished_lighthouse_operation_is_refused_in_each_callers_code() {
     let env = Env::with("", "").await;
     env.sim().with_state(|s| s.set_operation_delay_ms(60_000));
-    let first = env
-        .call(
-            Dialect::TencentLighthouse,
-            Scheme::Tc3,
-            &bind_op(Dialect::TencentLighthouse, &["lhins-3k9d8f7s"], &["lhkp-f7rjie1q"]),
-        )
-        .await;
+    // Signed a second earlier than the asks below: the same TC3 request twice would be a replay.
+    let first = env.signed(
+        Dialect::TencentLighthouse,
+        Scheme::Tc3,
+        &bind_op(Dialect::TencentLighthouse, &["lhins-3k9d8f7s"], &["lhkp-f7rjie1q"]),
+        DEMO_CALLER_ID,
+        DEMO_CALLER_SECRET,
+        SystemClock.now_unix() - 1,
+    );
+    let first = env.send(&first).await;
     assert_eq!(first.error_code(Dialect::TencentLighthouse), None, "{}", first.text());
     let asks = [
         ask(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossgate::app::{self, Running};
+use crossgate::app;
 use crossgate::clock::{Clock, SystemClock};
 use crossgate::config::{Config, DEMO_CALLER_ID, DEMO_CALLER_SECRET};
 use crossgate::dialect::{self, Dialect, UpstreamCtx};
@@ -14,6 +14,7 @@ use crossgate::mapping::Mappings;
 use crossgate::model::{Action, Keys, Operation, Provider};
 use crossgate::secret::Secret;
 use crossgate::server::Bound;
+use crossgate::server::Running;
 use crossgate::sign::Scheme;
 use crossgate::sim::{self, SimHandle};
 use http_body_util::{BodyExt, Full};

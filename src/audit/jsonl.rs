@@ -1,0 +1,317 @@
+//! The JSON-lines audit store: one line per record, appended to a file (or standard output) by one
+//! writer thread that groups the records submitted meanwhile into one write.
+//!
+//! A record's receipt resolves once its line is in the file (the `write` returned), so a process killed
+//! with `kill -9` keeps it; with `fsync = "always"` the receipt also waits for `fdatasync`, which keeps
+//! it through a power loss. A write that fails (disk full, file gone) is cut back to the last whole line
+//! and every record of the group is answered with the error. At `rotate_bytes` the file is renamed to
+//! `FILE.1` (older ones shift to `FILE.2` ... `FILE.<keep>`) between two groups, so no line is lost.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, Phase, SpentKey};
+
+/// The most records written in one group.
+const MAX_GROUP: usize = 4096;
+
+/// When the file is synced to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Never: a line is safe from a process crash once written, not from a power loss.
+    #[default]
+    Never,
+    /// After every group of lines, before their receipts resolve.
+    Always,
+}
+
+/// How the file is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Rotate when the file reaches this size.
+    pub rotate_bytes: u64,
+    /// How many rotated files to keep.
+    pub keep: usize,
+    /// The sync policy.
+    pub fsync: Fsync,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { rotate_bytes: 64 * 1024 * 1024, keep: 5, fsync: Fsync::Never }
+    }
+}
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+enum Job {
+    Line(Vec<u8>, Ack),
+    Flush(Ack),
+}
+
+/// JSON lines appended by a writer thread.
+#[derive(Debug)]
+pub struct JsonLines {
+    jobs: mpsc::Sender<Job>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl JsonLines {
+    /// Appends to `path`, creating it; fails at once if it cannot be opened.
+    pub fn open(path: &Path, options: Options) -> std::io::Result<JsonLines> {
+        let file = open_append(path)?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let out = Out::File { path: path.to_owned(), file: Some(file), len, options };
+        Ok(JsonLines::spawn(out, Some(path.to_owned())))
+    }
+
+    /// Writes to standard output.
+    pub fn stdout() -> JsonLines {
+        JsonLines::spawn(Out::Stdout, None)
+    }
+
+    fn spawn(out: Out, path: Option<PathBuf>) -> JsonLines {
+        let (jobs, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new().name("crossgate-audit".into()).spawn(move || write_loop(out, &rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "The audit writer could not start.");
+        }
+        JsonLines { jobs, path }
+    }
+}
+
+impl AuditSink for JsonLines {
+    fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+        let mut line = match serde_json::to_vec(entry) {
+            Ok(line) => line,
+            Err(e) => return AuditReceipt::done(Err(AuditError(format!("cannot encode the record: {e}")))),
+        };
+        line.push(b'\n');
+        let (ack, receipt) = AuditReceipt::pending();
+        if self.jobs.send(Job::Line(line, ack)).is_err() {
+            return AuditReceipt::done(Err(AuditError("the audit writer stopped".into())));
+        }
+        receipt
+    }
+
+    fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
+        let Some(path) = &self.path else { return Vec::new() };
+        let mut keys = Vec::new();
+        for file in [rotated(path, 1), path.clone()] {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let admitted = text.lines().filter(|l| l.contains("\"phase\":\"admitted\""));
+            let entries: Vec<AuditEntry> = admitted.filter_map(|l| serde_json::from_str(l).ok()).collect();
+            keys.extend(super::spent_in(entries.iter(), now));
+        }
+        keys
+    }
+
+    fn flush(&self) -> AuditReceipt {
+        let (ack, receipt) = AuditReceipt::pending();
+        if self.jobs.send(Job::Flush(ack)).is_err() {
+            return AuditReceipt::done(Err(AuditError("the audit writer stopped".into())));
+        }
+        receipt
+    }
+}
+
+enum Out {
+    File { path: PathBuf, file: Option<File>, len: u64, options: Options },
+    Stdout,
+}
+
+fn write_loop(mut out: Out, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut bytes = Vec::new();
+        for job in &group {
+            if let Job::Line(line, _) = job {
+                bytes.extend_from_slice(line);
+            }
+        }
+        let result = out.append(&bytes).map_err(|e| AuditError(e.to_string()));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "Audit records could not be written.");
+        }
+        for job in group {
+            let (Job::Line(_, ack) | Job::Flush(ack)) = job;
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+impl Out {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Out::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(bytes).and_then(|()| stdout.flush())
+            }
+            Out::File { path, file, len, options } => {
+                if file.is_none() {
+                    let reopened = open_append(path)?;
+                    *len = reopened.metadata().map(|m| m.len()).unwrap_or(0);
+                    *file = Some(reopened);
+                }
+                let f = file.as_mut().ok_or_else(|| std::io::Error::other("no audit file"))?;
+                if let Err(e) = f.write_all(bytes) {
+                    // Cut a partial group back so that the file keeps whole lines only.
+                    let _ = f.set_len(*len);
+                    return Err(e);
+                }
+                if options.fsync == Fsync::Always
+                    && let Err(e) = f.sync_data()
+                {
+                    let _ = f.set_len(*len);
+                    return Err(e);
+                }
+                *len += bytes.len() as u64;
+                if *len >= options.rotate_bytes {
+                    *file = None;
+                    if let Err(e) = rotate(path, options.keep) {
+                        tracing::error!(error = %e, file = %path.display(), "The audit file could not be rotated.");
+                    }
+                    let reopened = open_append(path)?;
+                    *len = reopened.metadata().map(|m| m.len()).unwrap_or(0);
+                    *file = Some(reopened);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// `FILE.n`.
+pub fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Shifts `FILE.1..` up by one (dropping the oldest past `keep`) and renames `FILE` to `FILE.1`.
+fn rotate(path: &Path, keep: usize) -> std::io::Result<()> {
+    let keep = keep.max(1);
+    let _ = std::fs::remove_file(rotated(path, keep));
+    for n in (1..keep).rev() {
+        let from = rotated(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated(path, 1))
+}
+
+/// Every record in `path` and its rotated files, oldest first (for tests and tools).
+pub fn read_all(path: &Path, keep: usize) -> Vec<AuditEntry> {
+    let mut files: Vec<PathBuf> = (1..=keep.max(1)).rev().map(|n| rotated(path, n)).collect();
+    files.push(path.to_owned());
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect::<Vec<AuditEntry>>())
+        .collect()
+}
+
+/// True for a record that ends a request (completed or refused).
+pub fn is_final(entry: &AuditEntry) -> bool {
+    entry.phase != Phase::Admitted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("crossgate-jsonl-{}-{name}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("audit.jsonl")
+    }
+
+    fn entry(i: usize) -> AuditEntry {
+        AuditEntry { request_id: format!("R-{i}"), phase: Phase::Completed, ..AuditEntry::default() }
+    }
+
+    #[tokio::test]
+    async fn concurrent_records_are_all_written_whole() {
+        let path = temp("many");
+        let sink = std::sync::Arc::new(JsonLines::open(&path, Options::default()).unwrap());
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move { sink.submit(&entry(i)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let mut ids: Vec<String> = read_all(&path, 1).into_iter().map(|e| e.request_id).collect();
+        ids.sort();
+        let mut want: Vec<String> = (0..500).map(|i| format!("R-{i}")).collect();
+        want.sort();
+        assert_eq!(ids, want);
+    }
+
+    #[tokio::test]
+    async fn rotation_loses_no_line_and_keeps_the_configured_number_of_files() {
+        let path = temp("rotate");
+        let options = Options { rotate_bytes: 2_000, keep: 3, fsync: Fsync::Always };
+        let sink = JsonLines::open(&path, options).unwrap();
+        for i in 0..40 {
+            sink.submit(&entry(i)).await.unwrap();
+        }
+        assert!(rotated(&path, 1).exists() && rotated(&path, 3).exists());
+        assert!(!rotated(&path, 4).exists(), "only `keep` rotated files are kept");
+        let ids: Vec<String> = read_all(&path, 3).into_iter().map(|e| e.request_id).collect();
+        let first: usize = ids[0].trim_start_matches("R-").parse().unwrap();
+        let want: Vec<String> = (first..40).map(|i| format!("R-{i}")).collect();
+        assert_eq!(ids, want, "the kept files hold every line since the oldest, in order");
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_answers_every_record_with_an_error() {
+        let sink = JsonLines::open(Path::new("/dev/full"), Options::default()).unwrap();
+        let err = sink.submit(&entry(1)).await.unwrap_err();
+        assert!(err.0.contains("No space left"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn spent_keys_are_read_back_from_the_file() {
+        let path = temp("spent");
+        {
+            let sink = JsonLines::open(&path, Options::default()).unwrap();
+            let admitted = AuditEntry {
+                phase: Phase::Admitted,
+                replay_key: Some("id\0n1".into()),
+                replay_until: Some(500),
+                ..AuditEntry::default()
+            };
+            sink.submit(&admitted).await.unwrap();
+        }
+        let reopened = JsonLines::open(&path, Options::default()).unwrap();
+        assert_eq!(reopened.spent_keys(400), vec![SpentKey { key: "id\0n1".into(), until: 500 }]);
+        assert!(reopened.spent_keys(501).is_empty());
+    }
+}

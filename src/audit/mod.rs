@@ -1,0 +1,283 @@
+//! The audit trail's records and the interface every store implements.
+//!
+//! A forwarded request leaves two records: an **admission** record, durable before the first upstream
+//! call (request id, caller, dialect, action, instances, keys, and the replay key it spent), and a
+//! **completion** record after the last one (upstreams, their request ids, per-instance results, the
+//! code the caller saw). A request refused before admission leaves one **refused** record. Inner stages
+//! fill one [`AuditEntry`] through an [`AuditHandle`]; [`AuditEntry`] has no field that could hold a
+//! secret or a signature value (a TC3 signature is spent as its SHA-256, never as itself).
+//!
+//! Stores implement [`AuditSink`]: [`jsonl::JsonLines`] (JSON lines in a file, grouped writes, rotation)
+//! and [`MemorySink`]. [`AuditSink::submit`] answers with an [`AuditReceipt`] that resolves once the
+//! record is as durable as the store promises (for the file: written to it, so a `kill -9` keeps it).
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+pub mod jsonl;
+
+/// Which record of a request an entry is.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Refused before anything was forwarded: the only record of the request.
+    #[default]
+    Refused,
+    /// Admitted: written before the first upstream call.
+    Admitted,
+    /// Completed after the last upstream call: the request's full record.
+    Completed,
+}
+
+/// Per-instance outcome in an audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceAudit {
+    /// The instance id as the caller gave it.
+    pub instance: String,
+    /// The id on the upstream.
+    pub translated: String,
+    /// The upstream that served it.
+    pub upstream: String,
+    /// `Success` or the canonical error kind.
+    pub outcome: String,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditEntry {
+    /// Which record of the request this is.
+    pub phase: Phase,
+    /// RFC 3339 UTC time the request arrived.
+    pub time: String,
+    /// The gateway's RequestId, as the caller saw it.
+    pub request_id: String,
+    /// The upstreams' RequestIds.
+    pub upstream_request_ids: Vec<String>,
+    /// The authenticated caller's name (or the credential id presented, when it was refused).
+    pub caller: Option<String>,
+    /// The peer address.
+    pub source: Option<String>,
+    /// The caller's dialect.
+    pub dialect: Option<String>,
+    /// The caller's wire action.
+    pub action: Option<String>,
+    /// The upstreams that served it.
+    pub upstreams: Vec<String>,
+    /// The upstream wire actions sent.
+    pub upstream_actions: Vec<String>,
+    /// Instances as given.
+    pub instances: Vec<String>,
+    /// Keys as given.
+    pub keys: Vec<String>,
+    /// Keys as translated for each upstream.
+    pub keys_translated: Vec<String>,
+    /// Per-instance outcomes.
+    pub results: Vec<InstanceAudit>,
+    /// The final code the caller saw (`Success`, or the dialect's error code).
+    pub code: String,
+    /// The canonical kind of the final fault, if any.
+    pub kind: Option<String>,
+    /// Whose fault it was, if any.
+    pub fault_source: Option<String>,
+    /// The fault's message (never holds a secret).
+    pub message: Option<String>,
+    /// HTTP status sent.
+    pub status: u16,
+    /// Time from arrival to response, milliseconds.
+    pub latency_ms: f64,
+    /// The replay key the request spent (credential and nonce, or a TC3 signature's digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_key: Option<String>,
+    /// Unix time until which the replay key stays spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_until: Option<i64>,
+    /// True when the caller was gone before the answer was ready (the work still ran to its end).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_gone: bool,
+}
+
+/// The entry being filled for one request, shared through request extensions.
+#[derive(Debug, Clone, Default)]
+pub struct AuditHandle(Arc<Mutex<AuditEntry>>);
+
+impl AuditHandle {
+    /// Changes the entry.
+    pub fn update(&self, f: impl FnOnce(&mut AuditEntry)) {
+        let mut entry = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut entry);
+    }
+
+    /// A copy of the entry as it stands.
+    pub fn snapshot(&self) -> AuditEntry {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads a field of the entry.
+    pub fn read<T>(&self, f: impl FnOnce(&AuditEntry) -> T) -> T {
+        f(&self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Why a record could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit record could not be written: {0}")]
+pub struct AuditError(pub String);
+
+/// Resolves once a submitted record is stored (or could not be).
+#[derive(Debug)]
+pub struct AuditReceipt(Receipt);
+
+#[derive(Debug)]
+enum Receipt {
+    Done(Option<Result<(), AuditError>>),
+    Pending(oneshot::Receiver<Result<(), AuditError>>),
+}
+
+impl AuditReceipt {
+    /// A receipt for a record already stored (or refused).
+    pub fn done(result: Result<(), AuditError>) -> AuditReceipt {
+        AuditReceipt(Receipt::Done(Some(result)))
+    }
+
+    /// A receipt resolved by whoever holds the sender.
+    pub fn pending() -> (oneshot::Sender<Result<(), AuditError>>, AuditReceipt) {
+        let (tx, rx) = oneshot::channel();
+        (tx, AuditReceipt(Receipt::Pending(rx)))
+    }
+}
+
+impl Future for AuditReceipt {
+    type Output = Result<(), AuditError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Receipt::Done(result) => {
+                Poll::Ready(result.take().unwrap_or_else(|| Err(AuditError("the receipt was read twice".into()))))
+            }
+            Receipt::Pending(rx) => {
+                Pin::new(rx).poll(cx).map(|r| r.unwrap_or_else(|_| Err(AuditError("the audit writer stopped".into()))))
+            }
+        }
+    }
+}
+
+/// A spent replay key found in the trail, to be remembered again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentKey {
+    /// The key.
+    pub key: String,
+    /// Unix time until which it stays spent.
+    pub until: i64,
+}
+
+/// Where audit records go.
+pub trait AuditSink: Send + Sync + Debug {
+    /// Stores one record; the receipt resolves once it is durable as the store promises.
+    fn submit(&self, entry: &AuditEntry) -> AuditReceipt;
+
+    /// The replay keys admitted records spent that are still within their window at `now` (Unix
+    /// seconds), so that a restarted gateway refuses their replay.
+    fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
+        let _ = now;
+        Vec::new()
+    }
+
+    /// Resolves once every record submitted so far is stored.
+    fn flush(&self) -> AuditReceipt {
+        AuditReceipt::done(Ok(()))
+    }
+}
+
+/// Records kept in memory: for tests and embedding.
+#[derive(Debug, Default)]
+pub struct MemorySink(pub Mutex<Vec<AuditEntry>>);
+
+impl MemorySink {
+    /// The final record of every request so far (completed or refused), in order.
+    pub fn finals(&self) -> Vec<AuditEntry> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.phase != Phase::Admitted)
+            .cloned()
+            .collect()
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+        AuditReceipt::done(Ok(()))
+    }
+
+    fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
+        spent_in(self.0.lock().unwrap_or_else(|p| p.into_inner()).iter(), now)
+    }
+}
+
+/// The replay keys that admitted entries spent and that are still within their window at `now`.
+pub fn spent_in<'a>(entries: impl Iterator<Item = &'a AuditEntry>, now: i64) -> Vec<SpentKey> {
+    entries
+        .filter(|e| e.phase == Phase::Admitted)
+        .filter_map(|e| match (&e.replay_key, e.replay_until) {
+            (Some(key), Some(until)) if until >= now => Some(SpentKey { key: key.clone(), until }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The peer address of a connection, inserted by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` for a Unix time in milliseconds.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spent_keys_come_from_admitted_records_still_in_their_window() {
+        let sink = MemorySink::default();
+        let admitted = |key: &str, until| AuditEntry {
+            phase: Phase::Admitted,
+            replay_key: Some(key.into()),
+            replay_until: Some(until),
+            ..AuditEntry::default()
+        };
+        sink.submit(&admitted("a", 100)).await.unwrap();
+        sink.submit(&admitted("b", 50)).await.unwrap();
+        sink.submit(&AuditEntry {
+            phase: Phase::Completed,
+            replay_key: Some("c".into()),
+            replay_until: Some(100),
+            ..AuditEntry::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(sink.spent_keys(60), vec![SpentKey { key: "a".into(), until: 100 }]);
+    }
+}
