@@ -99,9 +99,6 @@ pub struct AuditEntry {
     /// Unix time until which the replay key stays spent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_until: Option<i64>,
-    /// True when the caller was gone before the answer was ready (the work still ran to its end).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub caller_gone: bool,
 }
 
 /// The entry being filled for one request, shared through request extensions.

@@ -5,12 +5,12 @@
 //! It inserts an [`AuditHandle`] that inner stages fill (caller, dialect, operation, upstreams, results,
 //! fault); when the work ends it writes the request's final record: *completed* when the admit layer
 //! let it through (its admission record is already stored), *refused* otherwise. A caller that leaves
-//! mid-request no longer cancels anything: the answer is simply not delivered, and the record says so.
+//! mid-request no longer cancels anything: the work ends and is recorded; the answer is simply not
+//! delivered.
 //! The tasks are tracked, so that a shutdown waits for them (see [`crate::server::Drain`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -54,20 +54,6 @@ pub struct Audit<S> {
     cfg: AuditLayer,
 }
 
-/// Set when the caller's side of a request is dropped before its answer was taken.
-struct GoneGuard {
-    gone: Arc<AtomicBool>,
-    armed: bool,
-}
-
-impl Drop for GoneGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.gone.store(true, Ordering::Release);
-        }
-    }
-}
-
 impl<S, B, R> Service<Request<B>> for Audit<S>
 where
     S: Service<Request<B>, Response = Response<R>, Error = Infallible> + Send,
@@ -97,8 +83,6 @@ where
         req.extensions_mut().insert(handle.clone());
         let sink = self.cfg.sink.clone();
         let work = self.inner.call(req);
-        let gone = Arc::new(AtomicBool::new(false));
-        let seen_gone = gone.clone();
         let task = self.cfg.tasks.spawn(async move {
             let res = work.await.map(boxed);
             let status = res.as_ref().map_or(0, |r| r.status().as_u16());
@@ -106,7 +90,6 @@ where
                 e.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 e.status = status;
                 e.phase = if e.phase == Phase::Admitted { Phase::Completed } else { Phase::Refused };
-                e.caller_gone = seen_gone.load(Ordering::Acquire);
             });
             let entry = handle.snapshot();
             if let Err(e) = sink.submit(&entry).await {
@@ -115,10 +98,7 @@ where
             res
         });
         Box::pin(async move {
-            let mut guard = GoneGuard { gone, armed: true };
-            let answer = task.await;
-            guard.armed = false;
-            match answer {
+            match task.await {
                 Ok(res) => res,
                 Err(e) => {
                     tracing::error!(error = %e, "A request's work failed.");
