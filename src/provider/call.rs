@@ -68,9 +68,7 @@ impl Upstream {
                 fault: tried.result.as_ref().err().map(Fault::code),
                 elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             });
-            let again = number <= self.config.retries
-                && tried.result.is_err()
-                && retry::may_retry(op.action, tried.ending, tried.said);
+            let again = number <= self.config.retries && retry::may_retry(op.action, tried.ending, tried.said);
             if !again {
                 return tried.result;
             }
@@ -78,9 +76,13 @@ impl Upstream {
             if Instant::now() + wait >= deadline {
                 return tried.result;
             }
-            if let Err(fault) = &tried.result {
-                tracing::info!(upstream = %self.config.name, attempt = number, kind = %fault.code(), wait_ms = wait.as_millis() as u64, "Trying the upstream again.");
-            }
+            tracing::info!(
+                upstream = %self.config.name,
+                attempt = number,
+                kind = tried.said.map_or("", Code::name),
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "Trying the upstream again."
+            );
             tokio::time::sleep(wait).await;
             number += 1;
         }
@@ -88,13 +90,16 @@ impl Upstream {
 
     /// A call the open breaker refuses: failed at once, nothing sent.
     fn breaker_open(&self, refusal: Refusal) -> Tried {
+        let when = if refusal.retry_in.is_zero() {
+            "until the call probing it succeeds".to_owned()
+        } else {
+            format!("for another {} ms", refusal.retry_in.as_millis())
+        };
         let fault = Fault::upstream(
             Code::UpstreamUnavailable,
             format!(
-                "The upstream `{}` is failing ({} failures in a row); crossgate does not call it for another {} ms.",
-                self.config.name,
-                refusal.failures,
-                refusal.retry_in.as_millis()
+                "The upstream `{}` is failing ({} failures in a row); crossgate does not call it {when}.",
+                self.config.name, refusal.failures
             ),
             None,
         );
@@ -123,7 +128,7 @@ impl Upstream {
         let request = match request {
             Ok(request) => request,
             // Nothing was sent: the breaker learns nothing (a probe's place is freed as the ticket drops).
-            Err(fault) => return Tried::failed(fault, Ending::Answered, None),
+            Err(fault) => return Tried::failed(fault, Ending::Unsendable, None),
         };
         let limits =
             transport::Limits { connect: self.config.connect_timeout, read: self.config.read_timeout, deadline };

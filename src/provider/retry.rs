@@ -29,6 +29,22 @@ pub enum Ending {
     BreakerOpen,
     /// The quota had no turn before the deadline: nothing was sent.
     QuotaRefused,
+    /// crossgate could not build the request: nothing was sent, and trying again would fail the same way.
+    Unsendable,
+}
+
+impl Ending {
+    /// The name used in audit lines and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ending::Answered => "answered",
+            Ending::NotConnected => "not_connected",
+            Ending::Lost => "lost",
+            Ending::BreakerOpen => "breaker_open",
+            Ending::QuotaRefused => "quota_refused",
+            Ending::Unsendable => "unsendable",
+        }
+    }
 }
 
 /// One attempt at an upstream call, for the audit log and metrics.
@@ -55,7 +71,7 @@ pub(crate) fn may_retry(action: Action, ending: Ending, fault: Option<Code>) -> 
     let read_only = !action.is_mutation();
     match (ending, fault) {
         (_, None) => false,
-        (Ending::BreakerOpen | Ending::QuotaRefused, _) => false,
+        (Ending::BreakerOpen | Ending::QuotaRefused | Ending::Unsendable, _) => false,
         (Ending::NotConnected, _) => true,
         (Ending::Answered, Some(Code::Throttled)) => true,
         (Ending::Answered, Some(Code::UpstreamUnavailable | Code::UpstreamTimeout | Code::Internal)) => read_only,
@@ -92,6 +108,7 @@ mod tests {
         assert!(!may_retry(bind, Ending::Answered, None));
         assert!(!may_retry(bind, Ending::BreakerOpen, Some(Code::UpstreamUnavailable)));
         assert!(!may_retry(bind, Ending::QuotaRefused, Some(Code::Throttled)));
+        assert!(!may_retry(Action::DescribeKeys, Ending::Unsendable, Some(Code::Internal)));
     }
 
     #[test]
