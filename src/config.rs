@@ -22,6 +22,24 @@
 //! [routing]
 //! default = "cvm"
 //! ```
+//!
+//! Each upstream also bounds its calls (every setting optional, defaults shown):
+//!
+//! ```toml
+//! [upstreams.cvm]
+//! # ...
+//! connect_timeout_ms = 3000      # establishing a connection (TCP and TLS)
+//! read_timeout_ms = 5000         # silence once connected: until the reply's head, and between body chunks
+//! timeout_ms = 10000             # the whole call: every attempt, page and wait included
+//! retries = 2                    # tries again only where nothing can apply twice (0 to 10)
+//! queue = 100                    # callers that may wait for the upstream's rate limit at once
+//! breaker_failures = 5           # consecutive failures (transport, timeout, 5xx) that open the breaker
+//! breaker_cool_down_ms = 10000   # how long an open breaker fails calls at once before one probe
+//! ```
+//!
+//! A call is retried when nothing was sent (the connection could not be made), when the upstream
+//! answered its throttling code (nothing was applied), or, for a look-up, whatever the failure; never a
+//! bind or unbind after its bytes went out. Rates come from `mappings/limits.toml`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -112,8 +130,14 @@ struct RawUpstream {
     secret_id: Spanned<String>,
     secret_key: Spanned<String>,
     signature: Option<Spanned<String>>,
-    timeout_ms: Option<u64>,
+    timeout_ms: Option<Spanned<u64>>,
     ca_file: Option<String>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+    read_timeout_ms: Option<Spanned<u64>>,
+    retries: Option<Spanned<u64>>,
+    queue: Option<usize>,
+    breaker_failures: Option<Spanned<u64>>,
+    breaker_cool_down_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -179,10 +203,23 @@ pub struct UpstreamConfig {
     pub secret_key: Secret,
     /// The scheme crossgate signs with.
     pub scheme: Scheme,
-    /// The whole upstream call's time limit.
+    /// The whole upstream call's time limit: every attempt, every page and every wait included.
     pub timeout: Duration,
     /// An extra CA bundle (PEM) to trust besides the webpki roots.
     pub ca_file: Option<PathBuf>,
+    /// How long establishing a connection (TCP and TLS) may take.
+    pub connect_timeout: Duration,
+    /// How long the upstream may stay silent once connected: until the reply's head, and between two
+    /// chunks of its body.
+    pub read_timeout: Duration,
+    /// How many times a failed call is tried again (only where the change cannot apply twice).
+    pub retries: u32,
+    /// How many callers may wait for the upstream's rate limit at once; more are refused as throttled.
+    pub queue: usize,
+    /// Consecutive failures (transport failures, timeouts, 5xx) that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker fails calls at once before letting one probe through.
+    pub breaker_cool_down: Duration,
 }
 
 /// One routing rule: the first whose every given condition matches wins.
@@ -249,6 +286,14 @@ pub const DEMO_CALLER_ID: &str = "AKIDcrossgateDEMOcaller0000000000";
 pub const DEMO_CALLER_SECRET: &str = "crossgate-demo-secret-key";
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3_000;
+const DEFAULT_READ_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_RETRIES: u64 = 2;
+/// The most retries a config may ask for: past this, retrying only delays the caller's answer.
+const MAX_RETRIES: u64 = 10;
+const DEFAULT_QUEUE: usize = 100;
+const DEFAULT_BREAKER_FAILURES: u64 = 5;
+const DEFAULT_BREAKER_COOL_DOWN_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
 const DEMO: &str = include_str!("demo.toml");
@@ -339,8 +384,35 @@ impl Config {
         let mut checked_upstreams = BTreeMap::new();
         for (name, up) in upstreams {
             let span = up.span().start;
-            let RawUpstream { provider, endpoint, region, secret_id, secret_key, signature, timeout_ms, ca_file } =
-                up.into_inner();
+            let RawUpstream {
+                provider,
+                endpoint,
+                region,
+                secret_id,
+                secret_key,
+                signature,
+                timeout_ms,
+                ca_file,
+                connect_timeout_ms,
+                read_timeout_ms,
+                retries,
+                queue,
+                breaker_failures,
+                breaker_cool_down_ms,
+            } = up.into_inner();
+            // A number with a lower (and optional upper) bound, or its default.
+            let bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, min: u64, max: Option<u64>| {
+                let Some(value) = value else { return Ok(default) };
+                let n = *value.get_ref();
+                if n < min || max.is_some_and(|max| n > max) {
+                    let range = max.map_or(format!("at least {min}"), |max| format!("from {min} to {max}"));
+                    return Err(at(value.span().start, format!("`{name} = {n}` is out of range; write {range}")));
+                }
+                Ok(n)
+            };
+            let millis = |value: Option<Spanned<u64>>, name: &str, default: u64| {
+                bounded(value, name, default, 1, None).map(Duration::from_millis)
+            };
             let provider_kind = Provider::from_name(provider.get_ref()).ok_or_else(|| {
                 at(
                     provider.span().start,
@@ -383,8 +455,20 @@ impl Config {
                 secret_id: resolve(&secret_id)?,
                 secret_key: Secret::new(resolve(&secret_key)?),
                 scheme,
-                timeout: Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+                timeout: millis(timeout_ms, "timeout_ms", DEFAULT_TIMEOUT_MS)?,
                 ca_file: ca_file.map(PathBuf::from),
+                connect_timeout: millis(connect_timeout_ms, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS)?,
+                read_timeout: millis(read_timeout_ms, "read_timeout_ms", DEFAULT_READ_TIMEOUT_MS)?,
+                retries: bounded(retries, "retries", DEFAULT_RETRIES, 0, Some(MAX_RETRIES))? as u32,
+                queue: queue.unwrap_or(DEFAULT_QUEUE),
+                breaker_failures: bounded(
+                    breaker_failures,
+                    "breaker_failures",
+                    DEFAULT_BREAKER_FAILURES,
+                    1,
+                    Some(u64::from(u32::MAX)),
+                )? as u32,
+                breaker_cool_down: millis(breaker_cool_down_ms, "breaker_cool_down_ms", DEFAULT_BREAKER_COOL_DOWN_MS)?,
             };
             if upstream.secret_id.is_empty() || upstream.secret_key.is_empty() {
                 return Err(at(
@@ -640,6 +724,43 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert!(e.problem.contains("unknown upstream `nope`"));
         assert!(error_for("timeout_ms = 500", "timeout_ms = 500\nbogus = 1", "bogus").problem.contains("bogus"));
         assert!(error_for("\"127.0.0.1:9000\"", "\"localhost\"", "localhost").problem.contains("not an address"));
+    }
+
+    #[test]
+    fn upstream_call_bounds_have_defaults_and_can_be_set() {
+        let c = Config::parse("c.toml", GOOD, &env).unwrap();
+        let cvm = &c.upstreams["cvm"];
+        assert_eq!(
+            (cvm.connect_timeout, cvm.read_timeout, cvm.timeout),
+            (Duration::from_secs(3), Duration::from_secs(5), Duration::from_secs(10))
+        );
+        assert_eq!((cvm.retries, cvm.queue, cvm.breaker_failures), (2, 100, 5));
+        assert_eq!(cvm.breaker_cool_down, Duration::from_secs(10));
+        let set = "timeout_ms = 500\nconnect_timeout_ms = 50\nread_timeout_ms = 200\nretries = 0\nqueue = 3\n\
+                   breaker_failures = 1\nbreaker_cool_down_ms = 700";
+        let c = Config::parse("c.toml", &GOOD.replacen("timeout_ms = 500", set, 1), &env).unwrap();
+        let ecs = &c.upstreams["ecs"];
+        assert_eq!((ecs.connect_timeout, ecs.read_timeout), (Duration::from_millis(50), Duration::from_millis(200)));
+        assert_eq!((ecs.retries, ecs.queue, ecs.breaker_failures), (0, 3, 1));
+        assert_eq!(ecs.breaker_cool_down, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn out_of_range_call_bounds_name_the_line() {
+        let e = error_for("timeout_ms = 500", "timeout_ms = 0", "timeout_ms = 0");
+        assert!(e.problem.contains("out of range") && e.problem.contains("at least 1"), "{e}");
+        for (setting, fix) in [
+            ("read_timeout_ms = 0", "at least 1"),
+            ("connect_timeout_ms = 0", "at least 1"),
+            ("retries = 11", "from 0 to 10"),
+            ("breaker_failures = 0", "from 1 to"),
+            ("breaker_cool_down_ms = 0", "at least 1"),
+        ] {
+            let e = error_for("timeout_ms = 500", &format!("timeout_ms = 500\n{setting}"), setting);
+            assert!(e.problem.contains("out of range") && e.problem.contains(fix), "{setting}: {e}");
+        }
+        let e = error_for("timeout_ms = 500", "timeout_ms = 500\nqueue = -1", "queue");
+        assert!(e.problem.contains("-1"), "{e}");
     }
 
     #[test]

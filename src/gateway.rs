@@ -166,7 +166,9 @@ async fn keys_for(
 }
 
 /// A key name's id on a Tencent upstream: `DescribeKeyPairs` filtered by name, matched exactly (the
-/// Lighthouse filter is fuzzy), cached for [`KEY_CACHE_TTL`].
+/// Lighthouse filter is fuzzy, so many keys may match it), cached for [`KEY_CACHE_TTL`]. The look-up
+/// reads every page of the upstream's answer (see [`Upstream::call`]), so a key past the first page is
+/// found.
 async fn resolve_key_name(shared: &Shared, upstream: &Upstream, name: &str) -> Result<String, Fault> {
     let now = shared.clock.now_ms();
     let cache_key = (upstream.config.name.clone(), name.to_owned());

@@ -75,6 +75,7 @@ struct RawLimits {
     old_style_keys: Option<usize>,
     lookup_instances: usize,
     lookup_keys: usize,
+    lookup_page_size: Option<usize>,
     timestamp_window_secs: i64,
     requests_per_second: Option<u32>,
     disassociate_requests_per_second: Option<u32>,
@@ -213,6 +214,8 @@ pub struct Limits {
     pub key_id: IdFormat,
     /// Every instance state the provider reports, in its own spelling.
     pub states: Vec<String>,
+    /// The page size of a key look-up whose caller names none (at most `lookup_keys`).
+    pub lookup_page_size: usize,
 }
 
 /// How one canonical code looks in one dialect.
@@ -542,6 +545,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             old_style_keys,
             lookup_instances,
             lookup_keys,
+            lookup_page_size,
             timestamp_window_secs,
             requests_per_second,
             disassociate_requests_per_second,
@@ -549,6 +553,15 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             instance_id,
             key_id,
         } = spanned.into_inner();
+        let lookup_page_size = lookup_page_size.unwrap_or(lookup_keys);
+        if lookup_page_size == 0 || lookup_page_size > lookup_keys {
+            return Err(err(
+                file,
+                text,
+                at,
+                format!("`{}`: `lookup_page_size` must be from 1 to `lookup_keys`", dialect.name()),
+            ));
+        }
         if states.is_empty() {
             return Err(err(file, text, at, format!("`{}`: `states` lists no instance state", dialect.name())));
         }
@@ -579,6 +592,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
                 instance_id,
                 key_id,
                 states,
+                lookup_page_size,
             },
         );
     }

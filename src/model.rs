@@ -164,12 +164,34 @@ pub struct Operation {
     pub keys: Keys,
     /// CVM's `ForceStop`: `None` when the caller did not say.
     pub force_stop: Option<bool>,
+    /// The page a key look-up sent upstream asks for; `None` asks for the first page of the dialect's
+    /// largest size. Decoders leave it `None`: a caller's own paging is answered from the whole answer
+    /// (see [`crate::dialect::Reply::page`]).
+    pub page: Option<Page>,
 }
 
 impl Operation {
     /// An operation with no instances, no keys and no options.
     pub fn new(action: Action) -> Operation {
-        Operation { action, region: None, instances: Vec::new(), keys: Keys::none(), force_stop: None }
+        Operation { action, region: None, instances: Vec::new(), keys: Keys::none(), force_stop: None, page: None }
+    }
+}
+
+/// One page of a look-up's answer: at most `limit` entries, after skipping `offset` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Page {
+    /// How many entries come before the page.
+    pub offset: usize,
+    /// The most entries on the page.
+    pub limit: usize,
+}
+
+impl Page {
+    /// The entries of `all` that fall on this page.
+    pub fn of<'a, T>(&self, all: &'a [T]) -> &'a [T] {
+        let start = self.offset.min(all.len());
+        let end = start.saturating_add(self.limit).min(all.len());
+        &all[start..end]
     }
 }
 
@@ -505,6 +527,16 @@ mod tests {
             assert_eq!(Code::from_name(code.name()), Some(*code));
         }
         assert_eq!(Code::from_name("no_such_code"), None);
+    }
+
+    #[test]
+    fn a_page_is_a_bounded_window() {
+        let all = [1, 2, 3, 4, 5];
+        assert_eq!(Page { offset: 0, limit: 2 }.of(&all), [1, 2]);
+        assert_eq!(Page { offset: 4, limit: 2 }.of(&all), [5]);
+        assert!(Page { offset: 9, limit: 2 }.of(&all).is_empty());
+        assert!(Page { offset: 1, limit: 0 }.of(&all).is_empty());
+        assert_eq!(Page { offset: 1, limit: usize::MAX }.of(&all), [2, 3, 4, 5]);
     }
 
     #[test]

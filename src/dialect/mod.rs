@@ -12,14 +12,16 @@
 //! - `encode_response(reply, result, maps) -> WireResponse`: the exact response the dialect's clients
 //!   expect, errors included;
 //! - `encode_request(op, ctx, key, maps) -> Result<WireRequest, Fault>`: a signed upstream request;
-//! - `decode_response(status, headers, body, op, maps) -> Result<Outcome, Fault>`: the upstream's reply.
+//! - `decode_response(status, headers, body, op, maps) -> Result<Outcome, Fault>`: the upstream's reply;
+//! - `total_count(headers, body) -> Option<usize>`: how many entries a key look-up's reply says match, for
+//!   reading an upstream's answer page by page.
 //!
 //! [`detect()`] tells from a request which dialect and scheme it speaks, and says why when it cannot.
 
 use http::HeaderMap;
 
 use crate::mapping::Mappings;
-use crate::model::{Action, Fault, Operation, Outcome, Provider};
+use crate::model::{Action, Fault, Operation, Outcome, Page, Provider};
 use crate::secret::Secret;
 use crate::sign::{AuthMaterial, Scheme};
 
@@ -161,6 +163,10 @@ pub struct Reply {
     pub key_name: Option<String>,
     /// The Host the caller addressed (Alibaba errors echo it as `HostId`).
     pub host: String,
+    /// The page of a key look-up the caller asked for (Tencent `Offset`/`Limit`, ECS
+    /// `PageNumber`/`PageSize`), defaults filled in; `None` when it named none, which answers the first
+    /// page of the dialect's default size. `TotalCount` always counts every match.
+    pub page: Option<Page>,
 }
 
 /// A response ready for the wire.
@@ -286,5 +292,15 @@ pub fn decode_response(
             tencent_v3::decode_response(dialect, status, headers, body, op, maps)
         }
         Dialect::AliyunEcs => aliyun_ecs::decode_response(status, headers, body, op, maps),
+    }
+}
+
+/// How many entries a key look-up's reply in `dialect` says match (`TotalCount`), when it says.
+pub fn total_count(dialect: Dialect, headers: &HeaderMap, body: &[u8]) -> Option<usize> {
+    match dialect {
+        Dialect::TencentV2 | Dialect::TencentCvm | Dialect::TencentLighthouse => {
+            tencent_common::envelope::total_count(body)
+        }
+        Dialect::AliyunEcs => aliyun_ecs::total_count(headers, body),
     }
 }

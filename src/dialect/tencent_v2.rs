@@ -23,13 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dialect::tencent_common::envelope::{self, Upstream};
-use crate::dialect::tencent_common::fields::{Fields, Target, check_ids};
+use crate::dialect::tencent_common::fields::{Fields, Target, asked_page, check_ids};
 use crate::dialect::tencent_common::outbound::{Business, V1Common, v1_signed_form};
 use crate::dialect::tencent_common::v1_auth::{lenient_param, v1_auth_material};
 use crate::dialect::tencent_common::{check_method, param, region, shown, upper_first};
 use crate::dialect::{Dialect, Format, RawRequest, Reply, Style, UpstreamCtx, WireRequest, WireResponse, params};
 use crate::mapping::{ActionEntry, Mappings};
-use crate::model::{Code, Fault, Keys, Operation, Outcome, Provider};
+use crate::model::{Action, Code, Fault, Keys, Operation, Outcome, Provider};
 use crate::secret::Secret;
 use crate::sign::{AuthMaterial, Param};
 
@@ -143,15 +143,17 @@ fn decode_old_style(
 pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
     let wire_action = lenient_param(raw, param::ACTION).unwrap_or_default();
     let entry = action_entry(maps, &wire_action);
+    let action = entry.map(|e| e.action);
     Reply {
         dialect: DIALECT,
         style: entry.map_or(Style::New, |e| e.style),
-        action: entry.map(|e| e.action),
+        action,
         wire_action: shown(&wire_action).into_owned(),
         format: Format::Json,
         request_id,
         key_name: None,
         host: raw.host().to_owned(),
+        page: (action == Some(Action::DescribeKeys)).then(|| asked_page(raw, DIALECT, maps)).flatten(),
     }
 }
 
@@ -240,7 +242,7 @@ fn unknown_action(wire: &str) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Action, Answer, InstanceResult};
+    use crate::model::{Answer, InstanceResult};
 
     #[test]
     fn old_style_success_and_error_shapes() {

@@ -42,7 +42,7 @@ use http::HeaderMap;
 use serde::Serialize;
 
 use crate::dialect::tencent_common::envelope::{self, Upstream};
-use crate::dialect::tencent_common::fields::{Fields, Target};
+use crate::dialect::tencent_common::fields::{Fields, Target, asked_page};
 use crate::dialect::tencent_common::outbound::{Business, V1Common, v1_signed_form};
 use crate::dialect::tencent_common::v1_auth::{
     header_pairs, lenient_param, request_params, unix_seconds, v1_auth_material,
@@ -50,7 +50,7 @@ use crate::dialect::tencent_common::v1_auth::{
 use crate::dialect::tencent_common::{check_method, header, is_v1, media, param, region, shown};
 use crate::dialect::{Dialect, Format, RawRequest, Reply, Style, UpstreamCtx, WireRequest, WireResponse, params};
 use crate::mapping::Mappings;
-use crate::model::{Code, Fault, Operation, Outcome};
+use crate::model::{Action, Code, Fault, Operation, Outcome};
 use crate::secret::Secret;
 use crate::sign::{self, AuthMaterial, Scheme, SignInput, tc3};
 
@@ -236,15 +236,17 @@ pub fn reply(dialect: Dialect, raw: &RawRequest<'_>, maps: &Mappings, request_id
         .map(str::to_owned)
         .or_else(|| lenient_param(raw, param::ACTION))
         .unwrap_or_default();
+    let action = maps.action(dialect, &wire_action).map(|e| e.action);
     Reply {
         dialect,
         style: Style::New,
-        action: maps.action(dialect, &wire_action).map(|e| e.action),
+        action,
         wire_action: shown(&wire_action).into_owned(),
         format: Format::Json,
         request_id,
         key_name: None,
         host: raw.host().to_owned(),
+        page: (action == Some(Action::DescribeKeys)).then(|| asked_page(raw, dialect, maps)).flatten(),
     }
 }
 
@@ -268,6 +270,8 @@ struct JsonBody<'o> {
     force_stop: Option<bool>,
     #[serde(rename = "Limit", skip_serializing_if = "Option::is_none")]
     limit: Option<usize>,
+    #[serde(rename = "Offset", skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -321,6 +325,7 @@ fn tc3_json(
         filters: business.key_names.map(|values| [JsonFilter { name: param::KEY_NAME_FILTER, values }]),
         force_stop: business.force_stop,
         limit: business.limit,
+        offset: business.offset,
     };
     let body = serde_json::to_vec(&body)
         .map_err(|e| Fault::gateway(Code::Internal, format!("The request body could not be written: {e}.")))?;

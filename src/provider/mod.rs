@@ -1,35 +1,51 @@
 //! Upstreams: where each configured upstream lives, and the only network code that talks to them.
 //!
 //! Building a request and reading a reply are pure and live in the dialect codecs
-//! (`encode_request` / `decode_response`); [`Upstream::call`] only signs the time in, sends over one
-//! pooled keep-alive client (HTTPS by default, webpki roots plus an optional CA file) and bounds the
-//! call in time. Transport failures become upstream faults right here.
+//! (`encode_request` / `decode_response`). Around them, one small module per concern:
+//!
+//! - `transport`: one HTTP exchange over a pooled keep-alive client, bounded by the connect timeout, the
+//!   read timeout and the call's deadline, saying how far it got when it fails;
+//! - `reply`: a reply that is not the upstream's protocol becomes an internal error naming its status;
+//! - `retry`: which failures may be tried again (never a change whose bytes went out), and the backoff;
+//! - `breaker`: the circuit breaker that fails calls at once while an upstream is failing;
+//! - `quota`: the provider's own rate limits, queued on crossgate's side;
+//! - `call`: one call as attempts through all of the above, each recorded;
+//! - `paging`: key look-ups read every page.
+//!
+//! [`Upstream::call`] is the whole of it for the gateway; [`Upstream::call_recorded`] also returns every
+//! attempt, for the audit log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::Request;
+use http_body_util::Full;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::{Endpoint, UpstreamConfig};
-use crate::dialect::{self, Dialect, UpstreamCtx, WireRequest};
+use crate::dialect::{Dialect, WireRequest};
 use crate::mapping::Mappings;
-use crate::model::{Code, Fault, Operation, Outcome, Provider};
+use crate::model::{Action, Code, Fault, Operation, Outcome};
 use crate::sign::Scheme;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+mod breaker;
+mod call;
+mod paging;
+mod quota;
+mod reply;
+mod retry;
+mod transport;
 
-/// The most bytes read from an upstream reply.
-const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+pub use breaker::{Breaker, BreakerState, Refusal, Ticket};
+pub use paging::MAX_PAGES;
+pub use quota::{LocalGcra, Quota, RateLimiter};
+pub use retry::{Attempt, Ending};
+pub use transport::RawReply;
 
 /// One configured upstream, ready to call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Upstream {
     /// Its configuration.
     pub config: UpstreamConfig,
@@ -37,22 +53,23 @@ pub struct Upstream {
     tls: bool,
     /// `host[:port]`, the Host header and the signed host.
     authority: String,
-    client: HttpsClient,
+    client: transport::HttpsClient,
+    breaker: Breaker,
+    quota: Quota,
 }
 
-/// A reply as received.
-#[derive(Debug, Clone)]
-pub struct RawReply {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Bytes,
+/// A call and every attempt it took.
+#[derive(Debug)]
+pub struct Call {
+    /// What the caller gets.
+    pub result: Result<Outcome, Fault>,
+    /// Every attempt, in order (a look-up read page by page has attempts for each page).
+    pub attempts: Vec<Attempt>,
 }
 
 impl Upstream {
     /// Prepares an upstream; `simulator` is the in-process simulator's address, for `endpoint = "sim"`.
+    /// Its rate limits are kept in process ([`LocalGcra`]).
     pub fn new(config: UpstreamConfig, simulator: Option<std::net::SocketAddr>) -> Result<Upstream, String> {
         let (tls, authority) = match &config.endpoint {
             Endpoint::Url { tls, authority } => (*tls, authority.clone()),
@@ -62,8 +79,16 @@ impl Upstream {
                 (false, addr.to_string())
             }
         };
-        let client = client(config.ca_file.as_deref())?;
-        Ok(Upstream { config, tls, authority, client })
+        let client = transport::client(config.ca_file.as_deref())?;
+        let breaker = Breaker::new(config.breaker_failures, config.breaker_cool_down);
+        let quota = Quota::new(&config.name, config.queue, Arc::new(LocalGcra::default()));
+        Ok(Upstream { config, tls, authority, client, breaker, quota })
+    }
+
+    /// The same upstream taking its turns from `limiter` (one shared by several gateways, say).
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Upstream {
+        self.quota = Quota::new(&self.config.name, self.config.queue, limiter);
+        self
     }
 
     /// The dialect this upstream speaks.
@@ -71,20 +96,39 @@ impl Upstream {
         Dialect::of_provider(self.config.provider)
     }
 
-    /// Encodes, signs, sends and decodes one operation.
+    /// The circuit breaker's state now.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state(Instant::now())
+    }
+
+    /// The quotas: callers waiting for a turn, and callers refused.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// Encodes, signs, sends and decodes one operation, within the upstream's `timeout_ms`.
     pub async fn call(&self, op: &Operation, maps: &Mappings, clock: &dyn Clock) -> Result<Outcome, Fault> {
-        let ctx = UpstreamCtx {
-            host: self.authority.clone(),
-            region: self.config.region.clone(),
-            credential_id: self.config.secret_id.clone(),
-            scheme: self.config.scheme,
-            timestamp: clock.now_unix(),
-            nonce: nonce(self.config.scheme),
+        self.call_recorded(op, maps, clock, None).await.result
+    }
+
+    /// [`Upstream::call`], ending by `deadline` too when one is given (the caller's own), and with every
+    /// attempt it took. A key look-up with no page of its own reads every page.
+    pub async fn call_recorded(
+        &self,
+        op: &Operation,
+        maps: &Mappings,
+        clock: &dyn Clock,
+        deadline: Option<Instant>,
+    ) -> Call {
+        let own = Instant::now() + self.config.timeout;
+        let deadline = deadline.map_or(own, |d| d.min(own));
+        let mut attempts = Vec::new();
+        let result = if op.action == Action::DescribeKeys && op.page.is_none() {
+            self.every_page(op, maps, clock, deadline, &mut attempts).await
+        } else {
+            self.attempts(op, maps, clock, deadline, &mut attempts).await.map(|answered| answered.outcome)
         };
-        let wire = dialect::encode_request(self.dialect(), op, &ctx, &self.config.secret_key, maps)?;
-        let reply = self.send(wire).await?;
-        dialect::decode_response(self.dialect(), reply.status, &reply.headers, &reply.body, op, maps)
-            .map_err(|fault| self.own_credentials_refused(fault))
+        Call { result, attempts }
     }
 
     /// An upstream that refuses crossgate's own signature, credential or clock is the gateway's problem,
@@ -111,34 +155,7 @@ impl Upstream {
         )
     }
 
-    /// Sends a signed request within the upstream's time limit.
-    pub async fn send(&self, wire: WireRequest) -> Result<RawReply, Fault> {
-        let provider = self.config.provider;
-        let timeout = self.config.timeout;
-        let request =
-            self.http_request(wire).map_err(|e| unavailable(provider, &format!("cannot build the request: {e}")))?;
-        let exchange = async {
-            let response =
-                self.client.request(request).await.map_err(|e| unavailable(provider, &transport_error(&e)))?;
-            let (parts, body) = response.into_parts();
-            let body = http_body_util::Limited::new(body, MAX_REPLY_BYTES)
-                .collect()
-                .await
-                .map_err(|e| unavailable(provider, &format!("the reply could not be read: {e}")))?
-                .to_bytes();
-            Ok(RawReply { status: parts.status.as_u16(), headers: parts.headers, body })
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Fault::upstream(
-                Code::UpstreamTimeout,
-                format!("{provider} did not answer within {} ms.", timeout.as_millis()),
-                None,
-            )),
-        }
-    }
-
-    fn http_request(&self, wire: WireRequest) -> Result<Request<Full<Bytes>>, http::Error> {
+    fn http_request(&self, wire: WireRequest) -> Result<Request<Full<Bytes>>, Fault> {
         let scheme = if self.tls { "https" } else { "http" };
         let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
         let mut builder =
@@ -146,34 +163,23 @@ impl Upstream {
         let mut has_host = false;
         for (name, value) in &wire.headers {
             has_host |= name.eq_ignore_ascii_case("host");
-            let mut v = http::HeaderValue::from_str(value)?;
+            let mut v = http::HeaderValue::from_str(value).map_err(cannot_build)?;
             v.set_sensitive(name.eq_ignore_ascii_case("authorization"));
             builder = builder.header(name.as_str(), v);
         }
         if !has_host {
             builder = builder.header(http::header::HOST, &wire.host);
         }
-        builder.body(Full::new(Bytes::from(wire.body)))
+        builder.body(Full::new(Bytes::from(wire.body))).map_err(cannot_build)
     }
+}
+
+fn cannot_build(e: impl std::fmt::Display) -> Fault {
+    Fault::gateway(Code::Internal, format!("The upstream request could not be built: {e}."))
 }
 
 /// Every configured upstream by name.
 pub type Upstreams = BTreeMap<String, Arc<Upstream>>;
-
-fn unavailable(provider: Provider, why: &str) -> Fault {
-    Fault::upstream(Code::UpstreamUnavailable, format!("{provider} could not be reached: {why}"), None)
-}
-
-fn transport_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 /// A fresh nonce in the form the scheme expects (Tencent v1: a positive integer).
 fn nonce(scheme: Scheme) -> String {
@@ -184,26 +190,4 @@ fn nonce(scheme: Scheme) -> String {
         }
         _ => id.to_string(),
     }
-}
-
-fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector))
 }

@@ -18,3 +18,4 @@ mod support; // shared helpers: mappings, wire requests turned back into raw req
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
 mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file
+mod upstream_faults; // upstream faults injected for real: retries, breaker, quotas, garbage replies, look-up paging

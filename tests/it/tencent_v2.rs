@@ -254,6 +254,7 @@ fn arb_op() -> impl Strategy<Value = Operation> {
             instances,
             keys: Keys::Ids(keys),
             force_stop,
+            page: None,
         });
     let describe_keys =
         (prop_oneof![arb_ids("skey-", 0..=6).prop_map(Keys::Ids), arb_names().prop_map(Keys::Names)], arb_region())

@@ -296,6 +296,7 @@ fn arb_op(dialect: Dialect) -> impl Strategy<Value = Operation> {
             instances,
             keys: Keys::Ids(keys),
             force_stop,
+            page: None,
         });
     let names = prop::collection::vec("[a-zA-Z0-9 ~*+/&=%._中文é\"\\\\-]{0,20}", 1..5)
         .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)));

@@ -12,7 +12,7 @@ use super::{
 use crate::dialect::params::{json_string_array, reject_duplicates, reject_repeated_values, required, single};
 use crate::dialect::{Format, RawRequest, Reply, Style};
 use crate::mapping::{Limits, Mappings};
-use crate::model::{Action, Code, Fault, Keys, Operation};
+use crate::model::{Action, Code, Fault, Keys, Operation, Page};
 use crate::sign::encoding::{form_decode, sha256_hex};
 use crate::sign::{AuthMaterial, Param, Scheme, SignInput, acs3};
 
@@ -418,6 +418,12 @@ pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply
         (lookup(param::ACTION).map(Cow::into_owned).unwrap_or_default(), format)
     };
     let action = maps.action(DIALECT, &wire_action).map(|e| e.action);
+    let page = (action == Some(Action::DescribeKeys))
+        .then(|| {
+            let count = |name: &str| lookup(name).and_then(|v| v.parse::<usize>().ok()).filter(|n| *n >= 1);
+            asked_page(count(param::PAGE_NUMBER), count(param::PAGE_SIZE), maps.limits(DIALECT))
+        })
+        .flatten();
     Reply {
         dialect: DIALECT,
         style: Style::New,
@@ -427,7 +433,19 @@ pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply
         request_id,
         key_name: lookup(param::KEY_PAIR_NAME).map(Cow::into_owned),
         host: raw.host().to_owned(),
+        page,
     }
+}
+
+/// The page of a key look-up a caller asked for: `PageNumber` from 1, `PageSize` up to `lookup_keys`
+/// (its default `lookup_page_size`); `None` when it named neither. Values that do not read as positive
+/// counts are ignored here and refused by [`decode_request`].
+fn asked_page(number: Option<usize>, size: Option<usize>, limits: &Limits) -> Option<Page> {
+    if number.is_none() && size.is_none() {
+        return None;
+    }
+    let limit = size.unwrap_or(limits.lookup_page_size).min(limits.lookup_keys);
+    Some(Page { offset: number.unwrap_or(1).saturating_sub(1).saturating_mul(limit), limit })
 }
 
 /// The first decodable value of `name` in a form text, skipping what does not decode.

@@ -24,7 +24,7 @@ mod xml;
 
 pub use inbound::{auth_material, decode_request, reply};
 pub use outbound::encode_request;
-pub use response::{decode_response, encode_response};
+pub use response::{decode_response, encode_response, total_count};
 
 use crate::dialect::Dialect;
 use crate::model::{Code, Fault};

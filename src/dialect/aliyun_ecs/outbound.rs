@@ -78,7 +78,15 @@ fn business_params(op: &Operation, region: &str, maps: &Mappings) -> Result<Vec<
                     return Err(Fault::gateway(Code::Internal, "ECS looks key pairs up by name, not by id."));
                 }
             }
-            out.push(p(param::PAGE_SIZE, limits.lookup_keys.to_string()));
+            match op.page {
+                None => out.push(p(param::PAGE_SIZE, limits.lookup_keys.to_string())),
+                Some(page) => {
+                    // ECS pages are numbered from 1 and all the same size: the offset falls on a page start.
+                    let size = page.limit.clamp(1, limits.lookup_keys);
+                    out.push(p(param::PAGE_NUMBER, (page.offset / size + 1).to_string()));
+                    out.push(p(param::PAGE_SIZE, size.to_string()));
+                }
+            }
         }
         Action::DescribeInstances => {
             check_batch(op.instances.len(), limits.lookup_instances)?;

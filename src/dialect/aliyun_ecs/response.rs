@@ -21,7 +21,8 @@ use crate::dialect::params::check_json_depth;
 use crate::dialect::{Format, Reply, WireResponse};
 use crate::mapping::{Mappings, RenderedError};
 use crate::model::{
-    Action, Answer, Code, Fault, InstanceInfo, InstanceResult, KeyPairInfo, Operation, OsFamily, Outcome, Provider,
+    Action, Answer, Code, Fault, InstanceInfo, InstanceResult, KeyPairInfo, Operation, OsFamily, Outcome, Page,
+    Provider,
 };
 use crate::sign::encoding::pct_encode;
 
@@ -73,15 +74,19 @@ fn success_body<'a>(reply: &'a Reply, answer: &'a Answer, maps: &Mappings) -> No
     match answer {
         Answer::Bind(results) => bind_body(reply, request_id, results, maps),
         Answer::KeyPairs(keys) => {
-            let entries = keys
+            // The page asked for (else the first of the default size); TotalCount counts every match.
+            let page = reply.page.unwrap_or(Page { offset: 0, limit: maps.limits(DIALECT).lookup_page_size });
+            let entries = page
+                .of(keys)
                 .iter()
                 .map(|k| Node::Object(vec![(field::KEY_PAIR_NAME, Node::Text(Cow::Borrowed(&k.name)))]))
                 .collect();
+            let size = page.limit.max(1);
             Node::Object(vec![
                 (field::REQUEST_ID, request_id),
                 (field::TOTAL_COUNT, Node::Number(keys.len() as u64)),
-                (field::PAGE_NUMBER, Node::Number(1)),
-                (field::PAGE_SIZE, Node::Number(maps.limits(DIALECT).lookup_keys as u64)),
+                (field::PAGE_NUMBER, Node::Number((page.offset / size + 1) as u64)),
+                (field::PAGE_SIZE, Node::Number(size as u64)),
                 (field::KEY_PAIRS, Node::List(field::KEY_PAIR, entries)),
             ])
         }
@@ -197,6 +202,13 @@ pub fn decode_response(
     }
     .map_err(garbage)?;
     Ok(Outcome { request_id: request_id.to_owned(), answer })
+}
+
+/// `TotalCount` of a look-up's reply (JSON or XML), when it has a readable one.
+pub fn total_count(headers: &HeaderMap, body: &[u8]) -> Option<usize> {
+    let value = parse_body(headers, body).ok()?;
+    let obj = object(&value, "the body").ok()?;
+    count(obj, field::TOTAL_COUNT).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
 /// JSON, or XML when the content type or the first byte says so; depth checked before parsing.

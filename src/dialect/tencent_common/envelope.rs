@@ -8,6 +8,8 @@
 //!   with the first failure's code, and a message naming which instances succeeded and which failed.
 //! - An upstream's reply becomes an [`Outcome`] (its RequestId kept) or a [`Fault`] carrying the upstream's
 //!   code, message and RequestId; a reply that is not this envelope is `UpstreamUnavailable`.
+//! - A key look-up answers the page the caller asked for (`Offset`/`Limit`, else the first page of the
+//!   default size) with `TotalCount` counting every match; [`total_count`] reads it back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +19,7 @@ use crate::dialect::{Dialect, Reply, WireResponse, params};
 use crate::mapping::{Mappings, RenderedError};
 use crate::model::{
     Action, Answer, Code, Fault, InstanceInfo, InstanceResult, KeyPairInfo, Operation, OperationState, OsFamily,
-    Outcome, Provider, UpstreamError,
+    Outcome, Page, Provider, UpstreamError,
 };
 
 /// Wire values of the look-up fields.
@@ -132,7 +134,11 @@ pub(crate) fn encode_envelope(reply: &Reply, result: &Result<Outcome, Fault>, ma
         Err(fault) => error_body(&maps.render(reply.dialect, fault), request_id),
         Ok(outcome) => match partial_failure(reply.dialect, outcome, maps) {
             Some(rendered) => error_body(&rendered, request_id),
-            None => success_body(reply.dialect, &outcome.answer, request_id),
+            None => {
+                let limits = maps.limits(reply.dialect);
+                let page = reply.page.unwrap_or(Page { offset: 0, limit: limits.lookup_page_size });
+                success_body(reply.dialect, &outcome.answer, request_id, page)
+            }
         },
     };
     json_response(body)
@@ -173,13 +179,14 @@ fn error_body(rendered: &RenderedError, request_id: &str) -> Vec<u8> {
     to_vec(&Envelope { response: ErrorResponse { error, request_id } })
 }
 
-fn success_body(dialect: Dialect, answer: &Answer, request_id: &str) -> Vec<u8> {
+/// The success fields; a key look-up shows `page` of its keys.
+fn success_body(dialect: Dialect, answer: &Answer, request_id: &str, page: Page) -> Vec<u8> {
     match answer {
         Answer::Bind(_) => to_vec(&Envelope { response: BindResponse { request_id } }),
         Answer::KeyPairs(keys) => {
             let fields = KeyPairsResponse {
                 total_count: keys.len() as u64,
-                key_pair_set: keys.iter().map(key_pair_wire).collect(),
+                key_pair_set: page.of(keys).iter().map(key_pair_wire).collect(),
             };
             to_vec(&Envelope { response: WithRequestId { fields, request_id } })
         }
@@ -311,6 +318,13 @@ pub(crate) fn decode_response_object(
     Ok(Outcome { request_id, answer })
 }
 
+/// `Response.TotalCount` of a look-up's reply, when it has one.
+pub(crate) fn total_count(body: &[u8]) -> Option<usize> {
+    params::check_json_depth("reply", body).ok()?;
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get("Response")?.get("TotalCount")?.as_u64().and_then(|n| usize::try_from(n).ok())
+}
+
 /// A Tencent success means every instance succeeded.
 pub(crate) fn all_succeeded(op: &Operation) -> Vec<InstanceResult> {
     op.instances.iter().map(|i| InstanceResult { instance: i.clone(), result: Ok(()) }).collect()
@@ -395,7 +409,34 @@ mod tests {
             request_id: "req-1".into(),
             key_name: None,
             host: "cvm.tencentcloudapi.com".into(),
+            page: None,
         }
+    }
+
+    fn keys(n: usize) -> Vec<KeyPairInfo> {
+        (0..n).map(|i| KeyPairInfo { id: format!("skey-{i:08}"), name: format!("k{i}"), instances: vec![] }).collect()
+    }
+
+    #[test]
+    fn a_key_look_up_answers_the_page_asked_with_every_match_counted() {
+        let maps = Mappings::embedded().unwrap();
+        let outcome = Ok(Outcome { request_id: "up".into(), answer: Answer::KeyPairs(keys(130)) });
+        let mut look_up = Reply { action: Some(Action::DescribeKeys), ..reply(Dialect::TencentCvm) };
+        let shown = |reply: &Reply| {
+            let v: Value = serde_json::from_slice(&encode_envelope(reply, &outcome, &maps).body).unwrap();
+            let set = v["Response"]["KeyPairSet"].as_array().unwrap().clone();
+            let names: Vec<String> = set.iter().map(|k| k["KeyName"].as_str().unwrap().to_owned()).collect();
+            (v["Response"]["TotalCount"].as_u64().unwrap(), names)
+        };
+        let (total, names) = shown(&look_up);
+        assert_eq!((total, names.len(), names[0].as_str()), (130, 20, "k0"), "no page named: the default 20");
+        look_up.page = Some(Page { offset: 100, limit: 100 });
+        let (total, names) = shown(&look_up);
+        assert_eq!((total, names.len(), names[0].as_str()), (130, 30, "k100"));
+        let body = encode_envelope(&look_up, &outcome, &maps).body;
+        assert_eq!(total_count(&body), Some(130));
+        assert_eq!(total_count(b"{\"Response\": {\"TotalCount\": \"1\"}}"), None);
+        assert_eq!(total_count(b"not json"), None);
     }
 
     #[test]

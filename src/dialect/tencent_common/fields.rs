@@ -9,10 +9,11 @@
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::{param, shown};
-use crate::dialect::{Dialect, params};
+use super::v1_auth::lenient_param;
+use super::{media, param, shown};
+use crate::dialect::{Dialect, RawRequest, params};
 use crate::mapping::{IdFormat, Mappings};
-use crate::model::{Action, Code, Fault, Keys, Operation};
+use crate::model::{Action, Code, Fault, Keys, Operation, Page};
 use crate::sign::Param;
 
 /// The longest filter value accepted, in characters (a key name is at most 128, Alibaba's limit).
@@ -405,6 +406,40 @@ fn key_name_filter(filters: Vec<Filter>, max: usize) -> Result<Vec<String>, Faul
     }
     params::reject_repeated_values("Filters.key-name", &filter.values)?;
     Ok(filter.values)
+}
+
+// === the page a caller asked for ===
+
+/// The page of a key look-up a caller asked for, read tolerantly for the reply: `Offset` and `Limit` from
+/// the query, a form or a JSON body, `Limit` defaulting to the dialect's default page. `None` when the
+/// caller named neither; a value that does not read as a count is ignored here and refused by
+/// [`Fields::from_form`] / [`Fields::from_json`].
+pub(crate) fn asked_page(raw: &RawRequest<'_>, dialect: Dialect, maps: &Mappings) -> Option<Page> {
+    let (offset, limit) = if raw.content_type().as_deref() == Some(media::JSON) {
+        json_page(raw.body)
+    } else {
+        let count = |name: &str| lenient_param(raw, name).and_then(|v| form_count(name, &v).ok());
+        (count(param::OFFSET), count(param::LIMIT))
+    };
+    if offset.is_none() && limit.is_none() {
+        return None;
+    }
+    let limits = maps.limits(dialect);
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Some(Page {
+        offset: offset.map_or(0, as_usize),
+        limit: limit.map_or(limits.lookup_page_size, as_usize).min(limits.lookup_keys),
+    })
+}
+
+/// `Offset` and `Limit` of a JSON body, when it is an object that has them as counts.
+fn json_page(body: &[u8]) -> (Option<u64>, Option<u64>) {
+    if params::check_json_depth("The request body", body).is_err() {
+        return (None, None);
+    }
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else { return (None, None) };
+    let count = |name: &str| object.get(name).and_then(Value::as_u64);
+    (count(param::OFFSET), count(param::LIMIT))
 }
 
 fn unknown(name: &str) -> Fault {

@@ -29,8 +29,11 @@ pub(crate) struct Business<'o> {
     pub(crate) key_names: Option<&'o [String]>,
     /// `ForceStop` (never for Lighthouse, which has none and always stops a running instance).
     pub(crate) force_stop: Option<bool>,
-    /// `Limit` for a look-up: the dialect's maximum, so that no default page (20) truncates the answer.
+    /// `Limit` for a look-up: the page asked for, else the dialect's maximum, so that no default page (20)
+    /// truncates the answer.
     pub(crate) limit: Option<usize>,
+    /// `Offset` for a key look-up that asks for a later page.
+    pub(crate) offset: Option<usize>,
 }
 
 impl<'o> Business<'o> {
@@ -63,7 +66,13 @@ impl<'o> Business<'o> {
                     Keys::Ids(ids) => (non_empty(ids), None),
                     Keys::Names(names) => (None, non_empty(names)),
                 };
-                Ok(Business { key_ids, key_names, limit: Some(limits.lookup_keys), ..Business::default() })
+                Ok(Business {
+                    key_ids,
+                    key_names,
+                    limit: Some(op.page.map_or(limits.lookup_keys, |p| p.limit)),
+                    offset: op.page.map(|p| p.offset),
+                    ..Business::default()
+                })
             }
             Action::DescribeInstances => {
                 if !op.keys.is_empty() {
@@ -103,6 +112,9 @@ impl<'o> Business<'o> {
         }
         if let Some(limit) = self.limit {
             out.push((Cow::Borrowed(param::LIMIT), Cow::Owned(limit.to_string())));
+        }
+        if let Some(offset) = self.offset {
+            out.push((Cow::Borrowed(param::OFFSET), Cow::Owned(offset.to_string())));
         }
     }
 }
@@ -197,6 +209,21 @@ mod tests {
         let mut op = Operation::new(Action::DescribeInstances);
         op.keys = Keys::Ids(vec!["skey-aaaaaaaa".into()]);
         assert!(Business::of(Dialect::TencentCvm, &op, &maps).is_err());
+    }
+
+    #[test]
+    fn a_key_look_up_asks_for_its_page() {
+        let maps = Mappings::embedded().unwrap();
+        let mut op = Operation::new(Action::DescribeKeys);
+        let whole = Business::of(Dialect::TencentCvm, &op, &maps).unwrap();
+        assert_eq!((whole.offset, whole.limit), (None, Some(100)));
+        op.page = Some(crate::model::Page { offset: 200, limit: 100 });
+        let later = Business::of(Dialect::TencentLighthouse, &op, &maps).unwrap();
+        assert_eq!((later.offset, later.limit), (Some(200), Some(100)));
+        let mut form = Vec::new();
+        later.push_form(&mut form, |b| if b { "true" } else { "false" });
+        let names: Vec<&str> = form.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["Limit", "Offset"]);
     }
 
     #[test]

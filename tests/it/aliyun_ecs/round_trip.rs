@@ -184,6 +184,7 @@ fn reply(action: Action, format: Format, request_id: &str, maps: &Mappings) -> R
         request_id: request_id.to_owned(),
         key_name: action.is_mutation().then(|| "FinanceJoshuaV25".to_owned()),
         host: "ecs.aliyuncs.com".to_owned(),
+        page: None,
     }
 }
 
