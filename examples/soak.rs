@@ -89,7 +89,8 @@ async fn fake_upstream(received: Arc<Received>) -> SocketAddr {
                         Ok::<_, std::convert::Infallible>(res)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -348,13 +349,27 @@ async fn main() {
 
     let f = &figures;
     let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
-    println!("soak: {} s, {} workers, gateway killed with SIGKILL once at {} s", args.seconds, args.workers, args.seconds / 2);
-    println!("  valid requests sent      {:>8}  answered with success {:>8}  unanswered {:>6}", load(&f.valid), load(&f.valid_ok), load(&f.unanswered));
+    println!(
+        "soak: {} s, {} workers, gateway killed with SIGKILL once at {} s",
+        args.seconds,
+        args.workers,
+        args.seconds / 2
+    );
+    println!(
+        "  valid requests sent      {:>8}  answered with success {:>8}  unanswered {:>6}",
+        load(&f.valid),
+        load(&f.valid_ok),
+        load(&f.unanswered)
+    );
     println!("  badly signed             {:>8}  refused {:>8}", load(&f.bad_signature), load(&f.bad_signature_refused));
     println!("  replays                  {:>8}  refused {:>8}", load(&f.replayed), load(&f.replay_refused));
     println!("  abandoned by the client  {:>8}", load(&f.abandoned));
     println!("  upstream calls received  {upstream_calls:>8}  distinct requests {:>8}", received.len());
-    println!("  audit records            {:>8}  admitted {:>8}  completed {completed:>8}  refused {refused:>8}", records.len(), admitted.len());
+    println!(
+        "  audit records            {:>8}  admitted {:>8}  completed {completed:>8}  refused {refused:>8}",
+        records.len(),
+        admitted.len()
+    );
     println!("  restart after SIGKILL    {:>8} ms", restart_took.as_millis());
     println!("  gateway peak RSS         {:>8} KiB (bound {} KiB)", max_rss / 1024, RSS_BOUND / 1024);
     println!("  exit after SIGTERM       {exit}");
@@ -364,7 +379,11 @@ async fn main() {
         failed.push(format!("{} requests reached the upstream twice: {:?}", twice.len(), &twice[..twice.len().min(5)]));
     }
     if !unaudited.is_empty() {
-        failed.push(format!("{} upstream calls have no admission record: {:?}", unaudited.len(), &unaudited[..unaudited.len().min(5)]));
+        failed.push(format!(
+            "{} upstream calls have no admission record: {:?}",
+            unaudited.len(),
+            &unaudited[..unaudited.len().min(5)]
+        ));
     }
     if load(&f.bad_signature_refused) + load(&f.unanswered) < load(&f.bad_signature) / 2 {
         failed.push("badly signed requests were not refused".into());

@@ -12,15 +12,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, join_all};
 use http::Request;
+use tokio::time::Instant;
 use tower::Service;
 
+use crate::audit::UpstreamCall;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dialect::{Dialect, Reply};
 use crate::layer::audit::{AuditHandle, InstanceAudit};
 use crate::layer::auth::Caller;
+use crate::layer::deadline::RequestDeadline;
 use crate::mapping::Mappings;
 use crate::model::{Action, Answer, Code, Fault, Keys, Operation, Outcome};
+use crate::provider::Attempt;
 use crate::provider::{Upstream, Upstreams};
 use crate::route::{self, Asker};
 use crate::translate::{self, Leg, Placed};
@@ -69,7 +73,8 @@ impl Service<Request<Bytes>> for Gateway {
                 return Err(Fault::gateway(Code::Internal, "The request reached the gateway unauthenticated."));
             };
             let audit = ext.get::<AuditHandle>().cloned().unwrap_or_default();
-            handle(&shared, reply, caller, op, &audit).await
+            let deadline = ext.get::<RequestDeadline>().map(|d| d.0);
+            handle(&shared, reply, caller, op, &audit, deadline).await
         })
     }
 }
@@ -81,6 +86,7 @@ async fn handle(
     caller: &Caller,
     op: &Operation,
     audit: &AuditHandle,
+    deadline: Option<Instant>,
 ) -> Result<Outcome, Fault> {
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let legs = plan(shared, asker, reply.dialect, op).await?;
@@ -102,9 +108,14 @@ async fn handle(
     });
     let calls = legs.iter().map(|leg| {
         let upstream = shared.upstreams[&leg.upstream].clone();
-        async move { upstream.call(&leg.op, &shared.maps, shared.clock.as_ref()).await }
+        async move { upstream.call_recorded(&leg.op, &shared.maps, shared.clock.as_ref(), deadline).await }
     });
-    let results = join_all(calls).await;
+    let calls = join_all(calls).await;
+    let mut results = Vec::with_capacity(calls.len());
+    for call in calls {
+        record_attempts(audit, &call.attempts);
+        results.push(call.result);
+    }
     record(audit, &legs, &results);
     let back = translate::Back { caller: reply.dialect.provider(), keys: &shared.config.keys };
     translate::merge(&reply.request_id, op, &legs, results, back)
@@ -208,6 +219,21 @@ fn permit(caller: &Caller, legs: &[Leg]) -> Result<(), Fault> {
             format!("The caller `{}` may not use the upstream `{}`.", caller.name, leg.upstream),
         )),
     }
+}
+
+/// Every upstream attempt, for the audit: retries and pages included.
+fn record_attempts(audit: &AuditHandle, attempts: &[Attempt]) {
+    audit.update(|e| {
+        e.upstream_calls.extend(attempts.iter().map(|a| UpstreamCall {
+            upstream: a.upstream.clone(),
+            action: a.action.name().to_owned(),
+            attempt: a.number,
+            ending: a.ending.name().to_owned(),
+            status: a.status,
+            fault: a.fault.map(|c| c.name().to_owned()),
+            elapsed_ms: a.elapsed_ms,
+        }));
+    });
 }
 
 fn record(audit: &AuditHandle, legs: &[Leg], results: &[Result<Outcome, Fault>]) {

@@ -108,6 +108,10 @@ impl AuditSink for JsonLines {
         let Some(path) = &self.path else { return Vec::new() };
         let mut keys = Vec::new();
         for file in [rotated(path, 1), path.clone()] {
+            // Only a regular file is read back (a device such as /dev/full reads forever).
+            if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             let Ok(text) = std::fs::read_to_string(&file) else { continue };
             let admitted = text.lines().filter(|l| l.contains("\"phase\":\"admitted\""));
             let entries: Vec<AuditEntry> = admitted.filter_map(|l| serde_json::from_str(l).ok()).collect();

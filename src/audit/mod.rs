@@ -49,6 +49,25 @@ pub struct InstanceAudit {
     pub outcome: String,
 }
 
+/// One upstream attempt in an audit record (a retried call or a look-up read page by page has several).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UpstreamCall {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The canonical action.
+    pub action: String,
+    /// 1 for a call's first try.
+    pub attempt: u32,
+    /// How it ended: `answered`, `not_connected`, `lost`, `breaker_open`, `quota_refused`, `unsendable`.
+    pub ending: String,
+    /// The reply's HTTP status, when one arrived.
+    pub status: Option<u16>,
+    /// The canonical kind of the failure, if it failed.
+    pub fault: Option<String>,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
 /// One audit record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -81,6 +100,8 @@ pub struct AuditEntry {
     pub keys_translated: Vec<String>,
     /// Per-instance outcomes.
     pub results: Vec<InstanceAudit>,
+    /// Every upstream attempt, in order.
+    pub upstream_calls: Vec<UpstreamCall>,
     /// The final code the caller saw (`Success`, or the dialect's error code).
     pub code: String,
     /// The canonical kind of the final fault, if any.

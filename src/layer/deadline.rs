@@ -1,14 +1,27 @@
 //! The deadline: a request that has not been answered in time becomes an upstream-timeout fault, which
 //! the respond layer renders in the caller's own dialect (tower's `Timeout` would give an error no dialect
 //! can render).
+//!
+//! The deadline is also put into the request as a [`RequestDeadline`], so that upstream calls, their
+//! retries and their quota waits end by it themselves. The layer's own cut comes a little later
+//! ([`GRACE`]): admitted work ends on its own terms, and is recorded, rather than being cut mid-call.
 
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use crate::model::{Code, Fault};
+
+/// When the request must be answered by: upstream calls end by it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDeadline(pub Instant);
+
+/// How much longer than the deadline the layer waits before cutting the work off itself.
+pub const GRACE: Duration = Duration::from_millis(500);
 
 /// Bounds every request in time.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +50,9 @@ pub struct Deadline<S> {
     limit: Duration,
 }
 
-impl<S, Req> Service<Req> for Deadline<S>
+impl<S, B> Service<http::Request<B>> for Deadline<S>
 where
-    S: Service<Req, Error = Fault>,
+    S: Service<http::Request<B>, Error = Fault>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -50,11 +63,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let limit = self.limit;
+        req.extensions_mut().insert(RequestDeadline(Instant::now() + limit));
         let fut = self.inner.call(req);
         Box::pin(async move {
-            tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            tokio::time::timeout(limit + GRACE, fut).await.unwrap_or_else(|_| {
                 Err(Fault::gateway(
                     Code::UpstreamTimeout,
                     format!("The request did not complete within {} ms.", limit.as_millis()),

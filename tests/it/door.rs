@@ -165,6 +165,9 @@ async fn a_client_that_half_closes_still_gets_its_answer_and_is_audited() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].phase, Phase::Completed);
     assert_eq!(lines[0].upstream_request_ids, vec!["fake-upstream-1".to_owned()]);
+    let calls: Vec<_> =
+        lines[0].upstream_calls.iter().map(|c| (c.upstream.as_str(), c.attempt, c.ending.as_str(), c.status)).collect();
+    assert_eq!(calls, vec![("fake", 1, "answered", Some(200))], "every upstream attempt is in the record");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use crate::harness::{Env, Got, Signer, bind_op, tc3_request};
+use crate::harness::{Env, Got, Signer, bind_op, key_op, tc3_request};
 
 // === fake upstreams ===
 
@@ -283,7 +283,9 @@ async fn the_breaker_opens_fails_fast_then_lets_a_probe_through() {
 #[tokio::test]
 async fn an_open_breaker_answers_in_the_callers_dialect() {
     let env = cvm_env(refusing_port(), "retries = 0\nbreaker_failures = 1\nbreaker_cool_down_ms = 60000").await;
-    let got = env.call(Dialect::TencentCvm, Scheme::Tc3, &cvm_bind()).await;
+    // An unbind first: the bind below must not repeat its TC3 signature (that would be a replay).
+    let unbind = key_op(Action::DisassociateKeys, Dialect::TencentCvm, &["ins-aaafake1"], &["skey-4e5ty7i8"]);
+    let got = env.call(Dialect::TencentCvm, Scheme::Tc3, &unbind).await;
     assert_error(&env, Dialect::TencentCvm, &got, "ServiceUnavailable", "upstream_unavailable", "could not be reached");
     for (dialect, scheme, instance, key, code) in [
         (Dialect::TencentCvm, Scheme::Tc3, "ins-aaafake1", "skey-4e5ty7i8", "ServiceUnavailable"),
