@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dialect::{Dialect, Style};
-use crate::model::{Action, Code, Fault, Provider, UpstreamError};
+use crate::model::{Action, Code, Dialect, Fault, Provider, Style, UpstreamError};
 use crate::tomlfile;
 
 /// The embedded default tables, by file name relative to `mappings/`.

@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 
 use crate::config::Names;
-use crate::dialect::Dialect;
 use crate::mapping::Mappings;
 use crate::model::{
-    Action, Answer, Code, Fault, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, Outcome, Provider,
+    Action, Answer, Code, Dialect, Fault, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, Outcome, Provider,
 };
 use crate::route;
 
