@@ -1,8 +1,9 @@
 //! The mapping tables: every protocol fact that is data, not code.
 //!
 //! `mappings/actions.toml` (wire action names and versions), `mappings/limits.toml` (batch limits, id
-//! formats, time windows) and `mappings/errors/<dialect>.toml` (how each canonical [`Code`] looks in each
-//! dialect, and how each upstream code reads back) are embedded in the binary as the default and can be
+//! formats, time windows), `mappings/markers.toml` (the evidence each dialect leaves in a request, for
+//! detection; loaded in [`markers`]) and `mappings/errors/<dialect>.toml` (how each canonical [`Code`]
+//! looks in each dialect, and how each upstream code reads back) are embedded in the binary as the default and can be
 //! overridden from a folder with the same layout. Loading checks everything once: an unknown field, a
 //! duplicate, an unknown kind or a kind missing for a dialect is a start-up error that names the file and
 //! the line. Nothing looked up on the request path can fail for a reason loading could have caught.
@@ -19,10 +20,15 @@ use toml::Spanned;
 use crate::model::{Action, Code, Dialect, Fault, Provider, Style, UpstreamError};
 use crate::tomlfile;
 
+pub mod markers;
+
+pub use markers::DialectMarkers;
+
 /// The embedded default tables, by file name relative to `mappings/`.
 const EMBEDDED: &[(&str, &str)] = &[
     ("actions.toml", include_str!("../mappings/actions.toml")),
     ("limits.toml", include_str!("../mappings/limits.toml")),
+    ("markers.toml", include_str!("../mappings/markers.toml")),
     ("errors/tencent_v2.toml", include_str!("../mappings/errors/tencent_v2.toml")),
     ("errors/tencent_cvm.toml", include_str!("../mappings/errors/tencent_cvm.toml")),
     ("errors/tencent_lighthouse.toml", include_str!("../mappings/errors/tencent_lighthouse.toml")),
@@ -252,6 +258,7 @@ pub struct RenderedError {
 pub struct Mappings {
     actions: BTreeMap<Dialect, DialectActions>,
     limits: BTreeMap<Dialect, Limits>,
+    markers: BTreeMap<Dialect, DialectMarkers>,
     errors: BTreeMap<Dialect, ErrorTable>,
 }
 
@@ -287,12 +294,14 @@ impl Mappings {
         let actions = load_actions(&file, &text)?;
         let (file, text) = source("limits.toml")?;
         let limits = load_limits(&file, &text)?;
+        let (file, text) = source("markers.toml")?;
+        let markers = markers::load(&file, &text, &actions)?;
         let mut errors = BTreeMap::new();
         for dialect in Dialect::ALL {
             let (file, text) = source(&format!("errors/{}.toml", dialect.name()))?;
             errors.insert(dialect, load_errors(&file, &text, dialect)?);
         }
-        Ok(Mappings { actions, limits, errors })
+        Ok(Mappings { actions, limits, markers, errors })
     }
 
     /// The action a wire name means in a dialect (aliases included).
@@ -328,6 +337,11 @@ impl Mappings {
     /// The dialect's limits and id formats.
     pub fn limits(&self, dialect: Dialect) -> &Limits {
         &self.limits[&dialect]
+    }
+
+    /// The evidence the dialect leaves in a request, and where it is served.
+    pub fn markers(&self, dialect: Dialect) -> &DialectMarkers {
+        &self.markers[&dialect]
     }
 
     /// Renders a fault as the dialect shows it.
