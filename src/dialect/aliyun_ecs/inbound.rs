@@ -396,11 +396,12 @@ fn shorten(value: &str) -> Cow<'_, str> {
 
 // === reply ===
 
-/// What the reply to this request needs, read tolerantly: never fails. ACS3 requests are answered in JSON;
-/// RPC requests in their `Format` (XML when absent, JSON when unreadable).
+/// What the reply to this request needs, read tolerantly: never fails. ACS3 requests (told by their
+/// `Authorization: ACS3-HMAC-SHA256 ...` header alone) are answered in JSON; every other request, errors
+/// included, in its `Format` (XML when absent, JSON when unreadable), even when it carries the `x-acs-action`
+/// header that aliyun-python-sdk-core adds to its RPC requests.
 pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
-    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(ACS3_PREFIX))
-        || raw.headers.contains_key(header::ACTION);
+    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(Scheme::Acs3.name()));
     let body = raw
         .content_type()
         .is_none_or(|media| media == FORM_MEDIA_TYPE)
@@ -472,6 +473,27 @@ mod tests {
         assert_eq!(lenient_param("Action=%FF&Format=xml", "Action"), None);
         assert_eq!(lenient_param("%41ction=X", "Action").as_deref(), Some("X"));
         assert_eq!(lenient_param("", "Action"), None);
+    }
+
+    #[test]
+    fn rpc_requests_keep_their_format_whatever_headers_they_carry() {
+        let maps = Mappings::embedded().unwrap();
+        let reply_to = |query: &str, headers: &[(&'static str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (n, v) in headers {
+                map.insert(*n, v.parse().unwrap());
+            }
+            let raw = RawRequest { method: "POST", path: "/", query, headers: &map, body: b"" };
+            reply(&raw, &maps, "R".into())
+        };
+        let core = [("x-acs-action", "AttachKeyPair"), ("x-acs-version", "2014-05-26")];
+        let r = reply_to("Action=AttachKeyPair&Format=xml", &core);
+        assert_eq!((r.format, r.wire_action.as_str()), (Format::Xml, "AttachKeyPair"));
+        assert_eq!(reply_to("Action=AttachKeyPair&Format=JSON", &core).format, Format::Json);
+        assert_eq!(reply_to("Action=AttachKeyPair", &core).format, Format::Xml, "XML when absent");
+        let acs3 = [("authorization", "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=0"), core[0]];
+        let r = reply_to("Format=XML", &acs3);
+        assert_eq!((r.format, r.wire_action.as_str()), (Format::Json, "AttachKeyPair"), "ACS3 answers in JSON");
     }
 
     #[test]
