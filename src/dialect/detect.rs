@@ -225,7 +225,9 @@ fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
     match test {
         Test::Present => true,
         Test::OneOf(values) => values.iter().any(|v| v.eq_ignore_ascii_case(value)),
-        Test::Form(ValueForm::UnixSeconds) => (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()),
+        Test::Form(ValueForm::UnixSeconds) => {
+            (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
+        }
         Test::Form(ValueForm::Iso8601Utc) => is_iso8601_utc(value),
         Test::Version => value == maps.version(dialect),
         Test::Action => maps.action(dialect, value).is_some(),
@@ -255,7 +257,12 @@ mod tests {
     use super::*;
     use http::HeaderMap;
 
-    fn detect_in(path: &str, query: &str, headers: &[(&'static str, &str)], body: &str) -> Result<Detected, Undetected> {
+    fn detect_in(
+        path: &str,
+        query: &str,
+        headers: &[(&'static str, &str)],
+        body: &str,
+    ) -> Result<Detected, Undetected> {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.insert(*n, v.parse().unwrap());

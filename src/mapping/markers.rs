@@ -169,8 +169,14 @@ fn marker(raw: RawMarker, has_service: bool) -> Result<Marker, String> {
             places.len()
         )
     })?;
-    let (Place::Param(name) | Place::ParamPrefix(name) | Place::Header(name) | Place::HeaderPrefix(name)
-    | Place::Authorization(name) | Place::HostPrefix(name)) = &place;
+    let name = match &place {
+        Place::Param(n)
+        | Place::ParamPrefix(n)
+        | Place::Header(n)
+        | Place::HeaderPrefix(n)
+        | Place::Authorization(n)
+        | Place::HostPrefix(n) => n,
+    };
     if name.is_empty() {
         return Err("a marker's place is empty".to_owned());
     }
@@ -227,7 +233,11 @@ mod tests {
         let maps = Mappings::embedded().unwrap();
         let ecs = maps.markers(Dialect::AliyunEcs);
         assert_eq!(ecs.paths, ["/"]);
-        assert!(ecs.markers.contains(&Marker { place: Place::Param("AccessKeyId".into()), test: Test::Present, weight: 3 }));
+        assert!(ecs.markers.contains(&Marker {
+            place: Place::Param("AccessKeyId".into()),
+            test: Test::Present,
+            weight: 3
+        }));
         assert_eq!(maps.markers(Dialect::TencentCvm).wins_ties_with, [Dialect::TencentLighthouse]);
         assert_eq!(maps.markers(Dialect::TencentV2).paths, ["/v2/index.php"]);
     }
@@ -265,7 +275,8 @@ mod tests {
         assert!(e.problem.contains("must start with `/`"), "{e}");
         let e = load_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = []", 1)).unwrap_err();
         assert!(e.problem.contains("names no path"), "{e}");
-        let itself = base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"tencent_cvm\"]", 1);
+        let itself =
+            base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"tencent_cvm\"]", 1);
         assert!(load_with(&itself).unwrap_err().problem.contains("not another dialect"));
         let unknown = base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"cbs\"]", 1);
         let e = load_with(&unknown).unwrap_err();

@@ -409,7 +409,12 @@ const XML_CASES: &[XmlCase] = &[
         code: None,
         after: &[(ECS, "i-m5eg7be9ndloji64jknv", &["FinanceJoshuaV25"], None)],
     },
-    XmlCase { scenario: "unknown-instance", status: 200, code: Some("InvalidInstanceIds.ValueNotSupported"), after: &[] },
+    XmlCase {
+        scenario: "unknown-instance",
+        status: 200,
+        code: Some("InvalidInstanceIds.ValueNotSupported"),
+        after: &[],
+    },
     XmlCase { scenario: "too-many", status: 403, code: Some("InstanceKeyPairLimitExceeded"), after: &[] },
 ];
 
