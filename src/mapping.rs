@@ -171,6 +171,25 @@ pub struct IdFormat {
 }
 
 impl IdFormat {
+    /// The most characters an id of this format has, prefix included.
+    pub fn longest(&self) -> usize {
+        self.prefix.chars().count() + self.max_len
+    }
+
+    /// The format in words, for a message: `` `ins-` and 8 lower-case letters or digits ``.
+    pub fn describe(&self) -> String {
+        let count = if self.min_len == self.max_len {
+            self.min_len.to_string()
+        } else {
+            format!("{} to {}", self.min_len, self.max_len)
+        };
+        let what = match self.charset {
+            Charset::LowerAlnum => "lower-case letters or digits",
+            Charset::KeyName => "characters, starting with a letter; letters, digits, `:` `_` `.` `-`",
+        };
+        if self.prefix.is_empty() { format!("{count} {what}") } else { format!("`{}` and {count} {what}", self.prefix) }
+    }
+
     /// True when `id` has this format.
     pub fn matches(&self, id: &str) -> bool {
         let Some(rest) = id.strip_prefix(self.prefix.as_str()) else { return false };
@@ -337,6 +356,16 @@ impl Mappings {
     /// The dialect's limits and id formats.
     pub fn limits(&self, dialect: Dialect) -> &Limits {
         &self.limits[&dialect]
+    }
+
+    /// The most characters an instance id has on any provider: a longer value cannot be one anywhere.
+    pub fn longest_instance_id(&self) -> usize {
+        self.limits.values().map(|l| l.instance_id.longest()).max().unwrap_or(0)
+    }
+
+    /// The most characters a key reference (id or name) has on any provider.
+    pub fn longest_key(&self) -> usize {
+        self.limits.values().map(|l| l.key_id.longest()).max().unwrap_or(0)
     }
 
     /// The evidence the dialect leaves in a request, and where it is served.
@@ -903,5 +932,9 @@ mod tests {
         assert!(ecs.key_id.matches("密钥a"));
         assert!(!ecs.key_id.matches("1abc"));
         assert!(!ecs.key_id.matches("x"));
+        assert_eq!((maps.longest_instance_id(), maps.longest_key()), (32, 128));
+        assert_eq!(cvm.instance_id.describe(), "`ins-` and 8 lower-case letters or digits");
+        assert_eq!(ecs.instance_id.describe(), "`i-` and 1 to 30 lower-case letters or digits");
+        assert!(ecs.key_id.describe().starts_with("2 to 128 characters, starting with a letter"));
     }
 }

@@ -1,13 +1,15 @@
 //! What a request is taken for before its work begins: its dialect, weighed from the evidence it carries
 //! (a table of hostile requests, then end to end: a request that lacks its credential fails in its own
-//! dialect's error), and the format of its answers whatever headers it carries besides its signature.
+//! dialect's error), the format of its answers whatever headers it carries besides its signature, and its
+//! ids, checked against the provider that receives them once routed and renamed, before anything is
+//! forwarded.
 
 use crossgate::dialect::{self, Dialect, WireRequest};
 use crossgate::model::Provider;
 use crossgate::sign::Scheme;
 use crossgate::sign::tencent_v1::Hash;
 
-use crate::harness::{Env, Got, Signer, ecs_rpc_request, tc3_request, v1_request};
+use crate::harness::{Env, Got, Signer, bind_op, ecs_rpc_request, tc3_request, v1_request};
 use crate::support::{Received, maps};
 
 /// `InstanceIds` as the ECS SDKs write one id.
@@ -406,4 +408,99 @@ async fn garbled_authorization_headers_fail_in_their_own_dialect() {
         got.text()
     );
     assert_eq!(env.audit_lines().pop().unwrap().code, "Undetected");
+}
+
+// === end to end: ids are checked against the provider that receives them ===
+
+const INS_TO_CVM: &str = "
+[[routing.rules]]
+instance = \"ins-*\"
+upstream = \"cvm\"
+
+[[routing.rules]]
+instance = \"i-renamed*\"
+upstream = \"cvm\"
+";
+
+/// A machine whose CVM name, in this config, is no CVM id.
+const BAD_RENAME: &str = "
+[[instances]]
+aliyun-ecs = \"i-renamed01\"
+tencent-cvm = \"ins-NOTANID\"
+";
+
+fn ecs_bind_on(env: &Env, ids: &[&str]) -> WireRequest {
+    let list = serde_json::to_string(ids).unwrap().replace("\",\"", "\", \"");
+    let params = [
+        ("Action", "AttachKeyPair"),
+        ("Format", "JSON"),
+        ("RegionId", "cn-hangzhou"),
+        ("InstanceIds", list.as_str()),
+        ("KeyPairName", "FinanceJoshuaV25"),
+    ];
+    ecs_rpc_request(&env.host(), &params, &Signer::demo()).0
+}
+
+// Regression: an ECS caller naming a CVM machine that a routing rule sends to CVM was refused by ECS's id
+// format.
+#[tokio::test]
+async fn an_ecs_caller_binds_a_cvm_machine_routed_to_cvm() {
+    let env = Env::with(INS_TO_CVM, BAD_RENAME).await;
+    let got = env.send(&ecs_bind_on(&env, &["ins-1e4r6y8i"])).await;
+    assert_eq!((got.status, got.content_type()), (200, "application/json;charset=utf-8"), "{}", got.text());
+    let body = got.json();
+    assert_eq!(
+        (&body["FailCount"], &body["Results"]["Result"][0]["InstanceId"]),
+        (&serde_json::json!("0"), &serde_json::json!("ins-1e4r6y8i")),
+        "{}",
+        got.text()
+    );
+    let seen = env.sim().seen();
+    assert_eq!((seen.len(), seen[0].action.as_deref()), (1, Some("AssociateInstancesKeyPairs")), "{seen:#?}");
+    assert_eq!(seen[0].instances, ["ins-1e4r6y8i"]);
+    let keys = env.sim().with_state(|s| s.instance(Provider::TencentCvm, "ins-1e4r6y8i").unwrap().keys.clone());
+    assert_eq!(keys, ["skey-4e5ty7i8"], "the key's CVM id, through [[keys]]");
+    let line = env.audit_line(body["RequestId"].as_str().unwrap());
+    assert_eq!((line.code.as_str(), line.upstreams.as_slice()), ("Success", &["cvm".to_owned()][..]));
+}
+
+#[tokio::test]
+async fn ids_malformed_for_the_provider_that_receives_them_are_refused_before_anything_is_forwarded() {
+    let env = Env::with(INS_TO_CVM, BAD_RENAME).await;
+    let ecs_cases: [(&str, &[&str], &str); 3] = [
+        ("a short CVM id", &["ins-1122"], "tencent-cvm"),
+        ("a good ECS leg beside a bad CVM one", &["i-m5eg7be9ndloji64jknv", "ins-1122"], "tencent-cvm"),
+        ("renamed through [[instances]] to no CVM id", &["i-renamed01"], "`i-renamed01`, `ins-NOTANID` on tencent-cvm"),
+    ];
+    for (case, ids, fragment) in ecs_cases {
+        let got = env.send(&ecs_bind_on(&env, ids)).await;
+        assert_eq!((got.status, got.content_type()), (400, "application/json;charset=utf-8"), "{case}: {}", got.text());
+        assert_eq!(
+            got.error_code(Dialect::AliyunEcs).as_deref(),
+            Some("InvalidInstanceIds.ValueNotSupported"),
+            "{case}"
+        );
+        assert!(got.error_message(Dialect::AliyunEcs).contains(fragment), "{case}: {}", got.text());
+        assert_audited(&env, Dialect::AliyunEcs, "InvalidInstanceIds.ValueNotSupported", case);
+    }
+    // A Tencent caller: an ECS id in the caller's dialect, ECS's format after routing.
+    let cvm = |ids: &[&str]| {
+        env.signed_by(
+            Dialect::TencentCvm,
+            Scheme::Tc3,
+            &bind_op(Dialect::TencentCvm, ids, &["skey-4e5ty7i8"]),
+            &Signer::demo(),
+        )
+    };
+    let got = env.send(&cvm(&["i-UPPERCASE01"])).await;
+    assert_eq!(got.error_code(Dialect::TencentCvm).as_deref(), Some("InvalidInstanceId.Malformed"), "{}", got.text());
+    assert!(got.error_message(Dialect::TencentCvm).contains("not an instance id on aliyun-ecs"), "{}", got.text());
+    assert_audited(&env, Dialect::TencentCvm, "InvalidInstanceId.Malformed", "upper-case ECS id");
+
+    // The same caller naming a well-formed ECS id binds it there.
+    let got = env.send(&cvm(&["i-m5eg7be9ndloji64jknv"])).await;
+    assert_eq!(got.error_code(Dialect::TencentCvm), None, "{}", got.text());
+    let keys =
+        env.sim().with_state(|s| s.instance(Provider::AliyunEcs, "i-m5eg7be9ndloji64jknv").unwrap().keys.clone());
+    assert_eq!(keys, ["FinanceJoshuaV25"]);
 }
