@@ -314,7 +314,7 @@ impl Mappings {
         let (file, text) = source("limits.toml")?;
         let limits = load_limits(&file, &text)?;
         let (file, text) = source("markers.toml")?;
-        let markers = markers::load(&file, &text, &actions)?;
+        let markers = load_markers(&file, &text, &actions)?;
         let mut errors = BTreeMap::new();
         for dialect in Dialect::ALL {
             let (file, text) = source(&format!("errors/{}.toml", dialect.name()))?;
@@ -569,6 +569,23 @@ fn load_actions(file: &str, text: &str) -> Result<BTreeMap<Dialect, DialectActio
             }
         }
         out.insert(dialect, DialectActions { version, service, entries });
+    }
+    Ok(out)
+}
+
+fn load_markers(
+    file: &str,
+    text: &str,
+    actions: &BTreeMap<Dialect, DialectActions>,
+) -> Result<BTreeMap<Dialect, DialectMarkers>, MappingError> {
+    let raw: BTreeMap<Spanned<String>, Spanned<markers::RawDialectMarkers>> = parse(file, text)?;
+    let mut out = BTreeMap::new();
+    for (dialect, spanned) in per_dialect(file, text, raw)? {
+        let at = spanned.span().start;
+        let has_service = actions.get(&dialect).is_some_and(|a| a.service.is_some());
+        let checked = markers::check(dialect, at, spanned.into_inner(), has_service)
+            .map_err(|(offset, problem)| err(file, text, offset, problem))?;
+        out.insert(dialect, checked);
     }
     Ok(out)
 }
@@ -936,5 +953,68 @@ mod tests {
         assert_eq!(cvm.instance_id.describe(), "`ins-` and 8 lower-case letters or digits");
         assert_eq!(ecs.instance_id.describe(), "`i-` and 1 to 30 lower-case letters or digits");
         assert!(ecs.key_id.describe().starts_with("2 to 128 characters, starting with a letter"));
+    }
+
+    fn load_markers_with(text: &str) -> Result<Mappings, MappingError> {
+        load_with("markers.toml", text)
+    }
+
+    #[test]
+    fn embedded_markers_load() {
+        let maps = Mappings::embedded().unwrap();
+        let ecs = maps.markers(Dialect::AliyunEcs);
+        assert_eq!(ecs.paths, ["/"]);
+        assert!(ecs.markers.contains(&markers::Marker {
+            place: markers::Place::Param("AccessKeyId".into()),
+            test: markers::Test::Present,
+            weight: 3
+        }));
+        assert_eq!(maps.markers(Dialect::TencentCvm).wins_ties_with, [Dialect::TencentLighthouse]);
+        assert_eq!(maps.markers(Dialect::TencentV2).paths, ["/v2/index.php"]);
+    }
+
+    #[test]
+    fn a_bad_marker_names_the_file_and_line() {
+        let cases = [
+            ("{ param = \"A\", header = \"b\" }", "2 places"),
+            ("{ weight = 2 }", "0 places"),
+            ("{ header = \"X-Tc-Action\" }", "lower case"),
+            ("{ param = \"A\", is = \"service\" }", "use it with `authorization`"),
+            ("{ authorization = \"ACS3-HMAC-SHA256\", is = \"service\" }", "needs a `service`"),
+            ("{ param = \"A\", form = \"rfc2822\" }", "unknown form"),
+            ("{ param = \"A\", values = [] }", "lists no value"),
+            ("{ param = \"A\", values = [\"x\"], is = \"action\" }", "at most one"),
+            ("{ param_prefix = \"A.\", is = \"version\" }", "names only"),
+            ("{ param = \"A\", weight = 0 }", "at least 1"),
+            ("{ param = \"\" }", "empty"),
+            ("{ param = \"A\", colour = \"red\" }", "colour"),
+        ];
+        let anchor = "  { param = \"RegionId\" },\n";
+        for (bad, problem) in cases {
+            let text = embedded_source("markers.toml").replacen(anchor, &format!("  {bad},\n{anchor}"), 1);
+            let e = load_markers_with(&text).unwrap_err();
+            let line = text.lines().position(|l| l.trim() == format!("{bad},")).unwrap() + 1;
+            assert_eq!((e.file.as_str(), e.line), ("test/markers.toml", line), "{bad}: {e}");
+            assert!(e.problem.contains(problem), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_paths_and_tie_rules_are_refused() {
+        let base = embedded_source("markers.toml");
+        let e = load_markers_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = [\"v2/index.php\"]", 1))
+            .unwrap_err();
+        assert!(e.problem.contains("must start with `/`"), "{e}");
+        let e = load_markers_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = []", 1)).unwrap_err();
+        assert!(e.problem.contains("names no path"), "{e}");
+        let itself =
+            base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"tencent_cvm\"]", 1);
+        assert!(load_markers_with(&itself).unwrap_err().problem.contains("not another dialect"));
+        let unknown = base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"cbs\"]", 1);
+        let e = load_markers_with(&unknown).unwrap_err();
+        let line = unknown.lines().position(|l| l.contains("\"cbs\"")).unwrap() + 1;
+        assert_eq!(e.line, line, "{e}");
+        let missing = base.replacen("[tencent_v2]\npaths = [\"/v2/index.php\"]\nmarkers = []\n", "", 1);
+        assert!(load_markers_with(&missing).unwrap_err().problem.contains("no table for dialect `tencent_v2`"));
     }
 }

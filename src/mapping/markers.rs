@@ -1,18 +1,18 @@
 //! `mappings/markers.toml`: the evidence each dialect leaves in a request, typed and checked once, for
 //! detection ([`crate::dialect::detect()`] weighs it; nothing here looks at a request).
 //!
-//! Loading refuses a marker that names no place or two, a qualifier that does not fit its place (`is =
+//! Checking refuses a marker that names no place or two, a qualifier that does not fit its place (`is =
 //! "service"` away from an Authorization header, or for a dialect without a TC3 service), an upper-case
 //! header name, a zero weight, a path that does not start with `/`, and a tie rule naming an unknown
-//! dialect or the dialect itself, each with the file and the line.
-
-use std::collections::BTreeMap;
+//! dialect or the dialect itself, each at the offset the mapping loader turns into a file and a line.
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{DialectActions, MappingError, err, parse, per_dialect};
 use crate::model::Dialect;
+
+/// A problem in the file: the byte offset it points at, and what is wrong.
+pub(super) type Problem = (usize, String);
 
 /// Where a marker looks in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +79,10 @@ pub struct DialectMarkers {
     pub markers: Vec<Marker>,
 }
 
+/// One dialect's table, as written in the file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDialectMarkers {
+pub(super) struct RawDialectMarkers {
     paths: Vec<String>,
     #[serde(default)]
     wins_ties_with: Vec<Spanned<String>>,
@@ -103,48 +104,39 @@ struct RawMarker {
     weight: Option<u32>,
 }
 
-/// Loads and checks the markers file; `actions` says which dialects have a TC3 service.
-pub(super) fn load(
-    file: &str,
-    text: &str,
-    actions: &BTreeMap<Dialect, DialectActions>,
-) -> Result<BTreeMap<Dialect, DialectMarkers>, MappingError> {
-    let raw: BTreeMap<Spanned<String>, Spanned<RawDialectMarkers>> = parse(file, text)?;
-    let mut out = BTreeMap::new();
-    for (dialect, spanned) in per_dialect(file, text, raw)? {
-        let at = spanned.span().start;
-        let RawDialectMarkers { paths, wins_ties_with, markers } = spanned.into_inner();
-        if paths.is_empty() {
-            return Err(err(file, text, at, format!("`{}`: `paths` names no path", dialect.name())));
-        }
-        if let Some(bad) = paths.iter().find(|p| !p.starts_with('/')) {
-            return Err(err(file, text, at, format!("`{}`: the path `{bad}` must start with `/`", dialect.name())));
-        }
-        let mut ties = Vec::with_capacity(wins_ties_with.len());
-        for name in wins_ties_with {
-            match Dialect::from_name(name.get_ref()) {
-                Some(other) if other != dialect => ties.push(other),
-                _ => {
-                    return Err(err(
-                        file,
-                        text,
-                        name.span().start,
-                        format!("`wins_ties_with` names `{}`, which is not another dialect", name.get_ref()),
-                    ));
-                }
+/// Checks one dialect's table, found at offset `at`; `has_service` says whether the dialect has a TC3
+/// service in `actions.toml`.
+pub(super) fn check(
+    dialect: Dialect,
+    at: usize,
+    raw: RawDialectMarkers,
+    has_service: bool,
+) -> Result<DialectMarkers, Problem> {
+    let RawDialectMarkers { paths, wins_ties_with, markers } = raw;
+    if paths.is_empty() {
+        return Err((at, format!("`{}`: `paths` names no path", dialect.name())));
+    }
+    if let Some(bad) = paths.iter().find(|p| !p.starts_with('/')) {
+        return Err((at, format!("`{}`: the path `{bad}` must start with `/`", dialect.name())));
+    }
+    let mut ties = Vec::with_capacity(wins_ties_with.len());
+    for name in wins_ties_with {
+        match Dialect::from_name(name.get_ref()) {
+            Some(other) if other != dialect => ties.push(other),
+            _ => {
+                let problem = format!("`wins_ties_with` names `{}`, which is not another dialect", name.get_ref());
+                return Err((name.span().start, problem));
             }
         }
-        let has_service = actions.get(&dialect).is_some_and(|a| a.service.is_some());
-        let markers = markers
-            .into_iter()
-            .map(|m| {
-                let at = m.span().start;
-                marker(m.into_inner(), has_service).map_err(|problem| err(file, text, at, problem))
-            })
-            .collect::<Result<_, _>>()?;
-        out.insert(dialect, DialectMarkers { paths, wins_ties_with: ties, markers });
     }
-    Ok(out)
+    let markers = markers
+        .into_iter()
+        .map(|m| {
+            let at = m.span().start;
+            marker(m.into_inner(), has_service).map_err(|problem| (at, problem))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DialectMarkers { paths, wins_ties_with: ties, markers })
 }
 
 /// One marker, checked; the problem as a sentence.
@@ -218,71 +210,19 @@ fn marker(raw: RawMarker, has_service: bool) -> Result<Marker, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Mappings, embedded_source};
     use super::*;
 
-    fn load_with(text: &str) -> Result<Mappings, MappingError> {
-        Mappings::from_sources(|n| {
-            let text = if n == "markers.toml" { text.to_owned() } else { embedded_source(n).to_owned() };
-            Ok((format!("test/{n}"), text))
-        })
+    fn raw(text: &str) -> RawMarker {
+        toml::from_str(text).unwrap()
     }
 
     #[test]
-    fn embedded_markers_load() {
-        let maps = Mappings::embedded().unwrap();
-        let ecs = maps.markers(Dialect::AliyunEcs);
-        assert_eq!(ecs.paths, ["/"]);
-        assert!(ecs.markers.contains(&Marker {
-            place: Place::Param("AccessKeyId".into()),
-            test: Test::Present,
-            weight: 3
-        }));
-        assert_eq!(maps.markers(Dialect::TencentCvm).wins_ties_with, [Dialect::TencentLighthouse]);
-        assert_eq!(maps.markers(Dialect::TencentV2).paths, ["/v2/index.php"]);
-    }
-
-    #[test]
-    fn a_bad_marker_names_the_file_and_line() {
-        let cases = [
-            ("{ param = \"A\", header = \"b\" }", "2 places"),
-            ("{ weight = 2 }", "0 places"),
-            ("{ header = \"X-Tc-Action\" }", "lower case"),
-            ("{ param = \"A\", is = \"service\" }", "use it with `authorization`"),
-            ("{ authorization = \"ACS3-HMAC-SHA256\", is = \"service\" }", "needs a `service`"),
-            ("{ param = \"A\", form = \"rfc2822\" }", "unknown form"),
-            ("{ param = \"A\", values = [] }", "lists no value"),
-            ("{ param = \"A\", values = [\"x\"], is = \"action\" }", "at most one"),
-            ("{ param_prefix = \"A.\", is = \"version\" }", "names only"),
-            ("{ param = \"A\", weight = 0 }", "at least 1"),
-            ("{ param = \"\" }", "empty"),
-            ("{ param = \"A\", colour = \"red\" }", "colour"),
-        ];
-        let anchor = "  { param = \"RegionId\" },\n";
-        for (bad, problem) in cases {
-            let text = embedded_source("markers.toml").replacen(anchor, &format!("  {bad},\n{anchor}"), 1);
-            let e = load_with(&text).unwrap_err();
-            let line = text.lines().position(|l| l.trim() == format!("{bad},")).unwrap() + 1;
-            assert_eq!((e.file.as_str(), e.line), ("test/markers.toml", line), "{bad}: {e}");
-            assert!(e.problem.contains(problem), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn bad_paths_and_tie_rules_are_refused() {
-        let base = embedded_source("markers.toml");
-        let e = load_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = [\"v2/index.php\"]", 1)).unwrap_err();
-        assert!(e.problem.contains("must start with `/`"), "{e}");
-        let e = load_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = []", 1)).unwrap_err();
-        assert!(e.problem.contains("names no path"), "{e}");
-        let itself =
-            base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"tencent_cvm\"]", 1);
-        assert!(load_with(&itself).unwrap_err().problem.contains("not another dialect"));
-        let unknown = base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"cbs\"]", 1);
-        let e = load_with(&unknown).unwrap_err();
-        let line = unknown.lines().position(|l| l.contains("\"cbs\"")).unwrap() + 1;
-        assert_eq!(e.line, line, "{e}");
-        let missing = base.replacen("[tencent_v2]\npaths = [\"/v2/index.php\"]\nmarkers = []\n", "", 1);
-        assert!(load_with(&missing).unwrap_err().problem.contains("no table for dialect `tencent_v2`"));
+    fn markers_read_their_place_test_and_weight() {
+        let m = marker(raw("authorization = \"TC3-HMAC-SHA256\"\nis = \"service\"\nweight = 3"), true).unwrap();
+        assert_eq!(m, Marker { place: Place::Authorization("TC3-HMAC-SHA256".into()), test: Test::Service, weight: 3 });
+        let m = marker(raw("param = \"Timestamp\"\nform = \"iso8601_utc\""), false).unwrap();
+        assert_eq!((m.test, m.weight), (Test::Form(ValueForm::Iso8601Utc), 1));
+        let m = marker(raw("param = \"Format\"\nvalues = [\"JSON\", \"XML\"]"), false).unwrap();
+        assert_eq!(m.test, Test::OneOf(vec!["JSON".into(), "XML".into()]));
     }
 }
