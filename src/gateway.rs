@@ -121,7 +121,8 @@ async fn handle(
     translate::merge(&reply.request_id, op, &legs, results, back)
 }
 
-/// Routes and translates the caller's operation into upstream legs.
+/// Routes and translates the caller's operation into upstream legs. Every id is renamed for and checked
+/// against the provider that receives it before anything is forwarded, key look-ups included.
 async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operation) -> Result<Vec<Leg>, Fault> {
     let config = &shared.config;
     let groups: Vec<(&str, Vec<String>)> = if op.instances.is_empty() {
@@ -131,13 +132,9 @@ async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operatio
             .into_iter()
             .collect()
     };
-    let mut legs = Vec::new();
+    let mut checked = Vec::with_capacity(groups.len());
     for (name, instances) in groups {
-        let upstream = &shared.upstreams[name];
-        let target = upstream.config.provider;
-        let mut leg_op = op.clone();
-        leg_op.region = Some(upstream.config.region.clone());
-        leg_op.keys = keys_for(shared, upstream, &op.keys, dialect.provider(), op.action).await?;
+        let target = shared.upstreams[name].config.provider;
         let placed = instances
             .into_iter()
             .map(|caller_id| {
@@ -145,7 +142,16 @@ async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operatio
                 Ok(Placed { caller_id, upstream_id })
             })
             .collect::<Result<Vec<_>, Fault>>()?;
-        legs.extend(translate::split(&shared.maps, name, target, &leg_op, placed)?);
+        translate::check_ids(&shared.maps, &config.keys, op, dialect.provider(), target, &placed)?;
+        checked.push((name, placed));
+    }
+    let mut legs = Vec::new();
+    for (name, placed) in checked {
+        let upstream = &shared.upstreams[name];
+        let mut leg_op = op.clone();
+        leg_op.region = Some(upstream.config.region.clone());
+        leg_op.keys = keys_for(shared, upstream, &op.keys, dialect.provider(), op.action).await?;
+        legs.extend(translate::split(&shared.maps, name, upstream.config.provider, &leg_op, placed)?);
     }
     Ok(legs)
 }

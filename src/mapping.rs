@@ -1,8 +1,9 @@
 //! The mapping tables: every protocol fact that is data, not code.
 //!
 //! `mappings/actions.toml` (wire action names and versions), `mappings/limits.toml` (batch limits, id
-//! formats, time windows) and `mappings/errors/<dialect>.toml` (how each canonical [`Code`] looks in each
-//! dialect, and how each upstream code reads back) are embedded in the binary as the default and can be
+//! formats, time windows), `mappings/markers.toml` (the evidence each dialect leaves in a request, for
+//! detection; loaded in [`markers`]) and `mappings/errors/<dialect>.toml` (how each canonical [`Code`]
+//! looks in each dialect, and how each upstream code reads back) are embedded in the binary as the default and can be
 //! overridden from a folder with the same layout. Loading checks everything once: an unknown field, a
 //! duplicate, an unknown kind or a kind missing for a dialect is a start-up error that names the file and
 //! the line. Nothing looked up on the request path can fail for a reason loading could have caught.
@@ -16,14 +17,18 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::dialect::{Dialect, Style};
-use crate::model::{Action, Code, Fault, Provider, UpstreamError};
+use crate::model::{Action, Code, Dialect, Fault, Provider, Style, UpstreamError};
 use crate::tomlfile;
+
+pub mod markers;
+
+pub use markers::DialectMarkers;
 
 /// The embedded default tables, by file name relative to `mappings/`.
 const EMBEDDED: &[(&str, &str)] = &[
     ("actions.toml", include_str!("../mappings/actions.toml")),
     ("limits.toml", include_str!("../mappings/limits.toml")),
+    ("markers.toml", include_str!("../mappings/markers.toml")),
     ("errors/tencent_v2.toml", include_str!("../mappings/errors/tencent_v2.toml")),
     ("errors/tencent_cvm.toml", include_str!("../mappings/errors/tencent_cvm.toml")),
     ("errors/tencent_lighthouse.toml", include_str!("../mappings/errors/tencent_lighthouse.toml")),
@@ -167,6 +172,25 @@ pub struct IdFormat {
 }
 
 impl IdFormat {
+    /// The most characters an id of this format has, prefix included.
+    pub fn longest(&self) -> usize {
+        self.prefix.chars().count() + self.max_len
+    }
+
+    /// The format in words, for a message: `` `ins-` and 8 lower-case letters or digits ``.
+    pub fn describe(&self) -> String {
+        let count = if self.min_len == self.max_len {
+            self.min_len.to_string()
+        } else {
+            format!("{} to {}", self.min_len, self.max_len)
+        };
+        let what = match self.charset {
+            Charset::LowerAlnum => "lower-case letters or digits",
+            Charset::KeyName => "characters, starting with a letter; letters, digits, `:` `_` `.` `-`",
+        };
+        if self.prefix.is_empty() { format!("{count} {what}") } else { format!("`{}` and {count} {what}", self.prefix) }
+    }
+
     /// True when `id` has this format.
     pub fn matches(&self, id: &str) -> bool {
         let Some(rest) = id.strip_prefix(self.prefix.as_str()) else { return false };
@@ -256,6 +280,7 @@ pub struct RenderedError {
 pub struct Mappings {
     actions: BTreeMap<Dialect, DialectActions>,
     limits: BTreeMap<Dialect, Limits>,
+    markers: BTreeMap<Dialect, DialectMarkers>,
     errors: BTreeMap<Dialect, ErrorTable>,
 }
 
@@ -291,12 +316,14 @@ impl Mappings {
         let actions = load_actions(&file, &text)?;
         let (file, text) = source("limits.toml")?;
         let limits = load_limits(&file, &text)?;
+        let (file, text) = source("markers.toml")?;
+        let markers = load_markers(&file, &text, &actions)?;
         let mut errors = BTreeMap::new();
         for dialect in Dialect::ALL {
             let (file, text) = source(&format!("errors/{}.toml", dialect.name()))?;
             errors.insert(dialect, load_errors(&file, &text, dialect)?);
         }
-        Ok(Mappings { actions, limits, errors })
+        Ok(Mappings { actions, limits, markers, errors })
     }
 
     /// The action a wire name means in a dialect (aliases included).
@@ -332,6 +359,21 @@ impl Mappings {
     /// The dialect's limits and id formats.
     pub fn limits(&self, dialect: Dialect) -> &Limits {
         &self.limits[&dialect]
+    }
+
+    /// The most characters an instance id has on any provider: a longer value cannot be one anywhere.
+    pub fn longest_instance_id(&self) -> usize {
+        self.limits.values().map(|l| l.instance_id.longest()).max().unwrap_or(0)
+    }
+
+    /// The most characters a key reference (id or name) has on any provider.
+    pub fn longest_key(&self) -> usize {
+        self.limits.values().map(|l| l.key_id.longest()).max().unwrap_or(0)
+    }
+
+    /// The evidence the dialect leaves in a request, and where it is served.
+    pub fn markers(&self, dialect: Dialect) -> &DialectMarkers {
+        &self.markers[&dialect]
     }
 
     /// Renders a fault as the dialect shows it.
@@ -530,6 +572,23 @@ fn load_actions(file: &str, text: &str) -> Result<BTreeMap<Dialect, DialectActio
             }
         }
         out.insert(dialect, DialectActions { version, service, entries });
+    }
+    Ok(out)
+}
+
+fn load_markers(
+    file: &str,
+    text: &str,
+    actions: &BTreeMap<Dialect, DialectActions>,
+) -> Result<BTreeMap<Dialect, DialectMarkers>, MappingError> {
+    let raw: BTreeMap<Spanned<String>, Spanned<markers::RawDialectMarkers>> = parse(file, text)?;
+    let mut out = BTreeMap::new();
+    for (dialect, spanned) in per_dialect(file, text, raw)? {
+        let at = spanned.span().start;
+        let has_service = actions.get(&dialect).is_some_and(|a| a.service.is_some());
+        let checked = markers::check(dialect, at, spanned.into_inner(), has_service)
+            .map_err(|(offset, problem)| err(file, text, offset, problem))?;
+        out.insert(dialect, checked);
     }
     Ok(out)
 }
@@ -904,5 +963,72 @@ mod tests {
         assert!(ecs.key_id.matches("密钥a"));
         assert!(!ecs.key_id.matches("1abc"));
         assert!(!ecs.key_id.matches("x"));
+        assert_eq!((maps.longest_instance_id(), maps.longest_key()), (32, 128));
+        assert_eq!(cvm.instance_id.describe(), "`ins-` and 8 lower-case letters or digits");
+        assert_eq!(ecs.instance_id.describe(), "`i-` and 1 to 30 lower-case letters or digits");
+        assert!(ecs.key_id.describe().starts_with("2 to 128 characters, starting with a letter"));
+    }
+
+    fn load_markers_with(text: &str) -> Result<Mappings, MappingError> {
+        load_with("markers.toml", text)
+    }
+
+    #[test]
+    fn embedded_markers_load() {
+        let maps = Mappings::embedded().unwrap();
+        let ecs = maps.markers(Dialect::AliyunEcs);
+        assert_eq!(ecs.paths, ["/"]);
+        assert!(ecs.markers.contains(&markers::Marker {
+            place: markers::Place::Param("AccessKeyId".into()),
+            test: markers::Test::Present,
+            weight: 3
+        }));
+        assert_eq!(maps.markers(Dialect::TencentCvm).wins_ties_with, [Dialect::TencentLighthouse]);
+        assert_eq!(maps.markers(Dialect::TencentV2).paths, ["/v2/index.php"]);
+    }
+
+    #[test]
+    fn a_bad_marker_names_the_file_and_line() {
+        let cases = [
+            ("{ param = \"A\", header = \"b\" }", "2 places"),
+            ("{ weight = 2 }", "0 places"),
+            ("{ header = \"X-Tc-Action\" }", "lower case"),
+            ("{ param = \"A\", is = \"service\" }", "use it with `authorization`"),
+            ("{ authorization = \"ACS3-HMAC-SHA256\", is = \"service\" }", "needs a `service`"),
+            ("{ param = \"A\", form = \"rfc2822\" }", "unknown form"),
+            ("{ param = \"A\", values = [] }", "lists no value"),
+            ("{ param = \"A\", values = [\"x\"], is = \"action\" }", "at most one"),
+            ("{ param_prefix = \"A.\", is = \"version\" }", "names only"),
+            ("{ param = \"A\", weight = 0 }", "at least 1"),
+            ("{ param = \"\" }", "empty"),
+            ("{ param = \"A\", colour = \"red\" }", "colour"),
+        ];
+        let anchor = "  { param = \"RegionId\" },\n";
+        for (bad, problem) in cases {
+            let text = embedded_source("markers.toml").replacen(anchor, &format!("  {bad},\n{anchor}"), 1);
+            let e = load_markers_with(&text).unwrap_err();
+            let line = text.lines().position(|l| l.trim() == format!("{bad},")).unwrap() + 1;
+            assert_eq!((e.file.as_str(), e.line), ("test/markers.toml", line), "{bad}: {e}");
+            assert!(e.problem.contains(problem), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_paths_and_tie_rules_are_refused() {
+        let base = embedded_source("markers.toml");
+        let e = load_markers_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = [\"v2/index.php\"]", 1))
+            .unwrap_err();
+        assert!(e.problem.contains("must start with `/`"), "{e}");
+        let e = load_markers_with(&base.replacen("paths = [\"/v2/index.php\"]", "paths = []", 1)).unwrap_err();
+        assert!(e.problem.contains("names no path"), "{e}");
+        let itself =
+            base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"tencent_cvm\"]", 1);
+        assert!(load_markers_with(&itself).unwrap_err().problem.contains("not another dialect"));
+        let unknown = base.replacen("wins_ties_with = [\"tencent_lighthouse\"]", "wins_ties_with = [\"cbs\"]", 1);
+        let e = load_markers_with(&unknown).unwrap_err();
+        let line = unknown.lines().position(|l| l.contains("\"cbs\"")).unwrap() + 1;
+        assert_eq!(e.line, line, "{e}");
+        let missing = base.replacen("[tencent_v2]\npaths = [\"/v2/index.php\"]\nmarkers = []\n", "", 1);
+        assert!(load_markers_with(&missing).unwrap_err().problem.contains("no table for dialect `tencent_v2`"));
     }
 }

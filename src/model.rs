@@ -55,6 +55,74 @@ impl fmt::Display for Provider {
     }
 }
 
+/// A dialect, as a caller speaks it and as an error table renders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dialect {
+    /// Tencent legacy API 2.0 endpoint `/v2/index.php` (new-style and old-style actions).
+    TencentV2,
+    /// Tencent Cloud API 3.0, CVM (2017-03-12).
+    TencentCvm,
+    /// Tencent Cloud API 3.0, Lighthouse (2020-03-24).
+    TencentLighthouse,
+    /// Alibaba Cloud ECS RPC (2014-05-26).
+    AliyunEcs,
+}
+
+impl Dialect {
+    /// Every dialect, in a stable order.
+    pub const ALL: [Dialect; 4] =
+        [Dialect::TencentV2, Dialect::TencentCvm, Dialect::TencentLighthouse, Dialect::AliyunEcs];
+
+    /// The name used in mappings file names, config and audit lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::TencentV2 => "tencent_v2",
+            Dialect::TencentCvm => "tencent_cvm",
+            Dialect::TencentLighthouse => "tencent_lighthouse",
+            Dialect::AliyunEcs => "aliyun_ecs",
+        }
+    }
+
+    /// Parses a dialect name.
+    pub fn from_name(name: &str) -> Option<Dialect> {
+        Dialect::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The dialect an upstream provider speaks.
+    pub fn of_provider(provider: Provider) -> Dialect {
+        match provider {
+            Provider::TencentCvm => Dialect::TencentCvm,
+            Provider::TencentLighthouse => Dialect::TencentLighthouse,
+            Provider::AliyunEcs => Dialect::AliyunEcs,
+        }
+    }
+
+    /// The provider this dialect addresses natively (the legacy endpoint is CVM's).
+    pub fn provider(self) -> Provider {
+        match self {
+            Dialect::TencentV2 | Dialect::TencentCvm => Provider::TencentCvm,
+            Dialect::TencentLighthouse => Provider::TencentLighthouse,
+            Dialect::AliyunEcs => Provider::AliyunEcs,
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which family of actions a legacy v2 request uses: they answer in different shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Style {
+    /// `{"Response": {...}}` (API 3.0 and the legacy new-style actions).
+    #[default]
+    New,
+    /// `{"code": 0, "message": "", "codeDesc": ...}` (legacy `BindInstanceKey` / `UnBindInstanceKey`).
+    Old,
+}
+
 /// What an operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {

@@ -2,8 +2,7 @@
 //! and key references are named on each provider (`[[instances]]`, `[[keys]]`).
 
 use crate::config::{Names, Routing};
-use crate::dialect::Dialect;
-use crate::model::Provider;
+use crate::model::{Dialect, Provider};
 
 /// Who is asking: what a routing rule can match besides the instance.
 #[derive(Debug, Clone, Copy)]

@@ -1,16 +1,15 @@
 //! Translation: a caller's operation becomes one or more upstream operations (ids renamed, keys renamed
-//! or resolved, batches split to the upstream's limit), and their outcomes merge back into one, named
-//! as the caller named things.
+//! or resolved, ids checked against the formats of the provider that receives them, batches split to the
+//! upstream's limit), and their outcomes merge back into one, named as the caller named things.
 //!
 //! Everything here is pure: the gateway does the I/O (key look-ups, forwarding) around it.
 
 use std::collections::BTreeMap;
 
 use crate::config::Names;
-use crate::dialect::Dialect;
 use crate::mapping::Mappings;
 use crate::model::{
-    Action, Answer, Code, Fault, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, Outcome, Provider,
+    Action, Answer, Code, Dialect, Fault, InstanceResult, KeyKind, KeyPairInfo, Keys, Operation, Outcome, Provider,
 };
 use crate::route;
 
@@ -84,6 +83,56 @@ pub fn keys_on(
         KeyKind::Id => Keys::Ids(out),
         KeyKind::Name => Keys::Names(out),
     }))
+}
+
+/// Refuses an id the provider that receives it cannot have, before anything is forwarded: every instance
+/// as the upstream will see it (after `[[instances]]`), and every key reference already in the target's
+/// terms (after `[[keys]]`), against the target's `instance_id` / `key_id` formats in
+/// `mappings/limits.toml`. Key names still to be looked up on a Tencent target, and the name filters of a
+/// key look-up, are not ids and pass; a key no table can name on the target is refused as
+/// [`keys_on`] refuses it.
+///
+/// # Errors
+/// `MalformedInstanceId`, `MalformedKeyId` (naming the provider and its format), `KeyNotFound`.
+pub fn check_ids(
+    maps: &Mappings,
+    key_table: &[Names],
+    op: &Operation,
+    caller: Provider,
+    target: Provider,
+    placed: &[Placed],
+) -> Result<(), Fault> {
+    let limits = maps.limits(Dialect::of_provider(target));
+    if let Some(bad) = placed.iter().find(|p| !limits.instance_id.matches(&p.upstream_id)) {
+        let named = if bad.caller_id == bad.upstream_id {
+            format!("The instance id `{}`", shown(&bad.caller_id))
+        } else {
+            format!("The instance `{}`, `{}` on {target},", shown(&bad.caller_id), shown(&bad.upstream_id))
+        };
+        return Err(Fault::caller(
+            Code::MalformedInstanceId,
+            format!("{named} is not an instance id on {target} ({}).", limits.instance_id.describe()),
+        ));
+    }
+    let Ok(keys) = keys_on(key_table, &op.keys, caller, target)? else { return Ok(()) };
+    let filters = op.action == Action::DescribeKeys && keys.kind() == KeyKind::Name;
+    let what = match target.key_kind() {
+        KeyKind::Id => "key pair id",
+        KeyKind::Name => "key pair name",
+    };
+    match keys.as_slice().iter().find(|k| !filters && !limits.key_id.matches(k)) {
+        None => Ok(()),
+        Some(bad) => Err(Fault::caller(
+            Code::MalformedKeyId,
+            format!("`{}` is not a {what} on {target} ({}).", shown(bad), limits.key_id.describe()),
+        )),
+    }
+}
+
+/// At most 64 characters of a caller's value, control characters escaped, for a message.
+fn shown(value: &str) -> String {
+    let cut = if value.chars().count() > 64 { "..." } else { "" };
+    value.chars().take(64).flat_map(char::escape_debug).chain(cut.chars()).collect()
 }
 
 /// Splits the instances of one upstream into legs no larger than the upstream's limit, and refuses what
@@ -294,6 +343,44 @@ mod tests {
         let merged = merge("gw", &Operation::new(Action::DescribeKeys), &[leg], vec![answer], back).unwrap();
         let Answer::KeyPairs(keys) = merged.answer else { panic!("key pairs expected") };
         assert_eq!((keys[0].id.as_str(), keys[0].name.as_str()), ("Finance", "Finance"));
+    }
+
+    #[test]
+    fn ids_are_checked_against_the_provider_that_receives_them() {
+        let maps = Mappings::embedded().unwrap();
+        let table = vec![row(&[(Provider::TencentCvm, "skey-4e5ty7i8"), (Provider::AliyunEcs, "Finance")])];
+        let placed = |pairs: &[(&str, &str)]| -> Vec<Placed> {
+            pairs.iter().map(|(c, u)| Placed { caller_id: (*c).into(), upstream_id: (*u).into() }).collect()
+        };
+        let (ecs, cvm) = (Provider::AliyunEcs, Provider::TencentCvm);
+        let mut bind = Operation::new(Action::AssociateKeys);
+        bind.keys = Keys::Names(vec!["Finance".into()]);
+        let tencent_id = placed(&[("ins-1e4r6y8i", "ins-1e4r6y8i")]);
+        // An ECS caller's CVM instance, routed to CVM, is a CVM id there; sent to ECS, it is not an ECS id.
+        assert_eq!(check_ids(&maps, &table, &bind, ecs, cvm, &tencent_id), Ok(()));
+        let fault = check_ids(&maps, &table, &bind, ecs, ecs, &tencent_id).unwrap_err();
+        assert_eq!(fault.code(), Code::MalformedInstanceId);
+        assert!(fault.message().contains("not an instance id on aliyun-ecs (`i-` and 1 to 30"), "{}", fault.message());
+        // A renamed id is checked as renamed, and the message names both.
+        let renamed = placed(&[("i-alias", "ins-1122")]);
+        let fault = check_ids(&maps, &table, &bind, ecs, cvm, &renamed).unwrap_err();
+        assert!(fault.message().contains("`i-alias`, `ins-1122` on tencent-cvm"), "{}", fault.message());
+        // Keys in the target's terms are checked; a name to be looked up on a Tencent target is not an id.
+        bind.keys = Keys::Names(vec!["1bad".into()]);
+        let fault = check_ids(&maps, &table, &bind, ecs, ecs, &placed(&[("i-abc", "i-abc")])).unwrap_err();
+        assert_eq!(fault.code(), Code::MalformedKeyId);
+        assert_eq!(check_ids(&maps, &table, &bind, ecs, cvm, &tencent_id), Ok(()));
+        let mut tencent_bind = Operation::new(Action::AssociateKeys);
+        tencent_bind.keys = Keys::Ids(vec!["skey-1122".into()]);
+        let fault = check_ids(&maps, &table, &tencent_bind, cvm, cvm, &tencent_id).unwrap_err();
+        assert_eq!(fault.code(), Code::MalformedKeyId);
+        tencent_bind.keys = Keys::Ids(vec!["skey-zzzzzzzz".into()]);
+        let fault = check_ids(&maps, &table, &tencent_bind, cvm, ecs, &[]).unwrap_err();
+        assert_eq!(fault.code(), Code::KeyNotFound, "no name on ECS");
+        // A look-up's name filter is not an id.
+        let mut lookup = Operation::new(Action::DescribeKeys);
+        lookup.keys = Keys::Names(vec!["*Ssh*".into()]);
+        assert_eq!(check_ids(&maps, &table, &lookup, ecs, ecs, &[]), Ok(()));
     }
 
     #[test]

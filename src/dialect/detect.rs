@@ -1,10 +1,22 @@
-//! Dialect detection: which dialect and which signature scheme a request speaks, from its path, its
-//! signature headers and the names of its signature parameters (`shared/reference/signing.md`
-//! section 0), without decoding it. When it cannot tell, it says why.
+//! Dialect detection: which dialect and which signature scheme a request speaks, weighed from every marker
+//! a dialect leaves (`mappings/markers.toml`: the path, the Authorization scheme and TC3 service, header
+//! prefixes, parameter names only one dialect uses, the versions and actions of `mappings/actions.toml`,
+//! time-stamp forms), without decoding the request (`shared/reference/signing.md` section 0).
+//!
+//! A path served by one dialect decides alone. On a shared path each dialect's evidence is added up and the
+//! heaviest wins, so a request that lacks its credential (or carries a misspelled one, or a garbled
+//! Authorization header) is still answered in its own dialect, whose codec then names what is missing.
+//! When nothing points to any dialect, or the evidence ties between dialects that answer differently,
+//! detection says why, and the request gets a plain-text answer.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::{Dialect, RawRequest, Undetected};
 use crate::mapping::Mappings;
+use crate::mapping::markers::{Marker, Place, Test, ValueForm};
 use crate::sign::Scheme;
+use crate::sign::encoding::form_decode;
 
 /// What detection found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,84 +27,229 @@ pub struct Detected {
     pub scheme: Scheme,
 }
 
-/// The legacy endpoint's path.
-pub const LEGACY_PATH: &str = "/v2/index.php";
-
-mod marker {
-    pub(super) const TC3: &str = "TC3-HMAC-SHA256";
-    pub(super) const ACS3: &str = "ACS3-HMAC-SHA256";
-    pub(super) const TC_VERSION_HEADER: &str = "x-tc-version";
-    pub(super) const ALIYUN_KEY_PARAM: &str = "AccessKeyId";
-    pub(super) const TENCENT_KEY_PARAM: &str = "SecretId";
-    pub(super) const VERSION_PARAM: &str = "Version";
-    pub(super) const TENCENT_METHOD_PARAM: &str = "SignatureMethod";
-    pub(super) const TENCENT_SHA256: &str = "HmacSHA256";
+/// Header and parameter names detection reads itself, to tell the scheme once the dialect is known.
+mod name {
+    pub(super) const AUTHORIZATION: &str = "authorization";
+    pub(super) const SIGNATURE_METHOD: &str = "SignatureMethod";
+    pub(super) const CREDENTIAL: &str = "Credential=";
 }
 
+/// The media type of a form body.
+const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+
 /// Tells the dialect and the signature scheme of a request.
+///
+/// # Errors
+/// [`Undetected`], saying why: a path no dialect is served on, no evidence of any dialect, or evidence
+/// that ties between dialects that answer differently.
 pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Detected, Undetected> {
-    let form_body = raw.content_type().is_some_and(|t| t == "application/x-www-form-urlencoded");
-    let param = |name: &str| {
-        param_value(raw.query, name).or_else(|| {
-            if form_body { std::str::from_utf8(raw.body).ok().and_then(|b| param_value(b, name)) } else { None }
+    let evidence = Evidence::of(raw);
+    let scored = weigh(&evidence, maps);
+    let dialect = match scored.as_slice() {
+        [] => return Err(not_served(raw.path, maps)),
+        [(only, _)] => *only,
+        _ => decide(&scored, raw.path, maps)?,
+    };
+    Ok(Detected { dialect, scheme: scheme_of(dialect, &evidence) })
+}
+
+/// The weight of evidence for each dialect served on the request's path, in [`Dialect::ALL`] order.
+pub fn weigh(evidence: &Evidence<'_>, maps: &Mappings) -> Vec<(Dialect, u32)> {
+    Dialect::ALL
+        .into_iter()
+        .filter(|d| maps.markers(*d).paths.iter().any(|p| p == evidence.raw.path))
+        .map(|d| {
+            let weight = maps.markers(d).markers.iter().filter(|m| evidence.shows(m, d, maps)).map(|m| m.weight).sum();
+            (d, weight)
         })
-    };
-    let tencent_v1 = || match param(marker::TENCENT_METHOD_PARAM) {
-        Some(marker::TENCENT_SHA256) => Scheme::TencentV1Sha256,
-        _ => Scheme::TencentV1Sha1,
-    };
-    if raw.path == LEGACY_PATH {
-        return Ok(Detected { dialect: Dialect::TencentV2, scheme: tencent_v1() });
+        .collect()
+}
+
+/// The heaviest dialect, a tie resolved by `wins_ties_with`, or why there is none.
+fn decide(scored: &[(Dialect, u32)], path: &str, maps: &Mappings) -> Result<Dialect, Undetected> {
+    let best = scored.iter().map(|(_, w)| *w).max().unwrap_or(0);
+    if best == 0 {
+        return Err(no_evidence(scored, path, maps));
     }
-    if raw.path != "/" {
-        return Err(Undetected(format!(
-            "crossgate does not serve the path `{}`: API requests go to `/` (Tencent API 3.0, Alibaba ECS) or `{LEGACY_PATH}` (Tencent API 2.0)",
-            raw.path
-        )));
-    }
-    if let Some(auth) = raw.header("authorization") {
-        if auth.starts_with(marker::ACS3) {
-            return Ok(Detected { dialect: Dialect::AliyunEcs, scheme: Scheme::Acs3 });
+    let top: Vec<Dialect> = scored.iter().filter(|(_, w)| *w == best).map(|(d, _)| *d).collect();
+    let winner = top
+        .iter()
+        .find(|d| top.iter().all(|other| other == *d || maps.markers(**d).wins_ties_with.contains(other)))
+        .copied();
+    winner.ok_or_else(|| {
+        let names: Vec<&str> = top.iter().map(|d| d.name()).collect();
+        Undetected(format!(
+            "the request's evidence is split evenly between {} (weight {best} each): send the signature of one \
+             dialect only",
+            names.join(" and ")
+        ))
+    })
+}
+
+fn not_served(path: &str, maps: &Mappings) -> Undetected {
+    let mut paths: Vec<&str> = Vec::new();
+    for dialect in Dialect::ALL {
+        for p in &maps.markers(dialect).paths {
+            if !paths.contains(&p.as_str()) {
+                paths.push(p);
+            }
         }
-        if auth.starts_with(marker::TC3) {
-            let service = auth.split("Credential=").nth(1).and_then(|c| c.split(['/', ',']).nth(2)).unwrap_or("");
-            let by_service = tencent_v3_by(|d| maps.service(d) == Some(service));
-            let by_version =
-                raw.header(marker::TC_VERSION_HEADER).and_then(|v| tencent_v3_by(|d| maps.version(d) == v));
-            return by_service.or(by_version).map(|dialect| Detected { dialect, scheme: Scheme::Tc3 }).ok_or_else(
-                || {
-                    Undetected(format!(
-                        "the TC3 credential scope names the service `{service}`, which is neither cvm nor lighthouse"
-                    ))
-                },
-            );
-        }
     }
-    if param(marker::ALIYUN_KEY_PARAM).is_some() {
-        return Ok(Detected { dialect: Dialect::AliyunEcs, scheme: Scheme::AliyunRpc });
-    }
-    if param(marker::TENCENT_KEY_PARAM).is_some() {
-        let version = param(marker::VERSION_PARAM).unwrap_or("");
-        let dialect = tencent_v3_by(|d| maps.version(d) == version).unwrap_or(Dialect::TencentCvm);
-        return Ok(Detected { dialect, scheme: tencent_v1() });
-    }
-    Err(Undetected(
-        "the request carries no signature crossgate knows: expected an Authorization header (TC3-HMAC-SHA256 or \
-         ACS3-HMAC-SHA256) or signature parameters (SecretId for Tencent, AccessKeyId for Alibaba)"
-            .to_owned(),
+    let served: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let on = Dialect::ALL.into_iter().filter(|d| maps.markers(*d).paths.iter().any(|q| q == p));
+            format!("`{p}` ({})", on.map(Dialect::name).collect::<Vec<_>>().join(", "))
+        })
+        .collect();
+    Undetected(format!(
+        "crossgate does not serve the path `{}`: API requests go to {}",
+        shown(path),
+        served.join(" or ")
     ))
 }
 
-fn tencent_v3_by(pred: impl Fn(Dialect) -> bool) -> Option<Dialect> {
-    [Dialect::TencentCvm, Dialect::TencentLighthouse].into_iter().find(|d| pred(*d))
+/// Nothing points anywhere: say what each dialect's strongest evidence would be.
+fn no_evidence(scored: &[(Dialect, u32)], path: &str, maps: &Mappings) -> Undetected {
+    let expected: Vec<String> = scored
+        .iter()
+        .map(|(d, _)| {
+            let markers = &maps.markers(*d).markers;
+            let strongest = markers.iter().map(|m| m.weight).max().unwrap_or(0);
+            let mut said: Vec<String> = Vec::new();
+            for m in markers.iter().filter(|m| m.weight == strongest && m.test == Test::Present) {
+                let text = describe(&m.place);
+                if !said.contains(&text) {
+                    said.push(text);
+                }
+            }
+            format!("{}: {}", d.name(), said.join(" or "))
+        })
+        .collect();
+    Undetected(format!(
+        "the request carries no evidence of a dialect crossgate speaks on `{}`; expected {}",
+        shown(path),
+        expected.join("; ")
+    ))
 }
 
-/// The raw value of the first `name=` in a query or form string, if present (names are plain ASCII).
-fn param_value<'a>(form: &'a str, name: &str) -> Option<&'a str> {
-    form.split('&').find_map(|item| {
-        let (n, v) = item.split_once('=').unwrap_or((item, ""));
-        (n == name).then_some(v)
-    })
+fn describe(place: &Place) -> String {
+    match place {
+        Place::Param(n) => format!("the parameter `{n}`"),
+        Place::ParamPrefix(n) => format!("parameters `{n}...`"),
+        Place::Header(n) => format!("the header `{n}`"),
+        Place::HeaderPrefix(n) => format!("`{n}*` headers"),
+        Place::Authorization(s) => format!("an Authorization header `{s} ...`"),
+        Place::HostPrefix(h) => format!("a Host `{h}...`"),
+    }
+}
+
+/// A caller's path as a message shows it: at most 64 characters.
+fn shown(path: &str) -> Cow<'_, str> {
+    match path.char_indices().nth(64) {
+        Some((cut, _)) => Cow::Owned(format!("{}...", &path[..cut])),
+        None => Cow::Borrowed(path),
+    }
+}
+
+/// The scheme of a request in `dialect`: the Authorization header's, else the signature parameters'.
+fn scheme_of(dialect: Dialect, evidence: &Evidence<'_>) -> Scheme {
+    let authorization = evidence.raw.header(name::AUTHORIZATION).unwrap_or("");
+    match dialect {
+        Dialect::AliyunEcs if authorization.starts_with(Scheme::Acs3.name()) => Scheme::Acs3,
+        Dialect::AliyunEcs => Scheme::AliyunRpc,
+        Dialect::TencentCvm | Dialect::TencentLighthouse if authorization.starts_with(Scheme::Tc3.name()) => {
+            Scheme::Tc3
+        }
+        Dialect::TencentV2 | Dialect::TencentCvm | Dialect::TencentLighthouse => {
+            match evidence.param(name::SIGNATURE_METHOD) {
+                Some(method) if method == Scheme::TencentV1Sha256.name() => Scheme::TencentV1Sha256,
+                _ => Scheme::TencentV1Sha1,
+            }
+        }
+    }
+}
+
+/// What a request shows detection: its parameters (query and form body, decoded leniently, the first
+/// value of each name), headers and Host.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    raw: &'a RawRequest<'a>,
+    params: HashMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+impl<'a> Evidence<'a> {
+    /// Reads the request once. A parameter that does not decode is skipped; a body is read as a form when
+    /// it says it is one, or says nothing.
+    pub fn of(raw: &'a RawRequest<'a>) -> Evidence<'a> {
+        let body = raw
+            .content_type()
+            .is_none_or(|media| media == FORM_MEDIA_TYPE)
+            .then(|| std::str::from_utf8(raw.body).ok())
+            .flatten()
+            .unwrap_or("");
+        let mut params = HashMap::new();
+        for item in raw.query.split('&').chain(body.split('&')) {
+            if let Ok(mut decoded) = form_decode(item)
+                && let Some((name, value)) = decoded.pop()
+            {
+                params.entry(name).or_insert(value);
+            }
+        }
+        Evidence { raw, params }
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(AsRef::as_ref)
+    }
+
+    /// True when the request carries `marker` as `dialect` defines it.
+    fn shows(&self, marker: &Marker, dialect: Dialect, maps: &Mappings) -> bool {
+        let raw = self.raw;
+        match &marker.place {
+            Place::Param(name) => self.param(name).is_some_and(|v| passes(&marker.test, v, dialect, maps)),
+            Place::ParamPrefix(prefix) => self.params.keys().any(|n| n.starts_with(prefix.as_str())),
+            Place::Header(name) => raw.header(name).is_some_and(|v| passes(&marker.test, v, dialect, maps)),
+            Place::HeaderPrefix(prefix) => raw.headers.keys().any(|n| n.as_str().starts_with(prefix.as_str())),
+            Place::Authorization(scheme) => raw
+                .header(name::AUTHORIZATION)
+                .filter(|v| v.starts_with(scheme.as_str()))
+                .is_some_and(|v| passes(&marker.test, v, dialect, maps)),
+            Place::HostPrefix(prefix) => raw.host().starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// True when `value` passes `test` for `dialect`.
+fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
+    match test {
+        Test::Present => true,
+        Test::OneOf(values) => values.iter().any(|v| v.eq_ignore_ascii_case(value)),
+        Test::Form(ValueForm::UnixSeconds) => {
+            (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
+        }
+        Test::Form(ValueForm::Iso8601Utc) => is_iso8601_utc(value),
+        Test::Version => value == maps.version(dialect),
+        Test::Action => maps.action(dialect, value).is_some(),
+        Test::Service => {
+            let scope = value.split(name::CREDENTIAL).nth(1).unwrap_or("");
+            let service = scope.split(['/', ',', ' ']).nth(2);
+            service.is_some_and(|s| maps.service(dialect) == Some(s))
+        }
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ`, by its shape.
+fn is_iso8601_utc(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 #[cfg(test)]
@@ -100,85 +257,57 @@ mod tests {
     use super::*;
     use http::HeaderMap;
 
-    /// method, path, query, headers, body, expected dialect and scheme.
-    type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, &'a str)], &'a str, Option<(Dialect, Scheme)>);
-
-    const FORM: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded")];
-    const TC3_CVM: &str =
-        "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=00";
-    const TC3_LH: &str = "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/lighthouse/tc3_request, SignedHeaders=content-type;host, Signature=00";
-    const ACS3: &str = "ACS3-HMAC-SHA256 Credential=LTAI,SignedHeaders=host,Signature=00";
-
-    fn detect_for(case: &Case<'_>) -> Result<(Dialect, Scheme), Undetected> {
-        let (method, path, query, headers, body, _) = *case;
+    fn detect_in(
+        path: &str,
+        query: &str,
+        headers: &[(&'static str, &str)],
+        body: &str,
+    ) -> Result<Detected, Undetected> {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.insert(*n, v.parse().unwrap());
         }
-        let raw = RawRequest { method, path, query, headers: &map, body: body.as_bytes() };
-        detect(&raw, &Mappings::embedded().unwrap()).map(|d| (d.dialect, d.scheme))
+        let raw = RawRequest { method: "POST", path, query, headers: &map, body: body.as_bytes() };
+        detect(&raw, &Mappings::embedded().unwrap())
     }
 
     #[test]
-    fn detection_table() {
-        use Dialect::*;
-        let cases: &[Case<'_>] = &[
-            (
-                "GET",
-                "/v2/index.php",
-                "Action=BindInstanceKey&SecretId=x",
-                &[],
-                "",
-                Some((TencentV2, Scheme::TencentV1Sha1)),
-            ),
-            (
-                "POST",
-                "/v2/index.php",
-                "",
-                FORM,
-                "SignatureMethod=HmacSHA256",
-                Some((TencentV2, Scheme::TencentV1Sha256)),
-            ),
-            ("POST", "/", "", &[("authorization", TC3_CVM)], "{}", Some((TencentCvm, Scheme::Tc3))),
-            ("POST", "/", "", &[("authorization", TC3_LH)], "{}", Some((TencentLighthouse, Scheme::Tc3))),
-            ("GET", "/", "SecretId=AKID&Version=2017-03-12", &[], "", Some((TencentCvm, Scheme::TencentV1Sha1))),
-            (
-                "GET",
-                "/",
-                "SecretId=AKID&Version=2020-03-24&SignatureMethod=HmacSHA256",
-                &[],
-                "",
-                Some((TencentLighthouse, Scheme::TencentV1Sha256)),
-            ),
-            (
-                "POST",
-                "/",
-                "",
-                FORM,
-                "SecretId=AKID&Version=2020-03-24",
-                Some((TencentLighthouse, Scheme::TencentV1Sha1)),
-            ),
-            ("GET", "/", "AccessKeyId=testid&Action=AttachKeyPair", &[], "", Some((AliyunEcs, Scheme::AliyunRpc))),
-            ("POST", "/", "", FORM, "AccessKeyId=testid&Action=DetachKeyPair", Some((AliyunEcs, Scheme::AliyunRpc))),
-            ("POST", "/", "RegionId=cn-hangzhou", &[("authorization", ACS3)], "", Some((AliyunEcs, Scheme::Acs3))),
-            ("GET", "/", "Action=DescribeInstances", &[], "", None),
-            ("GET", "/other", "SecretId=x", &[], "", None),
-            (
-                "POST",
-                "/",
-                "",
-                &[("authorization", "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/cbs/tc3_request")],
-                "",
-                None,
-            ),
-            ("POST", "/", "", &[("authorization", "Bearer x")], "", None),
-        ];
-        for case in cases {
-            let got = detect_for(case);
-            assert_eq!(got.as_ref().ok(), case.5.as_ref(), "{case:?}: {got:?}");
-            if let Err(why) = got {
-                assert!(!why.0.is_empty());
-            }
-        }
+    fn time_stamp_forms_are_told_apart() {
+        assert!(is_iso8601_utc("2024-05-01T08:00:00Z"));
+        assert!(!is_iso8601_utc("2024-05-01 08:00:00Z"));
+        assert!(!is_iso8601_utc("1714550400"));
+        let maps = Mappings::embedded().unwrap();
+        let unix = Test::Form(ValueForm::UnixSeconds);
+        assert!(passes(&unix, "1714550400", Dialect::TencentCvm, &maps));
+        assert!(!passes(&unix, "", Dialect::TencentCvm, &maps));
+        assert!(!passes(&unix, "2024-05-01T08:00:00Z", Dialect::TencentCvm, &maps));
+        assert!(!passes(&unix, &"9".repeat(21), Dialect::TencentCvm, &maps));
+    }
+
+    #[test]
+    fn the_tc3_service_is_read_from_the_credential_scope() {
+        let maps = Mappings::embedded().unwrap();
+        let auth = "TC3-HMAC-SHA256 Credential=AKID/2024-05-01/lighthouse/tc3_request, SignedHeaders=host, Signature=0";
+        assert!(passes(&Test::Service, auth, Dialect::TencentLighthouse, &maps));
+        assert!(!passes(&Test::Service, auth, Dialect::TencentCvm, &maps));
+        assert!(!passes(&Test::Service, "TC3-HMAC-SHA256 Credential=AKID", Dialect::TencentCvm, &maps));
+    }
+
+    #[test]
+    fn paths_decide_or_refuse() {
+        let v2 = detect_in("/v2/index.php", "", &[], "").unwrap();
+        assert_eq!((v2.dialect, v2.scheme), (Dialect::TencentV2, Scheme::TencentV1Sha1));
+        let why = detect_in("/other", "SecretId=x", &[], "").unwrap_err().0;
+        assert!(why.contains("does not serve the path `/other`") && why.contains("`/v2/index.php`"), "{why}");
+        let long = format!("/{}", "a".repeat(500));
+        assert!(detect_in(&long, "", &[], "").unwrap_err().0.len() < 400, "a long path is not echoed whole");
+    }
+
+    #[test]
+    fn undetected_requests_say_why() {
+        let why = detect_in("/", "Foo=bar", &[], "").unwrap_err().0;
+        assert!(why.contains("no evidence") && why.contains("`AccessKeyId`") && why.contains("`SecretId`"), "{why}");
+        let why = detect_in("/", "Action=DescribeInstances", &[], "").unwrap_err().0;
+        assert!(why.contains("split evenly between tencent_cvm and tencent_lighthouse and aliyun_ecs"), "{why}");
     }
 }

@@ -21,7 +21,7 @@
 use http::HeaderMap;
 
 use crate::mapping::Mappings;
-use crate::model::{Action, Fault, Operation, Outcome, Page, Provider};
+use crate::model::{Action, Fault, Operation, Outcome, Page};
 use crate::secret::Secret;
 use crate::sign::{AuthMaterial, Scheme};
 
@@ -32,65 +32,8 @@ pub mod tencent_common;
 pub mod tencent_v2;
 pub mod tencent_v3;
 
+pub use crate::model::{Dialect, Style};
 pub use detect::{Detected, detect};
-
-/// A dialect, as a caller speaks it and as an error table renders it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dialect {
-    /// Tencent legacy API 2.0 endpoint `/v2/index.php` (new-style and old-style actions).
-    TencentV2,
-    /// Tencent Cloud API 3.0, CVM (2017-03-12).
-    TencentCvm,
-    /// Tencent Cloud API 3.0, Lighthouse (2020-03-24).
-    TencentLighthouse,
-    /// Alibaba Cloud ECS RPC (2014-05-26).
-    AliyunEcs,
-}
-
-impl Dialect {
-    /// Every dialect, in a stable order.
-    pub const ALL: [Dialect; 4] =
-        [Dialect::TencentV2, Dialect::TencentCvm, Dialect::TencentLighthouse, Dialect::AliyunEcs];
-
-    /// The name used in mappings file names, config and audit lines.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::TencentV2 => "tencent_v2",
-            Dialect::TencentCvm => "tencent_cvm",
-            Dialect::TencentLighthouse => "tencent_lighthouse",
-            Dialect::AliyunEcs => "aliyun_ecs",
-        }
-    }
-
-    /// Parses a dialect name.
-    pub fn from_name(name: &str) -> Option<Dialect> {
-        Dialect::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    /// The dialect an upstream provider speaks.
-    pub fn of_provider(provider: Provider) -> Dialect {
-        match provider {
-            Provider::TencentCvm => Dialect::TencentCvm,
-            Provider::TencentLighthouse => Dialect::TencentLighthouse,
-            Provider::AliyunEcs => Dialect::AliyunEcs,
-        }
-    }
-
-    /// The provider this dialect addresses natively (the legacy endpoint is CVM's).
-    pub fn provider(self) -> Provider {
-        match self {
-            Dialect::TencentV2 | Dialect::TencentCvm => Provider::TencentCvm,
-            Dialect::TencentLighthouse => Provider::TencentLighthouse,
-            Dialect::AliyunEcs => Provider::AliyunEcs,
-        }
-    }
-}
-
-impl std::fmt::Display for Dialect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A request exactly as received: signatures are checked over these bytes, never over a re-encoding.
 #[derive(Debug, Clone, Copy)]
@@ -132,16 +75,6 @@ pub enum Format {
     Json,
     /// XML (Alibaba `Format=XML`, and Alibaba RPC with no `Format`).
     Xml,
-}
-
-/// Which family of actions a legacy v2 request uses: they answer in different shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Style {
-    /// `{"Response": {...}}` (API 3.0 and the legacy new-style actions).
-    #[default]
-    New,
-    /// `{"code": 0, "message": "", "codeDesc": ...}` (legacy `BindInstanceKey` / `UnBindInstanceKey`).
-    Old,
 }
 
 /// What the response encoder needs to know about the request it answers.

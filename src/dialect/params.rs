@@ -192,6 +192,29 @@ pub fn reject_repeated_values(name: &str, values: &[impl AsRef<str>]) -> Result<
     Ok(())
 }
 
+/// Refuses a value that cannot be an id (or key reference) on any provider: an empty one, one holding a
+/// control character, or one longer than `longest` characters (the longest any provider's format allows,
+/// [`Mappings::longest_instance_id`](crate::mapping::Mappings::longest_instance_id)). Whether it is one on
+/// the provider that receives it is decided once it is routed ([`crate::translate::check_ids`]).
+pub fn could_be_ids(name: &str, ids: &[impl AsRef<str>], longest: usize, malformed: Code) -> Result<(), Fault> {
+    for id in ids {
+        let id = id.as_ref();
+        let why = if id.is_empty() {
+            "it is empty".to_owned()
+        } else if id.chars().any(char::is_control) {
+            "it holds a control character".to_owned()
+        } else if id.chars().count() > longest {
+            format!("it is longer than {longest} characters")
+        } else {
+            continue;
+        };
+        let shown: String = id.chars().take(64).flat_map(char::escape_debug).collect();
+        let cut = if id.chars().count() > 64 { "..." } else { "" };
+        return Err(Fault::caller(malformed, format!("The value `{shown}{cut}` in `{name}` cannot be an id: {why}.")));
+    }
+    Ok(())
+}
+
 /// Owned copies of borrowed list entries.
 pub fn owned(values: Vec<&str>) -> Vec<String> {
     values.into_iter().map(str::to_owned).collect()
@@ -276,5 +299,20 @@ mod tests {
         assert!(reject_duplicates(&p).is_err());
         assert!(reject_repeated_values("KeyIds", &["a", "b", "a"]).is_err());
         assert!(reject_repeated_values("KeyIds", &["a", "b"]).is_ok());
+    }
+
+    #[test]
+    fn only_what_cannot_be_an_id_anywhere_is_refused() {
+        let code = Code::MalformedInstanceId;
+        assert!(could_be_ids("InstanceIds", &["ins-1e4r6y8i", "i-m5eg7be9ndloji64jknv", "I-UPPER"], 32, code).is_ok());
+        for (bad, why) in [("", "empty"), ("ins-\u{0}a", "control character"), ("i-\n", "control character")] {
+            let fault = could_be_ids("InstanceIds", &["ins-1e4r6y8i", bad], 32, code).unwrap_err();
+            assert_eq!(fault.code(), code, "{bad:?}");
+            assert!(fault.message().contains(why), "{bad:?}: {}", fault.message());
+            assert!(!fault.message().contains(['\0', '\n']), "control characters are escaped: {}", fault.message());
+        }
+        let long = "i".repeat(10_000);
+        let fault = could_be_ids("KeyIds", &[long.as_str()], 128, Code::MalformedKeyId).unwrap_err();
+        assert!(fault.message().contains("longer than 128") && fault.message().len() < 300, "{}", fault.message());
     }
 }

@@ -128,10 +128,10 @@ fn decode_old_style(
     }
     let limits = maps.limits(DIALECT);
     let instances = params::owned(instances);
-    check_ids("instanceIds.n", &instances, limits.instances, &limits.instance_id, Code::MalformedInstanceId)?;
+    check_ids("instanceIds.n", &instances, limits.instances, maps.longest_instance_id(), Code::MalformedInstanceId)?;
     let key = params::required(params, param::OLD_KEY_ID)?.to_owned();
     let keys = vec![key];
-    check_ids(param::OLD_KEY_ID, &keys, limits.old_style_keys, &limits.key_id, Code::MalformedKeyId)?;
+    check_ids(param::OLD_KEY_ID, &keys, limits.old_style_keys, maps.longest_key(), Code::MalformedKeyId)?;
     let mut op = Operation::new(entry.action);
     op.region = region;
     op.instances = instances;

@@ -14,8 +14,8 @@
 //!
 //! The functions follow the contract of [`crate::dialect`], with one difference: those that cannot learn
 //! the dialect from their arguments take it first (`decode_request`, `reply`, `encode_request`,
-//! `decode_response`). [`dialect_of`], [`is_tc3`] and [`service_of`] tell it from a request, for
-//! detection.
+//! `decode_response`). [`dialect_of`], [`is_tc3`] and [`service_of`] tell it from a request as this
+//! codec sees it (the gateway itself weighs every dialect's evidence in [`crate::dialect::detect()`]).
 //!
 //! ```
 //! use crossgate::dialect::{Dialect, RawRequest, tencent_v3};

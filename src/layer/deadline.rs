@@ -85,19 +85,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_late_answer_becomes_a_timeout_fault() {
-        let slow = service_fn(|_: ()| async {
+        let slow = service_fn(|_: http::Request<()>| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok::<_, Fault>("late")
         });
         let svc = ServiceBuilder::new().layer(DeadlineLayer::new(Duration::from_secs(1))).service(slow);
-        let fault = svc.oneshot(()).await.unwrap_err();
+        let fault = svc.oneshot(http::Request::new(())).await.unwrap_err();
         assert_eq!(fault.code(), Code::UpstreamTimeout);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_timely_answer_passes() {
-        let fast = service_fn(|_: ()| async { Ok::<_, Fault>("on time") });
+        let fast = service_fn(|req: http::Request<()>| async move {
+            // The deadline travels with the request, for the upstream calls.
+            assert!(req.extensions().get::<RequestDeadline>().is_some());
+            Ok::<_, Fault>("on time")
+        });
         let svc = ServiceBuilder::new().layer(DeadlineLayer::new(Duration::from_secs(1))).service(fast);
-        assert_eq!(svc.oneshot(()).await.unwrap(), "on time");
+        assert_eq!(svc.oneshot(http::Request::new(())).await.unwrap(), "on time");
     }
 }

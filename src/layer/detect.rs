@@ -1,7 +1,8 @@
 //! Detection: which dialect a request speaks ([`crate::dialect::detect()`]), and the [`Reply`] its answer
 //! will need (dialect, action, format, request id), put into the request's extensions before anything
-//! else reads it. A request whose dialect cannot be told gets a plain-text 400 saying why: there is no
-//! dialect to answer in.
+//! else reads it. A request that carries evidence of a dialect, even without its credential, is answered
+//! in that dialect from here on; one whose dialect cannot be told (no evidence, or a tie) gets a
+//! plain-text 400 saying why: there is no dialect to answer in.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ mod tests {
             (Dialect::AliyunEcs, "R-1", "AttachKeyPair")
         );
         let unsigned = Request::builder().uri("/?Action=AttachKeyPair").body(Bytes::new()).unwrap();
-        assert!(reply_for(&unsigned, &maps).unwrap_err().contains("no signature"));
+        assert_eq!(reply_for(&unsigned, &maps).unwrap().dialect, Dialect::AliyunEcs, "an ECS action is evidence");
+        let nothing = Request::builder().uri("/?Foo=bar").body(Bytes::new()).unwrap();
+        assert!(reply_for(&nothing, &maps).unwrap_err().contains("no evidence"));
     }
 }

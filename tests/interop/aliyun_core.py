@@ -1,13 +1,20 @@
 """Drives aliyun-python-sdk-core + aliyun-python-sdk-ecs (RPC, HMAC-SHA1) against crossgate.
 
-    python aliyun_core.py 127.0.0.1:PORT SCENARIO
+    python aliyun_core.py 127.0.0.1:PORT SCENARIO [--variant rpc|xml]
 
-Scenarios: see ecs_fixtures.py. `do_action_with_exception` forces Format=JSON. One JSON line per SDK
-call (see _common.py), with `sdk_string_to_sign`: the string the SDK signed. On a 400
-SignatureDoesNotMatch whose message carries that same string, this SDK reports InvalidAccessKeySecret.
+Scenarios: see ecs_fixtures.py. One JSON line per SDK call (see _common.py), with
+`sdk_string_to_sign`: the string the SDK signed.
+
+  rpc  `do_action_with_exception`, which forces Format=JSON. On a 400 SignatureDoesNotMatch whose
+       message carries the SDK's own string to sign, this SDK reports InvalidAccessKeySecret.
+  xml  `set_accept_format('xml')` and `get_response`, which keeps the format and returns status, headers
+       and body whatever the status. The SDK sends its `x-acs-action` header as always. The body is
+       parsed as XML here; the line carries the fields read from it (root, RequestId, Code, Message,
+       HostId, the counts and every Result), the Content-Type, and the raw text.
 """
 
 import json
+from xml.etree import ElementTree
 
 from _common import DEMO_SECRET_ID, emit, parse_args, secret_for, unexpected
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
@@ -17,8 +24,47 @@ from aliyunsdkecs.request.v20140526.DetachKeyPairRequest import DetachKeyPairReq
 from ecs_fixtures import KEY, REGION, SCENARIOS, plan
 
 
+def xml_record(client, request, action, fields):
+    """Asks for XML and reads what the SDK received."""
+    request.set_accept_format("xml")
+    status, headers, body = client.get_response(request)
+    text = body.decode("utf-8", "replace")
+    record = {
+        "call": action,
+        "request": fields,
+        "ok": 200 <= status < 300,
+        "http_status": status,
+        "content_type": headers.get("Content-Type"),
+        "xml": text,
+    }
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as e:
+        record.update({"exception": "ParseError", "message": str(e), "code": None, "request_id": None})
+        return record
+    record.update(
+        {
+            "root": root.tag,
+            "request_id": root.findtext("RequestId"),
+            "code": root.findtext("Code"),
+            "message": root.findtext("Message"),
+            "host_id": root.findtext("HostId"),
+            "response": {
+                "TotalCount": root.findtext("TotalCount"),
+                "FailCount": root.findtext("FailCount"),
+                "KeyPairName": root.findtext("KeyPairName"),
+                "Results": [
+                    {child.tag: child.text for child in result}
+                    for result in root.findall("./Results/Result")
+                ],
+            },
+        }
+    )
+    return record
+
+
 def main():
-    args = parse_args(SCENARIOS, {"rpc"}, __doc__)
+    args = parse_args(SCENARIOS, {"rpc", "xml"}, __doc__)
     action, instances = plan(args.scenario)
     client = AcsClient(DEMO_SECRET_ID, secret_for(args.scenario), REGION, auto_retry=False, timeout=20)
     request = AttachKeyPairRequest() if action == "AttachKeyPair" else DetachKeyPairRequest()
@@ -27,6 +73,14 @@ def main():
     request.set_KeyPairName(KEY)
     request.set_InstanceIds(json.dumps(instances))
     fields = {"RegionId": REGION, "KeyPairName": KEY, "InstanceIds": instances}
+    if args.variant == "xml":
+        try:
+            record = xml_record(client, request, action, fields)
+        except Exception as e:  # noqa: BLE001 - reported, and fails the Rust assertions
+            record = unexpected(action, fields, e)
+        record["sdk_string_to_sign"] = getattr(request, "string_to_sign", None)
+        emit(record)
+        return
     try:
         body = json.loads(client.do_action_with_exception(request))
         record = {"call": action, "request": fields, "ok": True, "request_id": body.get("RequestId"), "response": body}

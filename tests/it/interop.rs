@@ -329,6 +329,95 @@ async fn aliyun_python_sdk_core_rpc() {
     run_suite(&Sdk { script: "aliyun_core.py", variant: "rpc", family: Family::AliyunCore }, &CORE_CASES).await;
 }
 
+/// aliyun-python-sdk-core asking for XML (`set_accept_format('xml')`): its RPC requests carry an
+/// `x-acs-action` header, and the answers (errors included) must still be the XML it asked for.
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn aliyun_python_sdk_core_rpc_asks_for_xml() {
+    let python = python();
+    let env = Env::matrix().await;
+    let host = env.host();
+    for (n, case) in XML_CASES.iter().enumerate() {
+        let label = format!("aliyun_core.py --variant xml {}", case.scenario);
+        let before = snapshot(&env);
+        let calls = run_script(&python, &env, ("aliyun_core.py", "xml"), case.scenario, None).await;
+        assert_eq!(calls.len(), 1, "{label}: one SDK call, one line: {calls:?}");
+        let call = &calls[0];
+        let lines = env.audit_lines();
+        assert_eq!(lines.len(), n + 1, "{label}: one request per scenario, no retries");
+        let line = lines.last().unwrap();
+        assert_eq!(call["call"], "AttachKeyPair", "{label}: {call}");
+        assert_eq!(call["content_type"], "text/xml;charset=utf-8", "{label}: {call}");
+        assert!(call.get("exception").is_none(), "{label}: the body is XML: {call}");
+        assert_eq!(call["request_id"], line.request_id.as_str(), "{label}: the gateway's RequestId: {call}");
+        assert_eq!(call["http_status"], case.status, "{label}: {call}");
+        assert_eq!(line.status, case.status, "{label}");
+        match case.code {
+            None => {
+                assert_eq!(call["root"], "AttachKeyPairResponse", "{label}: {call}");
+                assert_eq!(call["code"], Value::Null, "{label}: {call}");
+                assert_eq!(line.code, "Success", "{label}");
+                check_xml_result(call, "0", "true", "200", "successful", &label);
+            }
+            Some(code) if case.status == 200 => {
+                assert_eq!(call["root"], "AttachKeyPairResponse", "{label}: {call}");
+                assert_eq!(line.code, code, "{label}");
+                check_xml_result(call, "1", "false", "400", code, &label);
+            }
+            Some(code) => {
+                assert_eq!(call["root"], "Error", "{label}: {call}");
+                assert_eq!((call["code"].as_str(), line.code.as_str()), (Some(code), code), "{label}: {call}");
+                assert!(!call["message"].as_str().unwrap_or_default().is_empty(), "{label}: {call}");
+                assert_eq!(call["host_id"], host.as_str(), "{label}: {call}");
+            }
+        }
+        check_state(&env, case.code.is_some(), case.after, &before, &label);
+    }
+}
+
+/// ECS's bind answer as XML text: the counts and the one instance's result.
+fn check_xml_result(call: &Value, fail_count: &str, success: &str, code: &str, message: &str, label: &str) {
+    let response = &call["response"];
+    assert_eq!(
+        (&response["TotalCount"], &response["FailCount"], &response["KeyPairName"]),
+        (&json!("1"), &json!(fail_count), &json!("FinanceJoshuaV25")),
+        "{label}: {call}"
+    );
+    let results = response["Results"].as_array().unwrap_or_else(|| panic!("{label}: no Results: {call}"));
+    assert_eq!(results.len(), 1, "{label}: {call}");
+    let expected = json!({
+        "InstanceId": call["request"]["InstanceIds"][0],
+        "Success": success,
+        "Code": code,
+        "Message": message,
+    });
+    assert_eq!(results[0], expected, "{label}: {call}");
+}
+
+/// An XML case: the HTTP status, and the ECS code (`None`: success; with 200, the one instance's code).
+struct XmlCase {
+    scenario: &'static str,
+    status: u16,
+    code: Option<&'static str>,
+    after: &'static [After],
+}
+
+const XML_CASES: &[XmlCase] = &[
+    XmlCase {
+        scenario: "bind",
+        status: 200,
+        code: None,
+        after: &[(ECS, "i-m5eg7be9ndloji64jknv", &["FinanceJoshuaV25"], None)],
+    },
+    XmlCase {
+        scenario: "unknown-instance",
+        status: 200,
+        code: Some("InvalidInstanceIds.ValueNotSupported"),
+        after: &[],
+    },
+    XmlCase { scenario: "too-many", status: 403, code: Some("InstanceKeyPairLimitExceeded"), after: &[] },
+];
+
 #[tokio::test]
 #[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
 async fn alibabacloud_ecs_tea_acs3() {

@@ -5,6 +5,7 @@ mod audit; // end to end: one complete audit line per request, served or refused
 mod auth; // end to end: bad signature, unknown id, expired time, reused nonce in every caller dialect
 mod batches; // end to end: batches split to an upstream's limit, fan-out to every upstream, partial failure
 mod cli; // the `crossgate` command as users run it: serve, a bad config, coverage
+mod detection; // end to end: dialects weighed from their evidence, answer formats, ids checked after routing
 mod door; // the audited door under faults: clients that leave, a full disk, restarts, replays, permissions, overload
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator

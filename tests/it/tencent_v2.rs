@@ -591,6 +591,7 @@ fn many(name: &str, prefix: &str, n: usize) -> Vec<(String, String)> {
 #[test]
 fn hostile_decode_request() {
     let huge = format!("ins-{}", "a".repeat(1 << 20));
+    let long_key = "k".repeat(200);
     let lists = |extra: Vec<(String, String)>| -> Vec<(String, String)> {
         let mut v = new_style(&[]);
         v.extend(extra);
@@ -646,11 +647,12 @@ fn hostile_decode_request() {
             Code::LimitExceeded,
         ),
         ("101 keys", "POST", lists([owned(&[ONE[0]]), many("KeyIds", "skey-", 101)].concat()), Code::LimitExceeded),
-        ("short instance id", "GET", new_style(&[("InstanceIds.0", "ins-1122"), ONE[1]]), Code::MalformedInstanceId),
+        // A short or upper-case id decodes: it is checked against the provider it is routed to.
+        ("empty instance id", "GET", new_style(&[("InstanceIds.0", ""), ONE[1]]), Code::MalformedInstanceId),
         (
-            "upper-case instance id",
+            "instance id with a tab",
             "GET",
-            new_style(&[("InstanceIds.0", "ins-1E4R6Y8I"), ONE[1]]),
+            new_style(&[("InstanceIds.0", "ins-1e4r\t6y8i"), ONE[1]]),
             Code::MalformedInstanceId,
         ),
         (
@@ -659,7 +661,7 @@ fn hostile_decode_request() {
             lists(vec![("InstanceIds.0".into(), huge.clone()), ("KeyIds.0".into(), "skey-4e5ty7i8".into())]),
             Code::MalformedInstanceId,
         ),
-        ("Lighthouse key id", "GET", new_style(&[ONE[0], ("KeyIds.0", "lhkp-f7rjie1q")]), Code::MalformedKeyId),
+        ("key id with a NUL", "GET", new_style(&[ONE[0], ("KeyIds.0", "skey-4e5t\u{0}y7i8")]), Code::MalformedKeyId),
         (
             "repeated instance",
             "GET",
@@ -758,9 +760,9 @@ fn hostile_decode_request() {
             Code::InvalidParameter,
         ),
         (
-            "old style: malformed key",
+            "old style: a key too long to be one anywhere",
             "GET",
-            owned(&[("Action", "BindInstanceKey"), ("instanceIds.0", "ins-1e4r6y8i"), ("keyId", "skey-xxxxx")]),
+            owned(&[("Action", "BindInstanceKey"), ("instanceIds.0", "ins-1e4r6y8i"), ("keyId", long_key.as_str())]),
             Code::MalformedKeyId,
         ),
     ];

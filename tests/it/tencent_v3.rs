@@ -820,16 +820,17 @@ fn hostile_decode_request() {
         ("101 instances", CVM, post(CVM, assoc, &over), Code::LimitExceeded),
         ("2000 instances", CVM, post(CVM, assoc, &absurd), Code::LimitExceeded),
         ("1 MB instance id", CVM, post(CVM, assoc, &huge), Code::MalformedInstanceId),
+        // A CVM id sent to Lighthouse decodes: it is checked against the provider it is routed to.
         (
-            "CVM id to Lighthouse",
+            "an empty instance id",
             LH,
-            post(LH, assoc, r#"{"InstanceIds": ["ins-1e4r6y8i"], "KeyIds": ["lhkp-f7rjie1q"]}"#),
+            post(LH, assoc, r#"{"InstanceIds": ["lhins-ruy9d2tw", ""], "KeyIds": ["lhkp-f7rjie1q"]}"#),
             Code::MalformedInstanceId,
         ),
         (
-            "CVM key to Lighthouse",
+            "a key id with a control character",
             LH,
-            post(LH, assoc, r#"{"InstanceIds": ["lhins-ruy9d2tw"], "KeyIds": ["skey-4e5ty7i8"]}"#),
+            post(LH, assoc, r#"{"InstanceIds": ["lhins-ruy9d2tw"], "KeyIds": ["lhkp-\u0007f7rjie1q"]}"#),
             Code::MalformedKeyId,
         ),
         (

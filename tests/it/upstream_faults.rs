@@ -186,6 +186,8 @@ secret_key = "{name}-upstream-secret"
 /// A CVM upstream `fake` at `port` for `*fake1` instances and CVM-dialect look-ups.
 async fn cvm_env(port: u16, settings: &str) -> Env {
     let (rules, extra) = fake_upstream("fake", "tencent-cvm", "fake", port, settings, true);
+    // Alibaba callers name the machine by its ECS id; it is renamed for CVM.
+    let extra = format!("{extra}\n[[instances]]\ntencent-cvm = \"ins-aaafake1\"\naliyun-ecs = \"i-aaafake1\"\n");
     Env::with(&rules, &extra).await
 }
 

@@ -9,7 +9,9 @@ use super::{
     ACS3_PREFIX, DIALECT, FORM_MEDIA_TYPE, FORMAT_JSON, FORMAT_XML, SIGNATURE_VERSION_1_0, header, param,
     parse_timestamp,
 };
-use crate::dialect::params::{json_string_array, reject_duplicates, reject_repeated_values, required, single};
+use crate::dialect::params::{
+    could_be_ids, json_string_array, reject_duplicates, reject_repeated_values, required, single,
+};
 use crate::dialect::{Format, RawRequest, Reply, Style};
 use crate::mapping::{Limits, Mappings};
 use crate::model::{Action, Code, Fault, Keys, Operation, Page};
@@ -218,7 +220,8 @@ fn missing(name: &str) -> Fault {
 /// `UnknownAction`; `InvalidParameterValue` for a wrong `Version`, `Format` or `RegionId`;
 /// `MissingParameter`; `InvalidParameter` for a bad `InstanceIds` array or a repeated parameter;
 /// `LimitExceeded` past 50 instances (100 for a look-up) or a `PageSize` over 50;
-/// `MalformedInstanceId` / `MalformedKeyId`; `DuplicateValues`.
+/// `MalformedInstanceId` / `MalformedKeyId` for what cannot be an id on any provider (and for a
+/// `DescribeKeyPairs` name filter ECS cannot read); `DuplicateValues`.
 pub fn decode_request(raw: &RawRequest<'_>, material: &AuthMaterial<'_>, maps: &Mappings) -> Result<Operation, Fault> {
     let (wire_action, version, params): (&str, &str, Cow<'_, [Param<'_>]>) = match material.scheme {
         Scheme::AliyunRpc => {
@@ -250,7 +253,7 @@ pub fn decode_request(raw: &RawRequest<'_>, material: &AuthMaterial<'_>, maps: &
             format!("The Version `{version}` is not supported; use {expected}."),
         ));
     }
-    decode_operation(entry.action, &params, maps.limits(DIALECT))
+    decode_operation(entry.action, &params, maps)
 }
 
 /// ACS3 business parameters: the decoded query, plus a form body when one is sent. The body is signed only
@@ -281,7 +284,11 @@ fn response_format(value: &str) -> Result<Format, Fault> {
     }
 }
 
-fn decode_operation(action: Action, params: &[Param<'_>], limits: &Limits) -> Result<Operation, Fault> {
+/// The operation: what cannot be an id on any provider is refused here; whether an id (or the key name)
+/// fits the provider that receives it is decided after routing ([`crate::translate::check_ids`]), since
+/// an ECS caller may name a machine that lives on CVM.
+fn decode_operation(action: Action, params: &[Param<'_>], maps: &Mappings) -> Result<Operation, Fault> {
+    let limits = maps.limits(DIALECT);
     let mut op = Operation::new(action);
     op.region = Some(region(params)?);
     match action {
@@ -290,11 +297,9 @@ fn decode_operation(action: Action, params: &[Param<'_>], limits: &Limits) -> Re
             if name.is_empty() {
                 return Err(missing(param::KEY_PAIR_NAME));
             }
-            if !limits.key_id.matches(name) {
-                return Err(malformed_key_name(name));
-            }
+            could_be_ids(param::KEY_PAIR_NAME, &[name], maps.longest_key(), Code::MalformedKeyId)?;
             op.keys = Keys::Names(vec![name.to_owned()]);
-            op.instances = instance_ids(params, limits, limits.instances)?
+            op.instances = instance_ids(params, maps, limits.instances)?
                 .filter(|ids| !ids.is_empty())
                 .ok_or_else(|| missing(param::INSTANCE_IDS))?;
         }
@@ -310,7 +315,7 @@ fn decode_operation(action: Action, params: &[Param<'_>], limits: &Limits) -> Re
         }
         Action::DescribeInstances => {
             positive_integer(params, param::MAX_RESULTS, None)?;
-            op.instances = instance_ids(params, limits, limits.lookup_instances)?.unwrap_or_default();
+            op.instances = instance_ids(params, maps, limits.lookup_instances)?.unwrap_or_default();
         }
     }
     Ok(op)
@@ -328,8 +333,9 @@ fn region(params: &[Param<'_>]) -> Result<String, Fault> {
     }
 }
 
-/// `InstanceIds`, a JSON-array string: at most `limit` entries, each an ECS instance id, none repeated.
-fn instance_ids(params: &[Param<'_>], limits: &Limits, limit: usize) -> Result<Option<Vec<String>>, Fault> {
+/// `InstanceIds`, a JSON-array string: at most `limit` entries, each something that can be an instance id
+/// somewhere, none repeated.
+fn instance_ids(params: &[Param<'_>], maps: &Mappings, limit: usize) -> Result<Option<Vec<String>>, Fault> {
     let Some(value) = single(params, param::INSTANCE_IDS)? else { return Ok(None) };
     let ids = json_string_array(param::INSTANCE_IDS, value)?;
     if ids.len() > limit {
@@ -338,12 +344,7 @@ fn instance_ids(params: &[Param<'_>], limits: &Limits, limit: usize) -> Result<O
             format!("`InstanceIds` names {} instances; at most {limit} are allowed.", ids.len()),
         ));
     }
-    if let Some(bad) = ids.iter().find(|id| !limits.instance_id.matches(id)) {
-        return Err(Fault::caller(
-            Code::MalformedInstanceId,
-            format!("The instance id `{}` in `InstanceIds` is malformed.", shorten(bad)),
-        ));
-    }
+    could_be_ids(param::INSTANCE_IDS, &ids, maps.longest_instance_id(), Code::MalformedInstanceId)?;
     reject_repeated_values(param::INSTANCE_IDS, &ids)?;
     Ok(Some(ids))
 }
@@ -396,11 +397,12 @@ fn shorten(value: &str) -> Cow<'_, str> {
 
 // === reply ===
 
-/// What the reply to this request needs, read tolerantly: never fails. ACS3 requests are answered in JSON;
-/// RPC requests in their `Format` (XML when absent, JSON when unreadable).
+/// What the reply to this request needs, read tolerantly: never fails. ACS3 requests (told by their
+/// `Authorization: ACS3-HMAC-SHA256 ...` header alone) are answered in JSON; every other request, errors
+/// included, in its `Format` (XML when absent, JSON when unreadable), even when it carries the `x-acs-action`
+/// header that aliyun-python-sdk-core adds to its RPC requests.
 pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
-    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(ACS3_PREFIX))
-        || raw.headers.contains_key(header::ACTION);
+    let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(Scheme::Acs3.name()));
     let body = raw
         .content_type()
         .is_none_or(|media| media == FORM_MEDIA_TYPE)
@@ -490,6 +492,27 @@ mod tests {
         assert_eq!(lenient_param("Action=%FF&Format=xml", "Action"), None);
         assert_eq!(lenient_param("%41ction=X", "Action").as_deref(), Some("X"));
         assert_eq!(lenient_param("", "Action"), None);
+    }
+
+    #[test]
+    fn rpc_requests_keep_their_format_whatever_headers_they_carry() {
+        let maps = Mappings::embedded().unwrap();
+        let reply_to = |query: &str, headers: &[(&'static str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (n, v) in headers {
+                map.insert(*n, v.parse().unwrap());
+            }
+            let raw = RawRequest { method: "POST", path: "/", query, headers: &map, body: b"" };
+            reply(&raw, &maps, "R".into())
+        };
+        let core = [("x-acs-action", "AttachKeyPair"), ("x-acs-version", "2014-05-26")];
+        let r = reply_to("Action=AttachKeyPair&Format=xml", &core);
+        assert_eq!((r.format, r.wire_action.as_str()), (Format::Xml, "AttachKeyPair"));
+        assert_eq!(reply_to("Action=AttachKeyPair&Format=JSON", &core).format, Format::Json);
+        assert_eq!(reply_to("Action=AttachKeyPair", &core).format, Format::Xml, "XML when absent");
+        let acs3 = [("authorization", "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=0"), core[0]];
+        let r = reply_to("Format=XML", &acs3);
+        assert_eq!((r.format, r.wire_action.as_str()), (Format::Json, "AttachKeyPair"), "ACS3 answers in JSON");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Implements protocols.md 3.2 (legacy new-style parameters), 3.5 and 4.6 (look-ups), 4.1, 4.3 and 4.4
 //! (API 3.0 parameters and types) and section 6 (list forms, booleans, limits). Reading refuses what
 //! cannot be parsed (wrong JSON type, unknown parameter, bad list grammar); checking refuses what the
-//! action does not allow (missing lists, limits, id formats, repeated values).
+//! action does not allow (missing lists, limits, values that cannot be an id anywhere, repeated values).
+//! Whether an id fits the provider that receives it is decided after routing
+//! ([`crate::translate::check_ids`]): a Tencent caller may name an instance that lives on ECS.
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
@@ -12,7 +14,7 @@ use serde_json::Value;
 use super::v1_auth::lenient_param;
 use super::{media, param, shown};
 use crate::dialect::{Dialect, RawRequest, params};
-use crate::mapping::{IdFormat, Mappings};
+use crate::mapping::Mappings;
 use crate::model::{Action, Code, Fault, Keys, Operation, Page};
 use crate::sign::Param;
 
@@ -260,6 +262,7 @@ impl Fields {
     ) -> Result<Operation, Fault> {
         let Fields { instance_ids, key_ids, force_stop, filters, offset, limit } = self;
         let limits = maps.limits(target.dialect);
+        let (instance_chars, key_chars) = (maps.longest_instance_id(), maps.longest_key());
         let not_for = |name: &str, present: bool| -> Result<(), Fault> {
             if present {
                 return Err(Fault::caller(
@@ -282,11 +285,11 @@ impl Fields {
                     param::INSTANCE_IDS,
                     &op.instances,
                     limits.instances,
-                    &limits.instance_id,
+                    instance_chars,
                     Code::MalformedInstanceId,
                 )?;
                 let keys = required_list(param::KEY_IDS, key_ids)?;
-                check_ids(param::KEY_IDS, &keys, limits.keys, &limits.key_id, Code::MalformedKeyId)?;
+                check_ids(param::KEY_IDS, &keys, limits.keys, key_chars, Code::MalformedKeyId)?;
                 op.keys = Keys::Ids(keys);
                 op.force_stop = force_stop;
             }
@@ -302,7 +305,7 @@ impl Fields {
                         ));
                     }
                     (Some(ids), None) => {
-                        check_ids(param::KEY_IDS, &ids, limits.lookup_keys, &limits.key_id, Code::MalformedKeyId)?;
+                        check_ids(param::KEY_IDS, &ids, limits.lookup_keys, key_chars, Code::MalformedKeyId)?;
                         Keys::Ids(ids)
                     }
                     (None, Some(filters)) => Keys::Names(key_name_filter(filters, limits.lookup_keys)?),
@@ -319,7 +322,7 @@ impl Fields {
                     param::INSTANCE_IDS,
                     &ids,
                     limits.lookup_instances,
-                    &limits.instance_id,
+                    instance_chars,
                     Code::MalformedInstanceId,
                 )?;
                 op.instances = ids;
@@ -336,31 +339,16 @@ fn required_list(name: &str, list: Option<Vec<String>>) -> Result<Vec<String>, F
     }
 }
 
-/// Limit first (so a hostile list is refused before each entry is looked at), then formats, then repeats.
-pub(crate) fn check_ids(
-    name: &str,
-    ids: &[String],
-    max: usize,
-    format: &IdFormat,
-    malformed: Code,
-) -> Result<(), Fault> {
+/// Limit first (so a hostile list is refused before each entry is looked at), then what cannot be an id
+/// anywhere (empty, a control character, more than `longest` characters), then repeats.
+pub(crate) fn check_ids(name: &str, ids: &[String], max: usize, longest: usize, malformed: Code) -> Result<(), Fault> {
     if ids.len() > max {
         return Err(Fault::caller(
             Code::LimitExceeded,
             format!("The parameter `{name}` has {} values; at most {max} are allowed.", ids.len()),
         ));
     }
-    if let Some(bad) = ids.iter().find(|id| !format.matches(id)) {
-        return Err(Fault::caller(
-            malformed,
-            format!(
-                "The value `{}` in `{name}` is malformed; expected `{}` followed by {} lower-case letters or digits.",
-                shown(bad),
-                format.prefix,
-                format.min_len
-            ),
-        ));
-    }
+    params::could_be_ids(name, ids, longest, malformed)?;
     params::reject_repeated_values(name, ids)
 }
 
