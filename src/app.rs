@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Config, Endpoint};
+use crate::gateway::Gateway;
 use crate::layer::{self, audit::AuditSink};
 use crate::mapping::Mappings;
 use crate::provider::Upstream;
@@ -76,7 +77,20 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let config = Arc::new(config);
     let tasks = TaskTracker::new();
     let drain = Drain { tasks: tasks.clone(), audit: audit.clone() };
-    let service = layer::stack(layer::Parts { config, maps, upstreams, audit, replay: Arc::new(replay), clock, tasks });
+    let front = layer::Front {
+        maps: maps.clone(),
+        callers: config.callers.clone(),
+        replay: Arc::new(replay),
+        replay_policy: config.replay.clone(),
+        clock: clock.clone(),
+        audit,
+        on_audit_failure: config.audit.on_failure,
+        tasks,
+        max_body_bytes: config.max_body_bytes,
+        max_in_flight: config.inbound.max_in_flight,
+        request_timeout: config.request_timeout,
+    };
+    let service = layer::pipeline(front, Gateway::new(config, maps, upstreams, clock));
     Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator })
 }
 

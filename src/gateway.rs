@@ -16,10 +16,10 @@ use tokio::time::Instant;
 use tower::Service;
 
 use crate::audit::UpstreamCall;
+use crate::audit::{AuditHandle, InstanceAudit};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dialect::{Dialect, Reply};
-use crate::layer::audit::{AuditHandle, InstanceAudit};
 use crate::layer::auth::Caller;
 use crate::layer::deadline::RequestDeadline;
 use crate::mapping::Mappings;
@@ -89,7 +89,8 @@ async fn handle(
     deadline: Option<Instant>,
 ) -> Result<Outcome, Fault> {
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
-    let legs = plan(shared, asker, reply.dialect, op).await?;
+    let scope = Scope { audit, deadline };
+    let legs = plan(shared, scope, asker, reply.dialect, op).await?;
     permit(caller, &legs)?;
     audit.update(|e| {
         // One entry per upstream, its action at the same index; split batches repeat neither.
@@ -123,7 +124,20 @@ async fn handle(
 
 /// Routes and translates the caller's operation into upstream legs. Every id is renamed for and checked
 /// against the provider that receives it before anything is forwarded, key look-ups included.
-async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operation) -> Result<Vec<Leg>, Fault> {
+/// What every upstream call of one request shares: its audit record and its deadline.
+#[derive(Debug, Clone, Copy)]
+struct Scope<'a> {
+    audit: &'a AuditHandle,
+    deadline: Option<Instant>,
+}
+
+async fn plan(
+    shared: &Shared,
+    scope: Scope<'_>,
+    asker: Asker<'_>,
+    dialect: Dialect,
+    op: &Operation,
+) -> Result<Vec<Leg>, Fault> {
     let config = &shared.config;
     let groups: Vec<(&str, Vec<String>)> = if op.instances.is_empty() {
         vec![(route::upstream_for(&config.routing, asker, None), Vec::new())]
@@ -150,7 +164,7 @@ async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operatio
         let upstream = &shared.upstreams[name];
         let mut leg_op = op.clone();
         leg_op.region = Some(upstream.config.region.clone());
-        leg_op.keys = keys_for(shared, upstream, &op.keys, dialect.provider(), op.action).await?;
+        leg_op.keys = keys_for(shared, scope, upstream, &op.keys, dialect.provider(), op.action).await?;
         legs.extend(translate::split(&shared.maps, name, upstream.config.provider, &leg_op, placed)?);
     }
     Ok(legs)
@@ -159,6 +173,7 @@ async fn plan(shared: &Shared, asker: Asker<'_>, dialect: Dialect, op: &Operatio
 /// The keys as the upstream names them, resolving names on Tencent targets by exact look-up.
 async fn keys_for(
     shared: &Shared,
+    scope: Scope<'_>,
     upstream: &Upstream,
     keys: &Keys,
     from: crate::model::Provider,
@@ -175,7 +190,7 @@ async fn keys_for(
         Err(names) => {
             let mut ids = Vec::with_capacity(names.len());
             for name in names {
-                ids.push(resolve_key_name(shared, upstream, &name).await?);
+                ids.push(resolve_key_name(shared, scope, upstream, &name).await?);
             }
             Ok(Keys::Ids(ids))
         }
@@ -186,7 +201,7 @@ async fn keys_for(
 /// Lighthouse filter is fuzzy, so many keys may match it), cached for [`KEY_CACHE_TTL`]. The look-up
 /// reads every page of the upstream's answer (see [`Upstream::call`]), so a key past the first page is
 /// found.
-async fn resolve_key_name(shared: &Shared, upstream: &Upstream, name: &str) -> Result<String, Fault> {
+async fn resolve_key_name(shared: &Shared, scope: Scope<'_>, upstream: &Upstream, name: &str) -> Result<String, Fault> {
     let now = shared.clock.now_ms();
     let cache_key = (upstream.config.name.clone(), name.to_owned());
     if let Some((id, expires)) = shared.key_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key)
@@ -197,7 +212,9 @@ async fn resolve_key_name(shared: &Shared, upstream: &Upstream, name: &str) -> R
     let mut lookup = Operation::new(Action::DescribeKeys);
     lookup.region = Some(upstream.config.region.clone());
     lookup.keys = Keys::Names(vec![name.to_owned()]);
-    let outcome = upstream.call(&lookup, &shared.maps, shared.clock.as_ref()).await?;
+    let call = upstream.call_recorded(&lookup, &shared.maps, shared.clock.as_ref(), scope.deadline).await;
+    record_attempts(scope.audit, &call.attempts);
+    let outcome = call.result?;
     let Answer::KeyPairs(found) = outcome.answer else {
         return Err(Fault::upstream(Code::UpstreamUnavailable, "The key look-up answered no key pairs.", None));
     };

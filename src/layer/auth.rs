@@ -20,8 +20,8 @@ use futures_util::future::BoxFuture;
 use http::Request;
 use tower::{Layer, Service};
 
-use super::audit::AuditHandle;
 use super::respond::raw_request;
+use crate::audit::AuditHandle;
 use crate::clock::Clock;
 use crate::config::{CallerConfig, Permissions, ReplayConfig, Tc3Replay};
 use crate::dialect::{self, Reply};

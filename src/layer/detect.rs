@@ -14,9 +14,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
-use super::audit::AuditHandle;
 use super::request_id::RequestId;
 use super::respond::{plain, raw_request};
+use crate::audit::AuditHandle;
 use crate::dialect::{self, Reply};
 use crate::mapping::Mappings;
 

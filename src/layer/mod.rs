@@ -1,6 +1,6 @@
 //! The request path, one layer per cross-cutting concern. [`pipeline`] assembles it around an innermost
-//! service (the gateway's own work in [`crate::gateway`], or the simulator's clouds); each line says why
-//! the layer sits where it does.
+//! service (the gateway's own work in [`crate::gateway`], put there by [`crate::app`], or the
+//! simulator's clouds); each line says why the layer sits where it does.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,11 +15,9 @@ use tower::{Service, ServiceBuilder};
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{CallerConfig, Config, OnAuditFailure, ReplayConfig};
-use crate::gateway::Gateway;
+use crate::config::{CallerConfig, OnAuditFailure, ReplayConfig};
 use crate::mapping::Mappings;
 use crate::model::{Fault, Outcome};
-use crate::provider::Upstreams;
 use crate::replay::ReplayStore;
 
 pub mod admit;
@@ -63,50 +61,6 @@ pub struct Front {
     pub max_in_flight: usize,
     /// Time limit for a whole request.
     pub request_timeout: Duration,
-}
-
-/// What the gateway is built from.
-#[derive(Debug, Clone)]
-pub struct Parts {
-    /// The checked configuration.
-    pub config: Arc<Config>,
-    /// The mapping tables.
-    pub maps: Arc<Mappings>,
-    /// The upstreams, ready to call.
-    pub upstreams: Upstreams,
-    /// Where audit records go.
-    pub audit: Arc<dyn audit::AuditSink>,
-    /// Spent replay keys.
-    pub replay: Arc<dyn ReplayStore>,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
-    /// Where each request's work runs, tracked for draining.
-    pub tasks: TaskTracker,
-}
-
-/// The gateway's request path.
-pub fn stack<B>(
-    parts: Parts,
-) -> impl Service<Request<B>, Response = Response<ResBody>, Error = Infallible, Future: Send> + Clone + Send
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let Parts { config, maps, upstreams, audit, replay, clock, tasks } = parts;
-    let front = Front {
-        maps: maps.clone(),
-        callers: config.callers.clone(),
-        replay,
-        replay_policy: config.replay.clone(),
-        clock: clock.clone(),
-        audit,
-        on_audit_failure: config.audit.on_failure,
-        tasks,
-        max_body_bytes: config.max_body_bytes,
-        max_in_flight: config.inbound.max_in_flight,
-        request_timeout: config.request_timeout,
-    };
-    pipeline(front, Gateway::new(config, maps, upstreams, clock))
 }
 
 /// The request path around `inner`, which sees authenticated, decoded requests and answers with an

@@ -17,8 +17,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
-use super::audit::AuditHandle;
 use super::body::{BodyIncomplete, Oversized};
+use crate::audit::AuditHandle;
 use crate::dialect::{self, RawRequest, Reply, WireResponse};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Outcome};
