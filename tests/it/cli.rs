@@ -213,3 +213,185 @@ fn an_audit_folder_the_gateway_cannot_write_names_the_owner_it_needs() {
     assert!(stderr.contains("uid 10001"), "the container's owner is named: {stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A CVM-speaking upstream on a thread: it tells when a call arrived, waits `delay`, then answers success.
+fn slow_upstream(delay: Duration) -> (u16, std::sync::mpsc::Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (arrived, on_arrival) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let arrived = arrived.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                let mut got = Vec::new();
+                // The head, then as many body bytes as it announces.
+                loop {
+                    let n = std::io::Read::read(&mut stream, &mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = arrived.send(());
+                std::thread::sleep(delay);
+                let body = r#"{"Response":{"RequestId":"slow-upstream-1"}}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+            });
+        }
+    });
+    (port, on_arrival)
+}
+
+/// A config for one CVM upstream on `port`, auditing into `audit`, listening on `listen`.
+fn one_upstream_config(dir: &std::path::Path, listen: &str, port: u16, audit: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "{listen}"
+[audit]
+path = "{}"
+[[callers]]
+name = "demo"
+secret_id = "{}"
+secret_key = "{}"
+[upstreams.cvm]
+provider = "tencent-cvm"
+endpoint = "http://127.0.0.1:{port}"
+region = "ap-guangzhou"
+secret_id = "AKIDslowupstream"
+secret_key = "slow-upstream-secret"
+[routing]
+default = "cvm"
+"#,
+            audit.display(),
+            crossgate::config::DEMO_CALLER_ID,
+            crossgate::config::DEMO_CALLER_SECRET
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// A TC3 bind signed now as the demo caller for a gateway at `addr`, as raw HTTP/1.1 bytes.
+fn tc3_bind_bytes(addr: &str) -> Vec<u8> {
+    use crossgate::clock::Clock;
+    let maps = crossgate::mapping::Mappings::embedded().unwrap();
+    let mut op = crossgate::model::Operation::new(crossgate::model::Action::AssociateKeys);
+    op.region = Some("ap-guangzhou".into());
+    op.instances = vec!["ins-1e4r6y8i".into()];
+    op.keys = crossgate::model::Keys::Ids(vec!["skey-4e5ty7i8".into()]);
+    let ctx = crossgate::dialect::UpstreamCtx {
+        host: addr.to_owned(),
+        region: "ap-guangzhou".into(),
+        credential_id: crossgate::config::DEMO_CALLER_ID.into(),
+        scheme: crossgate::sign::Scheme::Tc3,
+        timestamp: crossgate::clock::SystemClock.now_unix(),
+        nonce: String::new(),
+    };
+    let wire = crossgate::dialect::encode_request(
+        crossgate::dialect::Dialect::TencentCvm,
+        &op,
+        &ctx,
+        &crossgate::secret::Secret::new(crossgate::config::DEMO_CALLER_SECRET),
+        &maps,
+    )
+    .unwrap();
+    let mut head = format!("POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n", wire.body.len());
+    for (n, v) in &wire.headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&wire.body);
+    bytes
+}
+
+/// Sends raw bytes and reads the whole answer.
+fn exchange(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stream, bytes).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    answer
+}
+
+// See: issues/8
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_and_be_audited_before_exit() {
+    let dir = temp_dir();
+    let (port, on_arrival) = slow_upstream(Duration::from_millis(1500));
+    let audit = dir.join("audit.jsonl");
+    let config = one_upstream_config(&dir, "127.0.0.1:0", port, &audit);
+    let served = Served::start(&["--config", config.to_str().unwrap()], &dir);
+    let addr = served.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut stream, &tc3_bind_bytes(&addr)).unwrap();
+
+    on_arrival.recv_timeout(Duration::from_secs(10)).expect("the request reached the upstream");
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("RequestId") && !answer.contains("\"Error\""), "{answer}");
+
+    let mut served = served;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let records = crossgate::audit::jsonl::read_all(&audit, 1);
+    let phases: Vec<_> = records.iter().map(|r| r.phase).collect();
+    assert_eq!(phases, [crossgate::audit::Phase::Admitted, crossgate::audit::Phase::Completed]);
+    assert_eq!(records[1].upstream_request_ids, ["slow-upstream-1"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// See: issues/8
+#[test]
+fn after_kill_9_the_audit_holds_what_was_forwarded_and_a_replay_is_refused() {
+    let dir = temp_dir();
+    let (port, _arrivals) = slow_upstream(Duration::ZERO);
+    let audit = dir.join("audit.jsonl");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let config = one_upstream_config(&dir, &listen, port, &audit);
+    let request = tc3_bind_bytes(&listen);
+
+    let mut first = Served::start(&["--config", config.to_str().unwrap()], &dir);
+    let answer = exchange(&listen, &request);
+    assert!(answer.starts_with("HTTP/1.1 200") && !answer.contains("\"Error\""), "{answer}");
+    first.child.kill().unwrap(); // SIGKILL: no drain, no flush
+    let _ = first.child.wait();
+    drop(first);
+
+    let records = crossgate::audit::jsonl::read_all(&audit, 1);
+    assert!(records.iter().any(|r| r.phase == crossgate::audit::Phase::Admitted), "{records:?}");
+
+    let _second = Served::start(&["--config", config.to_str().unwrap()], &dir);
+    let replay = exchange(&listen, &request);
+    assert!(replay.contains("AuthFailure.SignatureFailure"), "a request signed before the crash is refused: {replay}");
+    let _ = std::fs::remove_dir_all(dir);
+}

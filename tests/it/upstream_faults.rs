@@ -522,7 +522,11 @@ async fn a_key_name_on_the_second_page_is_found() {
     assert_eq!(sim_key_lookups(&env) - before, 2, "two pages read");
     let line = env.audit_line(&got.request_id(Dialect::AliyunEcs).unwrap());
     let actions: Vec<&str> = line.upstream_calls.iter().map(|c| c.action.as_str()).collect();
-    assert_eq!(actions, ["describe_keys", "describe_keys", "associate_keys"], "each page and the bind are in the audit");
+    assert_eq!(
+        actions,
+        ["describe_keys", "describe_keys", "associate_keys"],
+        "each page and the bind are in the audit"
+    );
     let keys = env.sim().with_state(|s| s.instance(Provider::TencentCvm, "ins-1e4r6y8i").unwrap().keys.clone());
     assert_eq!(keys, ["skey-zzzzzzzz"]);
 }
