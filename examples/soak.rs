@@ -172,6 +172,13 @@ struct Figures {
     unanswered: AtomicUsize,
 }
 
+/// Nonces unique across every worker of the run (a Tencent v1 nonce is a positive integer).
+static NEXT_NONCE: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_nonce() -> u64 {
+    NEXT_NONCE.fetch_add(1, Ordering::Relaxed)
+}
+
 fn random_instance(seed: u64) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
@@ -197,7 +204,7 @@ fn signed_bind(maps: &Mappings, host: &str, instance: &str, secret: &str, tc3: b
         credential_id: CALLER_ID.into(),
         scheme,
         timestamp: SystemClock.now_unix(),
-        nonce: (nonce % 1_000_000_000 + 1).to_string(),
+        nonce: nonce.to_string(),
     };
     dialect::encode_request(dialect, &op, &ctx, &Secret::new(secret), maps).expect("encodes")
 }
@@ -240,7 +247,7 @@ async fn worker(
             // Badly signed: must be refused, never forwarded.
             0 | 1 => {
                 figures.bad_signature.fetch_add(1, Ordering::Relaxed);
-                let wire = signed_bind(&maps, &host, &random_instance(seq), "not-the-secret", tc3, seq);
+                let wire = signed_bind(&maps, &host, &random_instance(seq), "not-the-secret", tc3, fresh_nonce());
                 if send(&client, addr, &wire).await.is_some_and(|b| is_error(&b)) {
                     figures.bad_signature_refused.fetch_add(1, Ordering::Relaxed);
                 }
@@ -258,13 +265,13 @@ async fn worker(
             // Abandoned: the client gives up after a few milliseconds, then it is replayed later.
             5..=7 => {
                 figures.abandoned.fetch_add(1, Ordering::Relaxed);
-                let wire = signed_bind(&maps, &host, &random_instance(seq), CALLER_SECRET, tc3, seq);
+                let wire = signed_bind(&maps, &host, &random_instance(seq), CALLER_SECRET, tc3, fresh_nonce());
                 let _ = tokio::time::timeout(Duration::from_millis(1 + seq % 15), send(&client, addr, &wire)).await;
                 remember(&sent_ok, wire);
             }
             _ => {
                 figures.valid.fetch_add(1, Ordering::Relaxed);
-                let wire = signed_bind(&maps, &host, &random_instance(seq), CALLER_SECRET, tc3, seq);
+                let wire = signed_bind(&maps, &host, &random_instance(seq), CALLER_SECRET, tc3, fresh_nonce());
                 match send(&client, addr, &wire).await {
                     Some(body) if !is_error(&body) => {
                         figures.valid_ok.fetch_add(1, Ordering::Relaxed);
@@ -293,6 +300,8 @@ fn remember(sent: &Mutex<Vec<WireRequest>>, wire: WireRequest) {
 #[tokio::main]
 async fn main() {
     let args = args();
+    // Nonces start where an earlier run's cannot be (the audit of this run starts empty anyway).
+    NEXT_NONCE.store(u64::from(std::process::id()) * 1_000_000 + 1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("crossgate-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let received = Arc::new(Received::default());

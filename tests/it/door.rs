@@ -502,3 +502,18 @@ async fn past_the_connection_cap_a_connection_gets_one_throttling_answer() {
     assert_eq!(got.error_code(Dialect::TencentCvm).as_deref(), Some("RequestLimitExceeded"), "{}", got.text());
     assert!(env.sim().seen().is_empty());
 }
+
+#[tokio::test]
+async fn headers_over_the_limit_are_refused_and_not_forwarded() {
+    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let env = Env::start(config_to(&fake, "\n[inbound]\nmax_header_bytes = 8192\n")).await;
+    let mut wire = v1_bind(&env.host(), FAKE_INSTANCE);
+    wire.headers.push(("X-Padding".to_owned(), "p".repeat(20_000)));
+    let mut stream = TcpStream::connect(env.started.gateway.addr).await.unwrap();
+    let _ = stream.write_all(&raw_http(&wire)).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.expect("closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(fake.calls(), 0);
+}
