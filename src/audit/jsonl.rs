@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, Phase, SpentKey};
 
+/// The longest time window a request may have (`[replay] windows` allows at most a day).
+const MAX_WINDOW_SECS: i64 = 86_400;
+
 /// The most records written in one group.
 const MAX_GROUP: usize = 4096;
 
@@ -58,6 +61,7 @@ enum Job {
 pub struct JsonLines {
     jobs: mpsc::Sender<Job>,
     path: Option<PathBuf>,
+    keep: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -72,21 +76,21 @@ impl JsonLines {
         let file = open_append(path)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let out = Out::File { path: path.to_owned(), file: Some(file), len, options };
-        Ok(JsonLines::spawn(out, Some(path.to_owned())))
+        Ok(JsonLines::spawn(out, Some(path.to_owned()), options.keep))
     }
 
     /// Writes to standard output.
     pub fn stdout() -> JsonLines {
-        JsonLines::spawn(Out::Stdout, None)
+        JsonLines::spawn(Out::Stdout, None, 0)
     }
 
-    fn spawn(out: Out, path: Option<PathBuf>) -> JsonLines {
+    fn spawn(out: Out, path: Option<PathBuf>, keep: usize) -> JsonLines {
         let (jobs, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new().name("crossgate-audit".into()).spawn(move || write_loop(out, &rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "The audit writer could not start.");
         }
-        JsonLines { jobs, path }
+        JsonLines { jobs, path, keep }
     }
 }
 
@@ -107,9 +111,15 @@ impl AuditSink for JsonLines {
     fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
         let Some(path) = &self.path else { return Vec::new() };
         let mut keys = Vec::new();
-        for file in [rotated(path, 1), path.clone()] {
+        let mut files: Vec<PathBuf> = (1..=self.keep).rev().map(|n| rotated(path, n)).collect();
+        files.push(path.clone());
+        // A file last written before the longest window opened holds no key still spent.
+        let oldest = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(now - MAX_WINDOW_SECS).unwrap_or(0));
+        for file in files {
             // Only a regular file is read back (a device such as /dev/full reads forever).
-            if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            if !meta.is_file() || meta.modified().is_ok_and(|m| m < oldest) {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&file) else { continue };
@@ -317,5 +327,28 @@ mod tests {
         let reopened = JsonLines::open(&path, Options::default()).unwrap();
         assert_eq!(reopened.spent_keys(400), vec![SpentKey { key: "id\0n1".into(), until: 500 }]);
         assert!(reopened.spent_keys(501).is_empty());
+    }
+
+    #[tokio::test]
+    async fn spent_keys_are_read_back_from_rotated_files_too() {
+        let path = temp("spent-rotated");
+        let options = Options { rotate_bytes: 4096, keep: 5, fsync: Fsync::Never };
+        {
+            let sink = JsonLines::open(&path, options).unwrap();
+            let admitted = AuditEntry {
+                phase: Phase::Admitted,
+                replay_key: Some("early".into()),
+                replay_until: Some(i64::MAX / 2),
+                ..AuditEntry::default()
+            };
+            sink.submit(&admitted).await.unwrap();
+            for i in 0..30 {
+                sink.submit(&entry(i)).await.unwrap();
+            }
+        }
+        assert!(rotated(&path, 2).exists(), "the admission record was rotated away twice");
+        let reopened = JsonLines::open(&path, options).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert_eq!(reopened.spent_keys(now).len(), 1);
     }
 }
