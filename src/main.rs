@@ -12,6 +12,11 @@ use crossgate::audit::jsonl::JsonLines;
 use crossgate::config::{self, Config};
 use crossgate::{app, clock::SystemClock, server};
 
+// The request path allocates many small, short-lived values on two threads: mimalloc serves them from
+// per-thread pages, faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "crossgate",

@@ -127,5 +127,6 @@ where
 
 fn span<B>(req: &Request<B>) -> tracing::Span {
     let id = req.extensions().get::<request_id::RequestId>().map_or("", |r| r.0.as_str());
-    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+    // At debug level: a span costs an allocation per request, and production runs at info.
+    tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
 }

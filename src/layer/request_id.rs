@@ -18,7 +18,8 @@ pub struct RequestId(pub String);
 impl RequestId {
     /// A fresh id.
     pub fn new() -> RequestId {
-        RequestId(uuid::Uuid::new_v4().to_string().to_ascii_uppercase())
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        RequestId(uuid::Uuid::new_v4().hyphenated().encode_upper(&mut text).to_owned())
     }
 }
 
