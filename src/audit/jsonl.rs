@@ -1,5 +1,6 @@
-//! The JSON-lines audit store: one line per record, appended to a file (or standard output) by one
-//! writer thread that groups the records submitted meanwhile into one write.
+//! The JSON-lines audit store: one line per record, appended to a file (or standard output) in groups
+//! (see [`super::group`]: the request that finds the file idle writes, with everything that queued
+//! meanwhile).
 //!
 //! A record's receipt resolves once its line is in the file (the `write` returned), so a process killed
 //! with `kill -9` keeps it; with `fsync = "always"` the receipt also waits for `fdatasync`, which keeps
@@ -10,17 +11,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
-use tokio::sync::oneshot;
-
+use super::group::{GroupCommit, Store};
 use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, Phase, SpentKey};
 
 /// The longest time window a request may have (`[replay] windows` allows at most a day).
 const MAX_WINDOW_SECS: i64 = 86_400;
-
-/// The most records written in one group.
-const MAX_GROUP: usize = 4096;
 
 /// When the file is synced to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,25 +45,12 @@ impl Default for Options {
     }
 }
 
-type Ack = oneshot::Sender<Result<(), AuditError>>;
-
-enum Job {
-    Line(Vec<u8>, Ack),
-    Flush(Ack),
-}
-
-/// JSON lines appended by a writer thread.
+/// JSON lines appended in groups.
 #[derive(Debug)]
 pub struct JsonLines {
-    jobs: mpsc::Sender<Job>,
+    group: GroupCommit<Out>,
     path: Option<PathBuf>,
     keep: usize,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
 }
 
 impl JsonLines {
@@ -75,37 +58,20 @@ impl JsonLines {
     pub fn open(path: &Path, options: Options) -> std::io::Result<JsonLines> {
         let file = open_append(path)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let out = Out::File { path: path.to_owned(), file: Some(file), len, options };
-        Ok(JsonLines::spawn(out, Some(path.to_owned()), options.keep))
+        let out = Out::File { path: path.to_owned(), file: Some(file), len, options, buffer: Vec::new() };
+        let group = GroupCommit::new(out, options.fsync == Fsync::Always);
+        Ok(JsonLines { group, path: Some(path.to_owned()), keep: options.keep })
     }
 
     /// Writes to standard output.
     pub fn stdout() -> JsonLines {
-        JsonLines::spawn(Out::Stdout, None, 0)
-    }
-
-    fn spawn(out: Out, path: Option<PathBuf>, keep: usize) -> JsonLines {
-        let (jobs, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new().name("crossgate-audit".into()).spawn(move || write_loop(out, &rx));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "The audit writer could not start.");
-        }
-        JsonLines { jobs, path, keep }
+        JsonLines { group: GroupCommit::new(Out::Stdout, false), path: None, keep: 0 }
     }
 }
 
 impl AuditSink for JsonLines {
     fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
-        let mut line = match serde_json::to_vec(entry) {
-            Ok(line) => line,
-            Err(e) => return AuditReceipt::done(Err(AuditError(format!("cannot encode the record: {e}")))),
-        };
-        line.push(b'\n');
-        let (ack, receipt) = AuditReceipt::pending();
-        if self.jobs.send(Job::Line(line, ack)).is_err() {
-            return AuditReceipt::done(Err(AuditError("the audit writer stopped".into())));
-        }
-        receipt
+        self.group.submit(entry)
     }
 
     fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
@@ -131,47 +97,40 @@ impl AuditSink for JsonLines {
     }
 
     fn flush(&self) -> AuditReceipt {
-        let (ack, receipt) = AuditReceipt::pending();
-        if self.jobs.send(Job::Flush(ack)).is_err() {
-            return AuditReceipt::done(Err(AuditError("the audit writer stopped".into())));
-        }
-        receipt
+        self.group.flush()
     }
 }
 
 enum Out {
-    File { path: PathBuf, file: Option<File>, len: u64, options: Options },
+    File { path: PathBuf, file: Option<File>, len: u64, options: Options, buffer: Vec<u8> },
     Stdout,
 }
 
-fn write_loop(mut out: Out, jobs: &mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
+impl Store for Out {
+    fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+        let mut lines = match self {
+            Out::File { buffer, .. } => std::mem::take(buffer),
+            Out::Stdout => Vec::new(),
+        };
+        lines.clear();
+        for record in records {
+            serde_json::to_writer(&mut lines, record)
+                .map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
+            lines.push(b'\n');
         }
-        let mut bytes = Vec::new();
-        for job in &group {
-            if let Job::Line(line, _) = job {
-                bytes.extend_from_slice(line);
-            }
+        let result = self.write(&lines).map_err(|e| AuditError(e.to_string()));
+        if let Out::File { buffer, .. } = self {
+            *buffer = lines;
         }
-        let result = out.append(&bytes).map_err(|e| AuditError(e.to_string()));
         if let Err(e) = &result {
             tracing::error!(error = %e, "Audit records could not be written.");
         }
-        for job in group {
-            let (Job::Line(_, ack) | Job::Flush(ack)) = job;
-            let _ = ack.send(result.clone());
-        }
+        result
     }
 }
 
 impl Out {
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -180,7 +139,7 @@ impl Out {
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(bytes).and_then(|()| stdout.flush())
             }
-            Out::File { path, file, len, options } => {
+            Out::File { path, file, len, options, .. } => {
                 if file.is_none() {
                     let reopened = open_append(path)?;
                     *len = reopened.metadata().map(|m| m.len()).unwrap_or(0);

@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub mod group;
 pub mod jsonl;
 
 /// Which record of a request an entry is.
