@@ -24,28 +24,10 @@ fn serve_announces_its_address_and_answers_health_checks() {
         )
         .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
     let config = temp_config(&demo);
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no `listening on` line in time");
-        let line = lines.next().expect("serve printed `listening on` before exiting").unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().trim_start_matches("http://").to_owned();
-        }
-    };
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
-    child.kill().unwrap();
-    let _ = child.wait();
+    let served = Served::start(&["--config", config.to_str().unwrap()], &std::env::temp_dir());
+    let addr = served.url.trim_start_matches("http://").to_owned();
+    let answer = exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    drop(served);
     let _ = std::fs::remove_file(config);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

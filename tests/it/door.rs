@@ -19,13 +19,12 @@ use crossgate::dialect::{Dialect, WireRequest};
 use crossgate::secret::Secret;
 use crossgate::sign::Scheme;
 use crossgate::sign::tencent_v1::Hash;
-use crossgate::sign::{SignInput, tc3};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{Env, Got, Signer, bind_op, config_with, send_to, v1_request};
+use crate::harness::{Env, Got, Signer, bind_op, config_with, send_to, tc3_request_signing, v1_request};
 
 // === a fake CVM upstream that counts what it receives ===
 
@@ -308,41 +307,9 @@ async fn after_a_restart_a_request_signed_before_it_is_not_forwarded_twice() {
 
 /// A TC3 request whose signature leaves the body out (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`).
 fn tc3_unsigned(host: &str, instance: &str) -> WireRequest {
-    let body =
-        serde_json::to_vec(&serde_json::json!({"InstanceIds": [instance], "KeyIds": ["skey-4e5ty7i8"]})).unwrap();
-    let time = SystemClock.now_unix();
-    let input = SignInput {
-        method: "POST",
-        host,
-        path: "/",
-        headers: vec![
-            ("content-type", "application/json"),
-            ("host", host),
-            ("x-tc-content-sha256", "UNSIGNED-PAYLOAD"),
-        ],
-        body: &body,
-        timestamp: time,
-        service: "cvm",
-        ..SignInput::default()
-    };
-    let signed = tc3::sign(&input, DEMO_CALLER_ID, &Secret::new(DEMO_CALLER_SECRET));
-    let headers = [
-        ("Content-Type", "application/json".to_owned()),
-        ("X-TC-Content-SHA256", "UNSIGNED-PAYLOAD".to_owned()),
-        ("X-TC-Action", "AssociateInstancesKeyPairs".to_owned()),
-        ("X-TC-Version", "2017-03-12".to_owned()),
-        ("X-TC-Timestamp", time.to_string()),
-        ("X-TC-Region", "ap-guangzhou".to_owned()),
-        ("Authorization", signed.authorization.unwrap()),
-    ];
-    WireRequest {
-        method: "POST",
-        host: host.to_owned(),
-        path: "/",
-        query: String::new(),
-        headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
-        body,
-    }
+    let body = serde_json::json!({"InstanceIds": [instance], "KeyIds": ["skey-4e5ty7i8"]});
+    let unsigned = [("x-tc-content-sha256", "UNSIGNED-PAYLOAD")];
+    tc3_request_signing(host, "cvm", "AssociateInstancesKeyPairs", "2017-03-12", &body, &Signer::demo(), &unsigned)
 }
 
 #[tokio::test]

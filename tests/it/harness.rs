@@ -436,20 +436,35 @@ pub(crate) fn tc3_request(
     body: &serde_json::Value,
     signer: &Signer,
 ) -> WireRequest {
+    tc3_request_signing(host, service, action, version, body, signer, &[])
+}
+
+/// [`tc3_request`] with more headers, signed too (names in lower case), e.g. `x-tc-content-sha256`.
+pub(crate) fn tc3_request_signing(
+    host: &str,
+    service: &str,
+    action: &str,
+    version: &str,
+    body: &serde_json::Value,
+    signer: &Signer,
+    signed_headers: &[(&str, &str)],
+) -> WireRequest {
     let body = serde_json::to_vec(body).unwrap();
+    let mut to_sign = vec![("content-type", "application/json"), ("host", host)];
+    to_sign.extend_from_slice(signed_headers);
     let input = SignInput {
         method: "POST",
         host,
         path: "/",
         query: "",
-        headers: vec![("content-type", "application/json"), ("host", host)],
+        headers: to_sign,
         body: &body,
         timestamp: signer.time,
         service,
         ..SignInput::default()
     };
     let signed = tc3::sign(&input, &signer.id, &Secret::new(signer.secret.as_str()));
-    let headers = [
+    let mut headers = vec![
         ("Content-Type", "application/json".to_owned()),
         ("X-TC-Action", action.to_owned()),
         ("X-TC-Version", version.to_owned()),
@@ -457,6 +472,7 @@ pub(crate) fn tc3_request(
         ("X-TC-Region", "ap-guangzhou".to_owned()),
         ("Authorization", signed.authorization.unwrap()),
     ];
+    headers.extend(signed_headers.iter().map(|(n, v)| (*n, (*v).to_owned())));
     WireRequest {
         method: "POST",
         host: host.to_owned(),
