@@ -311,3 +311,48 @@ pub(super) fn permissions(
 ) -> Permissions {
     Permissions { actions, upstreams, instances: instances.map(|g| g.iter().map(|g| WildMatch::new(g)).collect()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::audit::store::StoreSpec;
+    use crate::config::Config;
+
+    /// The demo configuration with its `[audit]` table replaced by `audit`.
+    fn with_audit(audit: &str) -> Result<Config, String> {
+        let demo = include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "");
+        let text = format!("{demo}\n{audit}\n");
+        Config::parse("t.toml", &text, &|_| Some("x".to_owned())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_store_defaults_to_sqlite_and_path_still_means_json_lines() {
+        assert_eq!(with_audit("").unwrap().audit.store, StoreSpec::Sqlite("audit.db".into()));
+        assert_eq!(with_audit("[audit]\nfsync = \"always\"").unwrap().audit.store, StoreSpec::default());
+        assert_eq!(with_audit("[audit]\npath = \"a.jsonl\"").unwrap().audit.store, StoreSpec::Jsonl("a.jsonl".into()));
+        let c = with_audit("[audit]\nstore = \"sqlite:/var/lib/x.db\"\nretain_days = 30\nfsync = \"always\"").unwrap();
+        assert_eq!(c.audit.store, StoreSpec::Sqlite("/var/lib/x.db".into()));
+        assert_eq!(c.audit.sqlite.retain_days, Some(30));
+        assert_eq!(c.audit.sqlite.fsync, crate::audit::jsonl::Fsync::Always);
+        assert_eq!(with_audit("[audit]\nstore = \"stdout\"").unwrap().audit.store, StoreSpec::Stdout);
+    }
+
+    #[test]
+    fn settings_of_the_other_store_and_unknown_stores_are_refused_naming_the_line() {
+        let cases = [
+            ("[audit]\nstore = \"postgres://u:secret@db/audit\"", "not built in this version"),
+            ("[audit]\nstore = \"mongo:x\"", "is not known"),
+            ("[audit]\nstore = \"jsonl:a\"\npath = \"b\"", "keep one"),
+            ("[audit]\nstore = \"sqlite:a.db\"\nkeep = 3", "retain_days"),
+            ("[audit]\npath = \"a.jsonl\"\nretain_days = 3", "applies to the SQLite store"),
+            ("[audit]\nretain_days = 0", "at least 1"),
+        ];
+        let line = include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "").lines().count()
+            + 2;
+        for (audit, want) in cases {
+            let err = with_audit(audit).unwrap_err();
+            assert!(err.contains(want), "{audit}: {err}");
+            assert!(err.contains(&format!("t.toml:{line}")), "{audit}: the line is named: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+}

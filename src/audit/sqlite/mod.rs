@@ -206,3 +206,179 @@ impl AuditSink for Sqlite {
         self.group.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::trail::SqliteTrail;
+    use super::*;
+    use crate::audit::Phase;
+    use crate::audit::chain::Breach;
+    use crate::audit::query::{Filter, Trail};
+
+    fn temp() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("crossgate-sqlite-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("audit.db")
+    }
+
+    fn entry(i: usize, phase: Phase, time_ms: u64) -> AuditEntry {
+        AuditEntry {
+            request_id: format!("R-{i}"),
+            phase,
+            time: rfc3339(time_ms),
+            caller: Some("demo".into()),
+            instances: vec![format!("ins-{i:08}")],
+            code: if phase == Phase::Admitted { String::new() } else { "Success".into() },
+            status: if phase == Phase::Admitted { 0 } else { 200 },
+            ..AuditEntry::default()
+        }
+    }
+
+    fn verified(path: &Path) -> crate::audit::chain::Checked {
+        SqliteTrail::open(path).unwrap().verify().unwrap().unwrap_or_else(|b| panic!("{b}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_records_are_all_committed_in_chain_order() {
+        let path = temp();
+        let store = Arc::new(Sqlite::open(&path, SqliteOptions::default()).unwrap());
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.submit(&entry(i, Phase::Completed, now_ms())).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(verified(&path).records, 300);
+        let all = SqliteTrail::open(&path).unwrap().query(&Filter { limit: 1000, ..Filter::default() }).unwrap();
+        let mut ids: Vec<String> = all.into_iter().map(|e| e.request_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 300, "every record once");
+    }
+
+    #[tokio::test]
+    async fn the_chain_goes_on_after_a_restart() {
+        let path = temp();
+        for round in 0..3 {
+            let store = Sqlite::open(&path, SqliteOptions::default()).unwrap();
+            for i in 0..4 {
+                store.submit(&entry(round * 10 + i, Phase::Admitted, now_ms())).await.unwrap();
+            }
+        }
+        let checked = verified(&path);
+        assert_eq!((checked.records, checked.segments), (12, 1));
+    }
+
+    #[tokio::test]
+    async fn the_schema_is_versioned_and_a_newer_one_is_refused() {
+        let path = temp();
+        drop(Sqlite::open(&path, SqliteOptions::default()).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Sqlite::open(&path, SqliteOptions::default()).unwrap_err().to_string();
+        assert!(err.contains("schema version 99") && err.contains("newer crossgate"), "{err}");
+        let err = SqliteTrail::open(&path).unwrap_err();
+        assert!(err.contains("newer"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn spent_keys_are_read_back_after_a_restart() {
+        let path = temp();
+        {
+            let store = Sqlite::open(&path, SqliteOptions::default()).unwrap();
+            let mut admitted = entry(1, Phase::Admitted, now_ms());
+            admitted.replay_key = Some("id\0nonce".into());
+            admitted.replay_until = Some(500);
+            store.submit(&admitted).await.unwrap();
+            let mut completed = entry(1, Phase::Completed, now_ms());
+            completed.replay_key = Some("other".into());
+            completed.replay_until = Some(500);
+            store.submit(&completed).await.unwrap();
+        }
+        let store = Sqlite::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.spent_keys(400), vec![SpentKey { key: "id\0nonce".into(), until: 500 }]);
+        assert!(store.spent_keys(501).is_empty());
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_old_rows_in_a_new_segment_and_keeps_keys_still_spent() {
+        let path = temp();
+        let now = now_ms();
+        let day = 86_400_000;
+        {
+            let store = Sqlite::open(&path, SqliteOptions::default()).unwrap();
+            for i in 0..5 {
+                store.submit(&entry(i, Phase::Completed, now - 20 * day)).await.unwrap();
+            }
+            for i in 5..8 {
+                store.submit(&entry(i, Phase::Completed, now - day)).await.unwrap();
+            }
+        }
+        let options = SqliteOptions { retain_days: Some(7), ..SqliteOptions::default() };
+        let store = Sqlite::open(&path, options).unwrap();
+        let left = SqliteTrail::open(&path).unwrap().query(&Filter::default()).unwrap();
+        assert_eq!(left.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["R-5", "R-6", "R-7"]);
+        let checked = verified(&path);
+        assert_eq!((checked.records, checked.segments), (4, 2), "three records and the segment record");
+
+        // An admission still holding a spent key stops retention there.
+        let mut spent = entry(8, Phase::Admitted, now - day);
+        spent.replay_key = Some("k".into());
+        spent.replay_until = Some(i64::MAX / 2);
+        store.submit(&spent).await.unwrap();
+        store.submit(&entry(9, Phase::Completed, now)).await.unwrap();
+        assert_eq!(store.retain(now + 30 * day).unwrap(), 4, "R-5..R-7 and the first segment record");
+        assert_eq!(store.spent_keys(now as i64 / 1000).len(), 1);
+        assert_eq!(verified(&path).records, 3, "R-8, R-9 and the second segment record");
+        assert_eq!(store.retain(now + 30 * day).unwrap(), 0, "nothing more may go");
+    }
+
+    #[tokio::test]
+    async fn verify_names_an_edited_column_a_removed_row_and_a_swap() {
+        let path = temp();
+        {
+            let store = Sqlite::open(&path, SqliteOptions::default()).unwrap();
+            for i in 0..5 {
+                store.submit(&entry(i, Phase::Completed, now_ms())).await.unwrap();
+            }
+        }
+        let conn = Connection::open(&path).unwrap();
+        let broken = || SqliteTrail::open(&path).unwrap().verify().unwrap().unwrap_err();
+
+        conn.execute("UPDATE records SET caller = 'someone' WHERE request_id = 'R-2'", []).unwrap();
+        let b = broken();
+        assert_eq!((b.position, b.request_id.as_str()), (3, "R-2"));
+        assert!(matches!(&b.breach, Breach::Edited(why) if why.contains("caller")), "{b}");
+        conn.execute("UPDATE records SET caller = 'demo' WHERE request_id = 'R-2'", []).unwrap();
+
+        conn.execute("UPDATE records SET record = replace(record, 'ins-00000001', 'ins-99999999')", []).unwrap();
+        let b = broken();
+        assert_eq!((b.position, b.request_id.as_str()), (2, "R-1"), "{b}");
+        assert!(matches!(b.breach, Breach::Edited(_)), "{b}");
+        conn.execute("UPDATE records SET record = replace(record, 'ins-99999999', 'ins-00000001')", []).unwrap();
+        assert_eq!(verified(&path).records, 5);
+
+        // Swap the contents of rows 2 and 3.
+        conn.execute_batch(
+            "CREATE TEMP TABLE t AS SELECT * FROM records WHERE id IN (2, 3);
+             UPDATE records SET (time, phase, request_id, caller, dialect, action, result, code, status, replay_key,
+               replay_until, record, prev_hash, hash) = (SELECT time, phase, request_id, caller, dialect, action,
+               result, code, status, replay_key, replay_until, record, prev_hash, hash FROM t WHERE t.id = 5 - records.id)
+             WHERE id IN (2, 3);
+             UPDATE record_terms SET record_id = 5 - record_id WHERE record_id IN (2, 3);",
+        )
+        .unwrap();
+        let b = broken();
+        assert_eq!((b.position, b.request_id.as_str(), b.breach.clone()), (2, "R-2", Breach::Reordered { names: 3 }));
+
+        // Row 2 now holds R-2: without it, R-3 follows a record that is gone.
+        conn.execute("DELETE FROM records WHERE id = 2", []).unwrap();
+        let b = broken();
+        assert_eq!((b.position, b.request_id.as_str(), b.breach.clone()), (3, "R-3", Breach::Removed), "{b}");
+    }
+}
