@@ -346,8 +346,8 @@ mod tests {
             ("[audit]\npath = \"a.jsonl\"\nretain_days = 3", "applies to the SQLite store"),
             ("[audit]\nretain_days = 0", "at least 1"),
         ];
-        let line = include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "").lines().count()
-            + 2;
+        let line =
+            include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "").lines().count() + 2;
         for (audit, want) in cases {
             let err = with_audit(audit).unwrap_err();
             assert!(err.contains(want), "{audit}: {err}");
