@@ -75,7 +75,7 @@ enum AuditCommand {
         #[command(flatten)]
         config: Configured,
         #[command(flatten)]
-        filter: FilterArgs,
+        filter: Box<FilterArgs>,
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,

@@ -40,10 +40,10 @@ impl LinesTrail {
     }
 
     /// Every line of the kept files, oldest first, with its place (`audit.jsonl.1 line 3`).
-    fn lines(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), String>> + '_ {
+    fn lines(&self) -> impl Iterator<Item = PlacedLine> + '_ {
         kept_files(&self.path, self.keep).into_iter().flat_map(|file| {
             let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
-            let lines: Box<dyn Iterator<Item = Result<(String, Vec<u8>), String>>> = match File::open(&file) {
+            let lines: Box<dyn Iterator<Item = PlacedLine>> = match File::open(&file) {
                 Ok(f) => Box::new(split_lines(BufReader::new(f)).enumerate().map(move |(i, line)| {
                     line.map(|l| (format!("{name} line {}", i + 1), l)).map_err(|e| format!("{name}: {e}"))
                 })),
@@ -53,6 +53,9 @@ impl LinesTrail {
         })
     }
 }
+
+/// A line and where it is, or why the file cannot be read.
+type PlacedLine = Result<(String, Vec<u8>), String>;
 
 /// The lines of a reader, without their line feeds.
 fn split_lines(mut reader: impl BufRead) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
