@@ -8,6 +8,10 @@
 //! fails (disk full, read-only file, lock held too long by another process) is rolled back and every
 //! record of the group is answered with the error, so their requests are refused.
 //!
+//! A background thread keeps the commits short: it checkpoints the WAL into the database every second
+//! from a connection of its own (the writer's automatic checkpoints, and the disk syncs they make, are
+//! turned off, so no request waits on one), and runs retention daily.
+//!
 //! Retention (`retain_days`) deletes the oldest rows at open and then daily, in one transaction with the
 //! segment record that names the hash of the last row deleted; it never deletes an admission whose
 //! replay key is still spent. The schema lives in [`schema`], the reading side in [`trail`].
@@ -33,6 +37,8 @@ use schema::Columns;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often retention runs after the start.
 const RETENTION_EVERY: Duration = Duration::from_secs(86_400);
+/// How often the WAL is checkpointed into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How the database is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,8 +53,8 @@ pub struct SqliteOptions {
 #[derive(Debug)]
 pub struct Sqlite {
     group: Arc<GroupCommit<Db>>,
-    /// Dropping it stops the daily retention.
-    _retention: Option<mpsc::Sender<()>>,
+    /// Dropping it stops the background thread.
+    _background: Option<mpsc::Sender<()>>,
 }
 
 struct Db {
@@ -63,6 +69,8 @@ fn connect(path: &Path, fsync: Fsync) -> rusqlite::Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if fsync == Fsync::Always { "FULL" } else { "NORMAL" })?;
+    // Checkpoints run in the background thread, not in a request's commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
 
@@ -79,8 +87,8 @@ impl Sqlite {
         let mut db = Db { conn, last, retain_days: options.retain_days };
         db.retain_now().map_err(other)?;
         let group = Arc::new(GroupCommit::new(db, options.fsync == Fsync::Always));
-        let retention = options.retain_days.map(|_| daily_retention(Arc::downgrade(&group), path.to_owned()));
-        Ok(Sqlite { group, _retention: retention })
+        let background = background(Arc::downgrade(&group), path.to_owned(), options.retain_days.is_some());
+        Ok(Sqlite { group, _background: background })
     }
 
     /// Runs retention as if the time were `now_ms` (Unix milliseconds); returns the rows deleted.
@@ -89,21 +97,39 @@ impl Sqlite {
     }
 }
 
-/// Runs retention every day until the store is dropped.
-fn daily_retention(group: std::sync::Weak<GroupCommit<Db>>, path: PathBuf) -> mpsc::Sender<()> {
+/// Until the store is dropped: checkpoints the WAL every second, and runs retention daily when asked.
+fn background(group: std::sync::Weak<GroupCommit<Db>>, path: PathBuf, retain: bool) -> Option<mpsc::Sender<()>> {
     let (stop, stopped) = mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RETENTION_EVERY) {
-            let Some(group) = group.upgrade() else { return };
-            if let Err(e) = group.with_store(Db::retain_now) {
-                tracing::error!(error = %e, file = %path.display(), "Audit retention failed; it runs again tomorrow.");
+    let group_again = group.clone();
+    let spawned = std::thread::Builder::new().name("audit-sqlite".into()).spawn(move || {
+        let checkpointer = Connection::open(&path).and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c));
+        let mut last_retention = std::time::Instant::now();
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+            if let Ok(conn) = &checkpointer
+                && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::warn!(error = %e, file = %path.display(), "The audit WAL could not be checkpointed.");
+            }
+            if retain && last_retention.elapsed() >= RETENTION_EVERY {
+                last_retention = std::time::Instant::now();
+                let Some(group) = group.upgrade() else { return };
+                if let Err(e) = group.with_store(Db::retain_now) {
+                    tracing::error!(error = %e, file = %path.display(), "Audit retention failed; it runs again tomorrow.");
+                }
             }
         }
     });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "The daily audit retention could not be started; it runs at each start only.");
+    match spawned {
+        Ok(_) => Some(stop),
+        Err(e) => {
+            tracing::error!(error = %e, "The audit database's background thread could not be started.");
+            // Without it, the writer checkpoints for itself again (and retention runs at each start only).
+            if let Some(group) = group_again.upgrade() {
+                let _ = group.with_store(|db| db.conn.pragma_update(None, "wal_autocheckpoint", 1000));
+            }
+            None
+        }
     }
-    stop
 }
 
 fn now_ms() -> u64 {
