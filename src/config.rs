@@ -97,7 +97,7 @@ struct RawSimulator {
 struct RawCaller {
     name: String,
     secret_id: Spanned<String>,
-    secret_key: Spanned<String>,
+    secret_key: Spanned<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +107,7 @@ struct RawUpstream {
     endpoint: Spanned<String>,
     region: String,
     secret_id: Spanned<String>,
-    secret_key: Spanned<String>,
+    secret_key: Spanned<Secret>,
     signature: Option<Spanned<String>>,
     timeout_ms: Option<u64>,
     ca_file: Option<String>,
@@ -301,13 +301,18 @@ impl Config {
                 at(s.span().start, format!("environment variable `{var}` is not set; export it or write the value"))
             })
         };
+        let resolve_secret = |s: &Spanned<Secret>| -> Result<Secret, ConfigError> {
+            expand_env(s.get_ref().expose(), env).map(Secret::new).map_err(|var| {
+                at(s.span().start, format!("environment variable `{var}` is not set; export it or write the value"))
+            })
+        };
 
         let mut checked_callers = Vec::with_capacity(callers.len());
         for c in callers {
             let span = c.span().start;
             let RawCaller { name, secret_id, secret_key } = c.into_inner();
             let caller =
-                CallerConfig { name, secret_id: resolve(&secret_id)?, secret_key: Secret::new(resolve(&secret_key)?) };
+                CallerConfig { name, secret_id: resolve(&secret_id)?, secret_key: resolve_secret(&secret_key)? };
             if caller.secret_id.is_empty() || caller.secret_key.is_empty() {
                 return Err(at(span, format!("caller `{}` needs a non-empty secret_id and secret_key", caller.name)));
             }
@@ -365,7 +370,7 @@ impl Config {
                 endpoint: endpoint_parsed,
                 region,
                 secret_id: resolve(&secret_id)?,
-                secret_key: Secret::new(resolve(&secret_key)?),
+                secret_key: resolve_secret(&secret_key)?,
                 scheme,
                 timeout: Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
                 ca_file: ca_file.map(PathBuf::from),
