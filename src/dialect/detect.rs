@@ -31,7 +31,8 @@ mod marker {
 
 /// Tells the dialect and the signature scheme of a request.
 pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Detected, Undetected> {
-    let form_body = raw.content_type().is_some_and(|t| t == "application/x-www-form-urlencoded");
+    // As the codecs read it: a body with no Content-Type is a form too.
+    let form_body = raw.content_type().is_none_or(|t| t == "application/x-www-form-urlencoded");
     let param = |name: &str| {
         param_value(raw.query, name).or_else(|| {
             if form_body { std::str::from_utf8(raw.body).ok().and_then(|b| param_value(b, name)) } else { None }
@@ -160,6 +161,16 @@ mod tests {
             ),
             ("GET", "/", "AccessKeyId=testid&Action=AttachKeyPair", &[], "", Some((AliyunEcs, Scheme::AliyunRpc))),
             ("POST", "/", "", FORM, "AccessKeyId=testid&Action=DetachKeyPair", Some((AliyunEcs, Scheme::AliyunRpc))),
+            // A form body without a Content-Type, which the codecs read as a form.
+            (
+                "POST",
+                "/v2/index.php",
+                "",
+                &[],
+                "SignatureMethod=HmacSHA256",
+                Some((TencentV2, Scheme::TencentV1Sha256)),
+            ),
+            ("POST", "/", "", &[], "AccessKeyId=testid", Some((AliyunEcs, Scheme::AliyunRpc))),
             ("POST", "/", "RegionId=cn-hangzhou", &[("authorization", ACS3)], "", Some((AliyunEcs, Scheme::Acs3))),
             ("GET", "/", "Action=DescribeInstances", &[], "", None),
             ("GET", "/other", "SecretId=x", &[], "", None),
