@@ -10,10 +10,11 @@ mod gateway; // end to end: every caller dialect x every upstream, through the g
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
+mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
 mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in each caller's own code
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
-mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file
+mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file // every input a fuzz target once failed on, replayed through that target's checks
