@@ -6,6 +6,7 @@ mod auth; // end to end: bad signature, unknown id, expired time, reused nonce i
 mod batches; // end to end: batches split to an upstream's limit, fan-out to every upstream, partial failure
 mod cli; // the `crossgate` command as users run it: serve, a bad config, coverage
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
+mod fuzz_regressions;
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
