@@ -115,6 +115,9 @@ def main():
     for block in re.findall(r"```toml\n(.*?)```", section, re.S)[:1]:
         write("config", block)
 
+    # Simulator seeds: the built-in demo clouds.
+    write("sim_seed", (ROOT / "src" / "sim" / "demo.toml").read_bytes())
+
     # Mappings: each table, its index first (the target's first byte picks the table it replaces).
     for index, name in enumerate(MAPPINGS):
         write("mappings", bytes([index]) + (ROOT / "mappings" / name).read_bytes())

@@ -9,7 +9,7 @@
 //! - [`requests`]: the dialect detector and the three caller-side codecs;
 //! - [`replies`]: upstream replies, JSON and XML;
 //! - [`signatures`]: the `Authorization` header, parameter signatures, percent and form encodings;
-//! - [`loaders`]: the config and mapping-table loaders.
+//! - [`loaders`]: the config, mapping-table and simulator-seed loaders.
 
 use std::sync::OnceLock;
 
@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("encoding", signatures::encoding),
     ("config", loaders::config),
     ("mappings", loaders::mappings),
+    ("sim_seed", loaders::sim_seed),
 ];
 
 /// The secret every fuzzed request is verified and re-signed with.

@@ -1,9 +1,12 @@
-//! The text loaders: [`Config::parse`] and [`Mappings::from_sources`].
+//! The text loaders: [`Config::parse`], [`Mappings::from_sources`] and the simulator's [`seed::parse`].
 
 use crossgate::config::Config;
 use crossgate::dialect::{Dialect, Style};
 use crossgate::mapping::Mappings;
 use crossgate::model::{Action, Code, Fault, Provider, Source};
+use crossgate::sim::seed;
+
+use super::maps;
 
 /// What every `${VAR}` resolves to in [`config`].
 const ENV_SECRET: &str = "fuzz-env-secret-value-7f3a9c";
@@ -26,6 +29,15 @@ pub fn config(data: &[u8]) {
             assert!(!e.problem.is_empty());
             assert!(!e.to_string().contains(ENV_SECRET), "a secret in an error: {e}");
         }
+    }
+}
+
+/// The simulator's seed loader (`crossgate sim --seed FILE`) on any text: a state or an error naming the
+/// file.
+pub fn sim_seed(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(e) = seed::parse("fuzz.toml", &text, maps()) {
+        assert!(e.to_string().starts_with("fuzz.toml"), "{e}");
     }
 }
 

@@ -55,7 +55,7 @@ fn sign_split_verify(data: &[u8], text: &str) {
     let service: String = service.chars().filter(char::is_ascii_alphanumeric).collect();
     let service = if service.is_empty() { "cvm".to_owned() } else { service };
     let timestamp = data.get(..8).map_or(1_714_550_400, |b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let key = Secret::new("fuzz-secret-key-0000");
+    let key = Secret::new(KEY);
 
     // TC3: content-type and host must be signed; the scope comes from the timestamp and the service.
     let headers = vec![("content-type", content_type), ("host", host), ("x-tc-action", method)];
