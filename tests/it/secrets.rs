@@ -3,7 +3,8 @@
 //! line at `trace` level, not in an audit line, and not in a config error that names a bad value.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossgate::app;
 use crossgate::clock::SystemClock;
@@ -13,6 +14,7 @@ use crossgate::layer::audit::{JsonLinesSink, MemorySink};
 use crossgate::provider::Upstream;
 use crossgate::sign::Scheme;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 use crate::harness::{Env, Got, Signer, bind_op, config_with, ecs_acs3_request, ecs_rpc_request, tc3_request};
 
@@ -77,7 +79,42 @@ async fn debug_output_of_the_configuration_and_the_upstreams_shows_no_secret() {
     }
 }
 
-/// Log output captured in memory, for one test's thread.
+/// Everything the process logs while the returned guard lives, at every level, as `RUST_LOG=trace`
+/// would show it.
+///
+/// The subscriber is the process's global one: a subscriber set for one thread only misses events
+/// whose call sites another test's thread reached first (tracing caches per call site whether anyone
+/// listens). Other tests' lines logged meanwhile land in the same buffer, and none of them may show these
+/// secrets either. Outside the guard's life the gate drops every event before it is formatted.
+fn capture_trace_logs() -> (&'static Captured, Capturing) {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|_| CAPTURING.load(Ordering::SeqCst)));
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .expect("no other test sets a global subscriber");
+        logs
+    });
+    CAPTURING.store(true, Ordering::SeqCst);
+    (logs, Capturing)
+}
+
+static CAPTURING: AtomicBool = AtomicBool::new(false);
+
+/// Stops [`capture_trace_logs`] when dropped.
+#[derive(Debug)]
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURING.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Log output captured in memory.
 #[derive(Debug, Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -111,15 +148,7 @@ impl<'a> MakeWriter<'a> for Captured {
 /// log line at `trace` and every audit line written to a file hold no configured secret.
 #[tokio::test]
 async fn answers_logs_and_audit_lines_show_no_secret() {
-    // The test runtime has one thread, so this subscriber sees everything the gateway and the simulators
-    // log, as `RUST_LOG=trace` would.
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, capturing) = capture_trace_logs();
 
     // The rogue upstream is another gateway's simulator, which knows a different secret for the same id.
     let other = Env::with("", "").await;
@@ -188,6 +217,7 @@ async fn answers_logs_and_audit_lines_show_no_secret() {
     }
     drop(env);
     drop(other);
+    drop(capturing);
 
     let mut codes = Vec::new();
     let mut strings_to_sign = 0;
