@@ -6,7 +6,7 @@ mod auth; // end to end: bad signature, unknown id, expired time, reused nonce i
 mod batches; // end to end: batches split to an upstream's limit, fan-out to every upstream, partial failure
 mod cli; // the `crossgate` command as users run it: serve, a bad config, coverage
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
-mod fuzz_regressions;
+mod fuzz_regressions; // every input a fuzz target once failed on, replayed through that target's checks
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
@@ -18,4 +18,4 @@ mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
-mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file // every input a fuzz target once failed on, replayed through that target's checks
+mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file
