@@ -2,7 +2,7 @@
 
 use crossgate::config::Config;
 use crossgate::dialect::{Dialect, Style};
-use crossgate::mapping::Mappings;
+use crossgate::mapping::{EMBEDDED, Mappings, embedded_source};
 use crossgate::model::{Action, Code, Fault, Provider, Source};
 use crossgate::sim::seed;
 
@@ -42,14 +42,6 @@ pub fn sim_seed(data: &[u8]) {
 }
 
 /// The table files, by the name the loader asks for.
-const FILES: [&str; 6] = [
-    "actions.toml",
-    "limits.toml",
-    "errors/tencent_v2.toml",
-    "errors/tencent_cvm.toml",
-    "errors/tencent_lighthouse.toml",
-    "errors/aliyun_ecs.toml",
-];
 
 const ACTIONS: [Action; 4] =
     [Action::AssociateKeys, Action::DisassociateKeys, Action::DescribeKeys, Action::DescribeInstances];
@@ -59,7 +51,7 @@ const ACTIONS: [Action; 4] =
 /// request path makes, for every dialect, action, code and source.
 pub fn mappings(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
-    let fuzzed = FILES[usize::from(pick) % FILES.len()];
+    let fuzzed = EMBEDDED[usize::from(pick) % EMBEDDED.len()].0;
     let text = String::from_utf8_lossy(rest);
     let loaded = Mappings::from_sources(|name| {
         let source = if name == fuzzed { text.to_string() } else { embedded_mapping(name).to_owned() };
@@ -94,13 +86,5 @@ pub fn mappings(data: &[u8]) {
 
 /// The embedded text of a mapping table, by the name the loader asks for (`errors/aliyun_ecs.toml`).
 pub fn embedded_mapping(name: &str) -> &'static str {
-    match name {
-        "actions.toml" => include_str!("../../mappings/actions.toml"),
-        "limits.toml" => include_str!("../../mappings/limits.toml"),
-        "errors/tencent_v2.toml" => include_str!("../../mappings/errors/tencent_v2.toml"),
-        "errors/tencent_cvm.toml" => include_str!("../../mappings/errors/tencent_cvm.toml"),
-        "errors/tencent_lighthouse.toml" => include_str!("../../mappings/errors/tencent_lighthouse.toml"),
-        "errors/aliyun_ecs.toml" => include_str!("../../mappings/errors/aliyun_ecs.toml"),
-        other => panic!("no mapping table named {other}"),
-    }
+    embedded_source(name)
 }
