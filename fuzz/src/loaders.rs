@@ -41,8 +41,6 @@ pub fn sim_seed(data: &[u8]) {
     }
 }
 
-/// The table files, by the name the loader asks for.
-
 const ACTIONS: [Action; 4] =
     [Action::AssociateKeys, Action::DisassociateKeys, Action::DescribeKeys, Action::DescribeInstances];
 
