@@ -97,7 +97,7 @@ fn parse_target(text: &str) -> Result<Target, String> {
     if host.is_empty() || host.contains('/') || host.contains('?') {
         return Err(format!("`{text}` is not a target; write http://HOST:PORT"));
     }
-    if !host.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+    if host.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
         return Err(format!("`{text}` names no port; write http://HOST:PORT"));
     }
     let addr = host
@@ -126,7 +126,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration; write e.g. 15s"))?;
     let seconds = value * scale;
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 86_400.0 {
+    if !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("`{text}` is not between 0 and 24 hours"));
     }
     Ok(Duration::from_secs_f64(seconds))

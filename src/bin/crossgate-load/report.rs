@@ -135,7 +135,10 @@ mod tests {
         let last = text.lines().last().unwrap();
         let json: Value = serde_json::from_str(last.strip_prefix("RESULT ").expect("RESULT last")).unwrap();
         assert_eq!(json["label"], "floor");
-        assert_eq!((json["ok"].as_u64(), json["errors"].as_u64(), json["attempted"].as_u64()), (Some(4), Some(3), Some(9)));
+        assert_eq!(
+            (json["ok"].as_u64(), json["errors"].as_u64(), json["attempted"].as_u64()),
+            (Some(4), Some(3), Some(9))
+        );
         assert_eq!(json["throughput"], 2.0, "4 ok answers over 2 measured seconds");
         assert_eq!(json["latency_us"]["p50"], 200);
         assert_eq!(json["latency_us"]["p99.9"], 400);

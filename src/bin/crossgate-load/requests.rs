@@ -150,8 +150,13 @@ mod tests {
             headers.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         headers.insert("host", HeaderValue::from_str(&wire.host).unwrap());
-        let raw =
-            RawRequest { method: wire.method, path: wire.path, query: &wire.query, headers: &headers, body: &wire.body };
+        let raw = RawRequest {
+            method: wire.method,
+            path: wire.path,
+            query: &wire.query,
+            headers: &headers,
+            body: &wire.body,
+        };
         let found = dialect::detect(&raw, maps).map_err(|e| e.to_string())?;
         let material = dialect::auth_material(found.dialect, &raw).map_err(|f| f.message().to_owned())?;
         assert_eq!(material.credential_id, ID);

@@ -148,7 +148,10 @@ mod tests {
     fn answers_are_read_as_tencent_clients_read_them() {
         assert_eq!(classify(200, br#"{"Response":{"RequestId":"r"}}"#), Verdict::Ok);
         assert_eq!(
-            classify(200, br#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"m"},"RequestId":"r"}}"#),
+            classify(
+                200,
+                br#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"m"},"RequestId":"r"}}"#
+            ),
             Verdict::Code("AuthFailure.SignatureFailure".into())
         );
         assert_eq!(classify(200, br#"{"code":0,"message":"","codeDesc":"Success"}"#), Verdict::Ok);
