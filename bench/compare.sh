@@ -45,106 +45,10 @@ done
 [ "$duration" -ge 1 ] && [ "$connections" -ge 1 ] && [ "$rss_connections" -ge 1 ] \
     || { echo "compare.sh: --duration, --connections and --rss-connections must be at least 1" >&2; exit 2; }
 
-# === what the script needs ===
-
-if ! command -v nginx >/dev/null; then
-    echo "== nginx is not installed: installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
-fi
-nginx=$(command -v nginx)
-command -v python3 >/dev/null || { echo "compare.sh: python3 is needed to read the RESULT lines" >&2; exit 1; }
-
-echo "== building (cargo build --release --bins)"
-cargo build --release --bins --quiet
-load_bin=target/release/crossgate-load
-gateway_bin=target/release/crossgate
-
-# Enough descriptors for a thousand clients and their upstream connections.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+script=compare.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ticks_per_second=$(getconf CLK_TCK)
-
-# === processes, and their cleanup ===
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/crossgate-bench.XXXXXX")
-started=()
-cleanup() {
-    for pid in "${started[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${started[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "== kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A port nothing listens on now.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-}
-
-# Waits until PID listens on PORT (or dies).
-wait_listening() {
-    local pid=$1 port=$2 name=$3
-    for _ in $(seq 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || { echo "compare.sh: $name exited at start; see $tmp" >&2; keep=1; exit 1; }
-        sleep 0.05
-    done
-    echo "compare.sh: $name is not listening on $port after 10 s" >&2
-    keep=1
-    exit 1
-}
-
-# Stops PID: SIGTERM, then SIGKILL if it has not exited within 10 s.
-stop() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# utime+stime of PID and of its children's current threads, in clock ticks.
-cpu_ticks() {
-    local total=0 p
-    for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-children() { ps -o pid= --ppid "$1" | tr -d ' ' | tr '\n' ' '; }
-peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-
-fill() {
-    sed -e "s|@TMP@|$tmp|g" -e "s|@CVM_PORT@|$cvm_port|g" -e "s|@ECS_PORT@|$ecs_port|g" \
-        -e "s|@PROXY_PORT@|$proxy_port|g" -e "s|@GATEWAY_PORT@|$gateway_port|g" "$1" > "$2"
-}
-
-cvm_port=$(free_port)
-ecs_port=$(free_port)
-proxy_port=$(free_port)
-gateway_port=$(free_port)
-mkdir -p "$tmp/logs"
-fill bench/upstream.nginx.conf "$tmp/upstream.conf"
-fill bench/proxy.nginx.conf "$tmp/proxy.conf"
-fill bench/crossgate.toml "$tmp/crossgate.toml"
-
-caller_id=AKIDcrossgateBENCHcaller000000000
-CROSSGATE_BENCH_CALLER_SECRET=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-CROSSGATE_BENCH_UPSTREAM_SECRET=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-export CROSSGATE_BENCH_CALLER_SECRET CROSSGATE_BENCH_UPSTREAM_SECRET
-# The load generator reads the caller's secret from its environment, never from its command line.
-export CROSSGATE_LOAD_SECRET_ID=$caller_id CROSSGATE_LOAD_SECRET_KEY=$CROSSGATE_BENCH_CALLER_SECRET
 
 # === runs ===
 
@@ -172,7 +76,7 @@ run_load() {
     "$load_bin" --label "$label" --duration "$duration" --warmup "$warmup" "$@" > "$tmp/logs/$label.out" || true
     grep -v '^RESULT ' "$tmp/logs/$label.out" || true
     result=$(grep '^RESULT ' "$tmp/logs/$label.out" | tail -1 | cut -d' ' -f2-)
-    [ -n "$result" ] || { echo "compare.sh: $label gave no RESULT line" >&2; keep=1; exit 1; }
+    [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
 }
 
 # add_row CPU_US_PER_REQUEST PEAK_RSS_MIB: the last run's row of the summary.
@@ -189,12 +93,8 @@ column_of() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$rows"; }
 # gateway_run LABEL LOAD_FLAGS...: a fresh crossgate, one load run, its CPU per request and peak RSS.
 gateway_run() {
     local label=$1; shift
-    rm -f "$tmp/audit.jsonl"*
-    "$gateway_bin" serve --config "$tmp/crossgate.toml" > "$tmp/logs/gateway.out" 2>> "$tmp/logs/gateway.err" &
-    local pid=$!
-    started+=("$pid")
-    wait_listening "$pid" "$gateway_port" crossgate
-    local before after rss
+    start_gateway
+    local pid=$gateway_pid before after rss
     before=$(cpu_ticks "$pid")
     run_load "$label" --target "http://127.0.0.1:$gateway_port" "$@"
     after=$(cpu_ticks "$pid")
@@ -209,11 +109,7 @@ gateway_run() {
     add_row "$cpu" "$rss"
 }
 
-"$nginx" -p "$tmp/" -c "$tmp/upstream.conf" -e "$tmp/upstream-error.log" &
-upstream_pid=$!
-started+=("$upstream_pid")
-wait_listening "$upstream_pid" "$cvm_port" "the static upstream"
-wait_listening "$upstream_pid" "$ecs_port" "the static upstream"
+start_upstream
 
 echo "== $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), ${duration} s per run after ${warmup} s warm-up, ${connections} connections"
 
