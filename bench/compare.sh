@@ -106,12 +106,16 @@ gateway_run() {
     # Every request is audited twice: when admitted (before anything is forwarded) and when answered.
     audit_lines=$(cat "$tmp/audit.jsonl"* 2>/dev/null | grep -c '"phase":"admitted"' || true)
     echo "  crossgate: $cpu us CPU per request, peak RSS $rss MiB; $audit_lines requests audited of $sent sent"
+    [ "$audit_lines" = "$sent" ] || echo "  WARNING: $label: $sent requests sent (failed connections included) but $audit_lines audited"
     add_row "$cpu" "$rss"
 }
 
 start_upstream
 
 echo "== $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), ${duration} s per run after ${warmup} s warm-up, ${connections} connections"
+# Everything here shares the machine with whatever else runs on it: say how busy it was.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== load average before the runs: $load_before (1, 5, 15 min; anything well above 0 means other work competes for the CPUs)"
 
 # 1. The floor: straight to the upstream.
 run_load floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections"
@@ -168,6 +172,7 @@ echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$
 nginx_thr=$(column_of nginx 3)
 ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)
+echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (crossgate, nginx and the load generator count in it)"
 # The slower of the two translating runs, over nginx: the product's throughput goal is at least 1.0.
 echo "ratio crossgate-translating/nginx: $(awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$nginx_thr" \
     'BEGIN { s = (a < b) ? a : b; if (n > 0) printf "%.2f", s / n; else print "n/a" }')"

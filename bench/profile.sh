@@ -5,8 +5,10 @@
 # CPU themselves, then the same time summed by area (bench/perf_areas.py), and keeps perf.data.
 #
 #   bash bench/profile.sh [--duration SECONDS] [--connections N] [--dialect tc3|v2]
-#                         [--instance-prefix ins-|i-] [--out DIR]
+#                         [--instance-prefix ins-|i-] [--inclusive] [--out DIR]
 #
+# `--inclusive` records call stacks too (DWARF unwinding, fewer samples) and also prints the share of
+# crossgate's own functions with everything they call: where the request path spends its time.
 # `--instance-prefix i-` with `--dialect tc3` profiles the translation to ECS. perf comes from Debian's
 # `linux-perf` package (installed with apt-get if absent).
 set -euo pipefail
@@ -17,6 +19,7 @@ connections=64
 dialect=tc3
 prefix=ins-
 out=target/profile
+inclusive=0
 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
         --dialect) dialect=${2:?--dialect tc3|v2}; shift 2 ;;
         --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
         --out) out=${2:?--out DIR}; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --inclusive) inclusive=1; shift ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -50,7 +54,8 @@ echo "== crossgate-load: $dialect, $connections connections, ${duration} s after
 load_pid=$!
 started+=("$load_pid")
 sleep "$warmup"
-perf record -q -e cpu-clock -F 1999 -g -p "$gateway_pid" -o "$out/perf.data" -- sleep "$duration" 2> "$tmp/logs/perf.err" \
+if [ "$inclusive" = 1 ]; then sampling=(-F 499 --call-graph dwarf,16384); else sampling=(-F 1999); fi
+perf record -q -e cpu-clock "${sampling[@]}" -p "$gateway_pid" -o "$out/perf.data" -- sleep "$duration" 2> "$tmp/logs/perf.err" \
     || { cat "$tmp/logs/perf.err" >&2; exit 1; }
 wait "$load_pid" || true
 grep -v '^RESULT ' "$tmp/logs/profile.out" || true
@@ -65,3 +70,9 @@ head -40 "$report" | cut -c1-160
 echo
 echo "== the same time by area"
 python3 bench/perf_areas.py < "$report"
+if [ "$inclusive" = 1 ]; then
+    echo
+    echo "== crossgate's own functions with everything they call (over 1%)"
+    perf report -i "$out/perf.data" --stdio --children --sort symbol -F overhead_children,sym -g none 2>/dev/null \
+        | grep -v '^#' | grep 'crossgate::' | sed 's/ *$//' | awk '$1 + 0 >= 1' | sort -rn | head -40 | cut -c1-160
+fi
