@@ -115,7 +115,7 @@ struct RawSimulator {
 struct RawCaller {
     name: String,
     secret_id: Spanned<String>,
-    secret_key: Spanned<String>,
+    secret_key: Spanned<Secret>,
     allow_actions: Option<Vec<String>>,
     allow_upstreams: Option<Vec<String>>,
     allow_instances: Option<Vec<String>>,
@@ -128,7 +128,7 @@ struct RawUpstream {
     endpoint: Spanned<String>,
     region: String,
     secret_id: Spanned<String>,
-    secret_key: Spanned<String>,
+    secret_key: Spanned<Secret>,
     signature: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
     ca_file: Option<String>,
@@ -357,6 +357,11 @@ impl Config {
                 at(s.span().start, format!("environment variable `{var}` is not set; export it or write the value"))
             })
         };
+        let resolve_secret = |s: &Spanned<Secret>| -> Result<Secret, ConfigError> {
+            expand_env(s.get_ref().expose(), env).map(Secret::new).map_err(|var| {
+                at(s.span().start, format!("environment variable `{var}` is not set; export it or write the value"))
+            })
+        };
 
         let mut checked_callers = Vec::with_capacity(callers.len());
         for c in callers {
@@ -366,7 +371,7 @@ impl Config {
             let caller = CallerConfig {
                 name,
                 secret_id: resolve(&secret_id)?,
-                secret_key: Secret::new(resolve(&secret_key)?),
+                secret_key: resolve_secret(&secret_key)?,
                 permissions: guard::permissions(allow_actions, allow_upstreams, allow_instances),
             };
             if caller.secret_id.is_empty() || caller.secret_key.is_empty() {
@@ -453,7 +458,7 @@ impl Config {
                 endpoint: endpoint_parsed,
                 region,
                 secret_id: resolve(&secret_id)?,
-                secret_key: Secret::new(resolve(&secret_key)?),
+                secret_key: resolve_secret(&secret_key)?,
                 scheme,
                 timeout: millis(timeout_ms, "timeout_ms", DEFAULT_TIMEOUT_MS)?,
                 ca_file: ca_file.map(PathBuf::from),

@@ -24,8 +24,8 @@ pub mod markers;
 
 pub use markers::DialectMarkers;
 
-/// The embedded default tables, by file name relative to `mappings/`.
-const EMBEDDED: &[(&str, &str)] = &[
+/// The embedded default tables, by file name relative to `mappings/`, with their text.
+pub const EMBEDDED: &[(&str, &str)] = &[
     ("actions.toml", include_str!("../mappings/actions.toml")),
     ("limits.toml", include_str!("../mappings/limits.toml")),
     ("markers.toml", include_str!("../mappings/markers.toml")),
@@ -433,7 +433,8 @@ impl Mappings {
     }
 }
 
-fn embedded_source(name: &str) -> &'static str {
+/// The embedded text of the table `name` (empty when there is none).
+pub fn embedded_source(name: &str) -> &'static str {
     EMBEDDED.iter().find(|(n, _)| *n == name).map_or("", |(_, text)| text)
 }
 

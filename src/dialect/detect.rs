@@ -34,9 +34,6 @@ mod name {
     pub(super) const CREDENTIAL: &str = "Credential=";
 }
 
-/// The media type of a form body.
-const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
-
 /// Tells the dialect and the signature scheme of a request.
 ///
 /// # Errors
@@ -182,12 +179,7 @@ impl<'a> Evidence<'a> {
     /// Reads the request once. A parameter that does not decode is skipped; a body is read as a form when
     /// it says it is one, or says nothing.
     pub fn of(raw: &'a RawRequest<'a>) -> Evidence<'a> {
-        let body = raw
-            .content_type()
-            .is_none_or(|media| media == FORM_MEDIA_TYPE)
-            .then(|| std::str::from_utf8(raw.body).ok())
-            .flatten()
-            .unwrap_or("");
+        let body = raw.form_body();
         let mut params = HashMap::new();
         for item in raw.query.split('&').chain(body.split('&')) {
             if let Ok(mut decoded) = form_decode(item)
@@ -228,7 +220,7 @@ fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
         Test::Form(ValueForm::UnixSeconds) => {
             (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
         }
-        Test::Form(ValueForm::Iso8601Utc) => is_iso8601_utc(value),
+        Test::Form(ValueForm::Iso8601Utc) => super::is_iso8601_utc(value),
         Test::Version => value == maps.version(dialect),
         Test::Action => maps.action(dialect, value).is_some(),
         Test::Service => {
@@ -237,19 +229,6 @@ fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
             service.is_some_and(|s| maps.service(dialect) == Some(s))
         }
     }
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ`, by its shape.
-fn is_iso8601_utc(value: &str) -> bool {
-    let b = value.as_bytes();
-    b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
 }
 
 #[cfg(test)]
@@ -273,9 +252,9 @@ mod tests {
 
     #[test]
     fn time_stamp_forms_are_told_apart() {
-        assert!(is_iso8601_utc("2024-05-01T08:00:00Z"));
-        assert!(!is_iso8601_utc("2024-05-01 08:00:00Z"));
-        assert!(!is_iso8601_utc("1714550400"));
+        assert!(super::super::is_iso8601_utc("2024-05-01T08:00:00Z"));
+        assert!(!super::super::is_iso8601_utc("2024-05-01 08:00:00Z"));
+        assert!(!super::super::is_iso8601_utc("1714550400"));
         let maps = Mappings::embedded().unwrap();
         let unix = Test::Form(ValueForm::UnixSeconds);
         assert!(passes(&unix, "1714550400", Dialect::TencentCvm, &maps));

@@ -65,6 +65,30 @@ impl<'a> RawRequest<'a> {
     pub fn content_type(&self) -> Option<String> {
         self.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
     }
+
+    /// The body as form text, when it is one: it says it is a form, or says nothing (as the SDKs and
+    /// the codecs read it); else empty.
+    pub fn form_body(&self) -> &'a str {
+        const FORM: &str = "application/x-www-form-urlencoded";
+        self.content_type()
+            .is_none_or(|media| media == FORM)
+            .then(|| std::str::from_utf8(self.body).ok())
+            .flatten()
+            .unwrap_or("")
+    }
+}
+
+/// True for `YYYY-MM-DDThh:mm:ssZ` by its shape (Alibaba's UTC time stamps).
+pub fn is_iso8601_utc(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// The response format a caller asked for.

@@ -8,10 +8,13 @@ mod cli; // the `crossgate` command as users run it: serve, a bad config, covera
 mod detection; // end to end: dialects weighed from their evidence, answer formats, ids checked after routing
 mod door; // the audited door under faults: clients that leave, a full disk, restarts, replays, permissions, overload
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
+mod fuzz_regressions; // every input a fuzz target once failed on, replayed through that target's checks
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
+mod load; // crossgate-load, the performance kit's load generator, for one second against an in-process gateway
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
+mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
 mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in each caller's own code

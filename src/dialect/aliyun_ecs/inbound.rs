@@ -403,12 +403,7 @@ fn shorten(value: &str) -> Cow<'_, str> {
 /// header that aliyun-python-sdk-core adds to its RPC requests.
 pub fn reply(raw: &RawRequest<'_>, maps: &Mappings, request_id: String) -> Reply {
     let acs3 = raw.header(header::AUTHORIZATION).is_some_and(|a| a.starts_with(Scheme::Acs3.name()));
-    let body = raw
-        .content_type()
-        .is_none_or(|media| media == FORM_MEDIA_TYPE)
-        .then(|| std::str::from_utf8(raw.body).ok())
-        .flatten()
-        .unwrap_or("");
+    let body = raw.form_body();
     let lookup = |name: &str| lenient_param(raw.query, name).or_else(|| lenient_param(body, name));
     let (wire_action, format) = if acs3 {
         (raw.header(header::ACTION).unwrap_or("").to_owned(), Format::Json)

@@ -126,16 +126,7 @@ fn parse_timestamp(name: &str, value: &str) -> Result<i64, Fault> {
             format!("`{name}` must be a UTC time formatted as YYYY-MM-DDThh:mm:ssZ, e.g. 2024-05-01T08:00:00Z."),
         )
     };
-    let b = value.as_bytes();
-    let shape_ok = b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        });
-    if !shape_ok {
+    if !super::is_iso8601_utc(value) {
         return Err(bad());
     }
     let num = |range: std::ops::Range<usize>| value.get(range).and_then(|s| s.parse::<u16>().ok()).ok_or_else(bad);

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# crossgate against nginx as a plain reverse proxy, on this machine, against the same static upstream,
+# in one run (see BENCHMARKS.md for what each figure means):
+#
+#   1. floor:              the load generator straight to the upstream;
+#   2. nginx:              through nginx as a plain reverse proxy;
+#   3. crossgate-tc3-cvm:  through crossgate, same dialect (TC3 caller, CVM upstream);
+#   4. crossgate-tc3-ecs:  through crossgate translating TC3 to ECS (ACS3), and
+#      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
+#   5. half-floor / half-crossgate: the floor and crossgate-tc3-cvm again at a fixed rate of half of
+#      crossgate's peak, for the latency crossgate adds;
+#   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory.
+#
+# For every crossgate run, a fresh gateway (release build, audit on, to a file) and its CPU time per
+# request (utime+stime from /proc/PID/stat, before and after) and peak RSS (VmHWM). The last line is
+# `ratio crossgate-translating/nginx: X`: the slower translating run's throughput over nginx's.
+#
+#   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
+#                         [--rss-connections N] [--keep]
+#
+# Defaults (15 s per run, 64 connections) finish in about three minutes on 2 cores, build excluded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=15
+connections=64
+warmup=2
+rss_connections=1000
+keep=0
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
+        --connections) connections=${2:?--connections N}; shift 2 ;;
+        --warmup) warmup=${2:?--warmup SECONDS}; shift 2 ;;
+        --rss-connections) rss_connections=${2:?--rss-connections N}; shift 2 ;;
+        --keep) keep=1; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "compare.sh: unknown option $1" >&2; usage 2 >&2 ;;
+    esac
+done
+for n in "$duration" "$connections" "$warmup" "$rss_connections"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "compare.sh: '$n' is not a whole number" >&2; exit 2; }
+done
+[ "$duration" -ge 1 ] && [ "$connections" -ge 1 ] && [ "$rss_connections" -ge 1 ] \
+    || { echo "compare.sh: --duration, --connections and --rss-connections must be at least 1" >&2; exit 2; }
+
+script=compare.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ticks_per_second=$(getconf CLK_TCK)
+
+# === runs ===
+
+rows="$tmp/rows.tsv"
+: > "$rows"
+
+# field JSON NAME: one field of a RESULT (`latency_us/p50` for a nested one); `-` when null.
+field() {
+    python3 -c 'import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("/"):
+    v = v[k]
+print("-" if v is None else v)' "$1" "$2"
+}
+
+# per_request TICKS REQUESTS: CPU microseconds per request.
+per_request() {
+    awk -v d="$1" -v t="$ticks_per_second" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", d / t * 1e6 / n; else print "-" }'
+}
+
+# run_load LABEL LOAD_FLAGS...: one run of the load generator; prints its lines and sets `result`.
+run_load() {
+    local label=$1; shift
+    echo "== $label"
+    "$load_bin" --label "$label" --duration "$duration" --warmup "$warmup" "$@" > "$tmp/logs/$label.out" || true
+    grep -v '^RESULT ' "$tmp/logs/$label.out" || true
+    result=$(grep '^RESULT ' "$tmp/logs/$label.out" | tail -1 | cut -d' ' -f2-)
+    [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
+}
+
+# add_row CPU_US_PER_REQUEST PEAK_RSS_MIB: the last run's row of the summary.
+add_row() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(field "$result" label)" "$(field "$result" connections)" \
+        "$(field "$result" throughput)" "$(field "$result" latency_us/p50)" "$(field "$result" latency_us/p90)" \
+        "$(field "$result" latency_us/p99)" "$(field "$result" latency_us/p99.9)" "$(field "$result" errors)" \
+        "$(field "$result" attempted)" "$1" "$2" >> "$rows"
+}
+
+# column_of LABEL N: column N of a run's row (3 throughput, 4 p50, 6 p99, 10 CPU, 11 RSS).
+column_of() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$rows"; }
+
+# gateway_run LABEL LOAD_FLAGS...: a fresh crossgate, one load run, its CPU per request and peak RSS.
+gateway_run() {
+    local label=$1; shift
+    start_gateway
+    local pid=$gateway_pid before after rss
+    before=$(cpu_ticks "$pid")
+    run_load "$label" --target "http://127.0.0.1:$gateway_port" "$@"
+    after=$(cpu_ticks "$pid")
+    rss=$(peak_rss_mib "$pid")
+    stop "$pid"
+    local sent cpu audit_lines
+    sent=$(field "$result" attempted)
+    cpu=$(per_request $((after - before)) "$sent")
+    # Every request is audited twice: when admitted (before anything is forwarded) and when answered.
+    audit_lines=$(cat "$tmp/audit.jsonl"* 2>/dev/null | grep -c '"phase":"admitted"' || true)
+    echo "  crossgate: $cpu us CPU per request, peak RSS $rss MiB; $audit_lines requests audited of $sent sent"
+    [ "$audit_lines" = "$sent" ] || echo "  WARNING: $label: $sent requests sent (failed connections included) but $audit_lines audited"
+    add_row "$cpu" "$rss"
+}
+
+start_upstream
+
+echo "== $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), ${duration} s per run after ${warmup} s warm-up, ${connections} connections"
+# Everything here shares the machine with whatever else runs on it: say how busy it was.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== load average before the runs: $load_before (1, 5, 15 min; anything well above 0 means other work competes for the CPUs)"
+
+# 1. The floor: straight to the upstream.
+run_load floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections"
+add_row - -
+
+# 2. nginx as a plain reverse proxy.
+"$nginx" -p "$tmp/" -c "$tmp/proxy.conf" -e "$tmp/proxy-error.log" &
+proxy_pid=$!
+started+=("$proxy_pid")
+wait_listening "$proxy_pid" "$proxy_port" "the nginx proxy"
+proxy_procs="$proxy_pid $(children "$proxy_pid")"
+# shellcheck disable=SC2086
+before=$(cpu_ticks $proxy_procs)
+run_load nginx --target "http://127.0.0.1:$proxy_port" --dialect tc3 --connections "$connections"
+# shellcheck disable=SC2086
+after=$(cpu_ticks $proxy_procs)
+nginx_rss=$(for p in $(children "$proxy_pid"); do peak_rss_mib "$p"; echo; done | sort -n | tail -1)
+stop "$proxy_pid"
+nginx_cpu=$(per_request $((after - before)) "$(field "$result" attempted)")
+echo "  nginx: $nginx_cpu us CPU per request (master and workers), peak RSS $nginx_rss MiB (largest worker)"
+add_row "$nginx_cpu" "$nginx_rss"
+
+# 3. and 4. crossgate: same dialect, then translating both ways.
+gateway_run crossgate-tc3-cvm --dialect tc3 --instance-prefix ins- --connections "$connections"
+gateway_run crossgate-tc3-ecs --dialect tc3 --instance-prefix i- --connections "$connections"
+gateway_run crossgate-v2-cvm --dialect v2 --instance-prefix ins- --connections "$connections"
+
+# 5. Latency at half of crossgate's peak, against the floor at the same rate.
+peak=$(column_of crossgate-tc3-cvm 3)
+half=$(awk -v p="$peak" 'BEGIN { r = p / 2; if (r < 1) r = 1; printf "%.0f", r }')
+run_load half-floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections" --rate "$half"
+add_row - -
+gateway_run half-crossgate --dialect tc3 --instance-prefix ins- --connections "$connections" --rate "$half"
+
+# 6. A thousand client connections: crossgate's peak memory.
+gateway_run rss-"$rss_connections" --dialect tc3 --instance-prefix ins- --connections "$rss_connections"
+
+# === summary ===
+
+echo
+echo "== summary (latencies in microseconds, of successful answers; errors and requests over the measured window / in all)"
+printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s\n' run conns "ok req/s" p50 p90 p99 p99.9 errors sent "cpu us/rq" "rss MiB"
+while IFS=$'\t' read -r label conns thr p50 p90 p99 p999 errors sent cpu rss; do
+    printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s\n' "$label" "$conns" "$thr" "$p50" "$p90" "$p99" "$p999" "$errors" "$sent" "$cpu" "$rss"
+done < "$rows"
+
+# difference A B: A - B, or `-` when either is missing.
+difference() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else print a - b }'; }
+echo
+echo "latency added at half of peak ($half req/s): p50 $(difference "$(column_of half-crossgate 4)" "$(column_of half-floor 4)") us," \
+    "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us)"
+echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same dialect, $(column_of crossgate-tc3-ecs 10) us TC3 to ECS, $(column_of crossgate-v2-cvm 10) us v2 to API 3.0 (goal: under 20 us)"
+echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 11) MiB (goal: under 64 MiB)"
+nginx_thr=$(column_of nginx 3)
+ecs_thr=$(column_of crossgate-tc3-ecs 3)
+v2_thr=$(column_of crossgate-v2-cvm 3)
+echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (crossgate, nginx and the load generator count in it)"
+# The slower of the two translating runs, over nginx: the product's throughput goal is at least 1.0.
+echo "ratio crossgate-translating/nginx: $(awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$nginx_thr" \
+    'BEGIN { s = (a < b) ? a : b; if (n > 0) printf "%.2f", s / n; else print "n/a" }')"
