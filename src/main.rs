@@ -1,14 +1,13 @@
-//! The `crossgate` command: `serve` the gateway, check a running one's `health`, run the `sim`ulator
-//! alone, print the `coverage` matrix, or make a development certificate (`certs`). No protocol
-//! knowledge lives here.
+//! The `crossgate` command: `serve` the gateway, check a running one's `health`, read its `audit` trail
+//! back (`verify`, `query`, `tail`), run the `sim`ulator alone, print the `coverage` matrix, or make a
+//! development certificate (`certs`). No protocol knowledge lives here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use crossgate::audit::AuditSink;
-use crossgate::audit::jsonl::JsonLines;
+use crossgate::audit::{AuditSink, store};
 use crossgate::config::{self, Config};
 use crossgate::{app, clock::SystemClock, server};
 
@@ -41,6 +40,9 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
     },
+    /// Read the audit trail back: check its hash chain, find records, follow new ones.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the built-in cloud simulator alone.
     Sim {
         /// Where to listen.
@@ -61,6 +63,112 @@ enum Command {
         #[arg(long, default_values = ["localhost", "127.0.0.1"])]
         name: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of the configured store: exit 0 with how many records and segments checked
+    /// out, or exit 1 naming the first record that was edited, removed or reordered.
+    Verify(Configured),
+    /// Find records (the latest that match, oldest first), as an aligned table or JSON lines.
+    Query {
+        #[command(flatten)]
+        config: Configured,
+        #[command(flatten)]
+        filter: Box<FilterArgs>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print records as they are written, until interrupted.
+    Tail {
+        #[command(flatten)]
+        config: Configured,
+        /// One JSON object per line instead of table rows.
+        #[arg(long)]
+        json: bool,
+        /// How often to look for new records, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
+}
+
+/// The config whose `[audit]` store is read (without it, the embedded demo's).
+#[derive(clap::Args)]
+struct Configured {
+    /// The config file (TOML).
+    #[arg(long, env = "CROSSGATE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// `crossgate audit query`'s filters; every one given must match.
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// Arrived at or after: RFC 3339 (2026-05-01T12:00:00Z) or a time ago (90s, 15m, 1h, 2d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Arrived before: RFC 3339 or a time ago.
+    #[arg(long)]
+    until: Option<String>,
+    /// The caller's name.
+    #[arg(long)]
+    caller: Option<String>,
+    /// An instance id, as the caller gave it or as translated.
+    #[arg(long)]
+    instance: Option<String>,
+    /// A key pair id or name, as given or as translated.
+    #[arg(long)]
+    key: Option<String>,
+    /// An action: the caller's (AttachKeyPair), an upstream's, or canonical (AssociateKeys).
+    #[arg(long)]
+    action: Option<String>,
+    /// An upstream's name.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// How the request ended: ok or error.
+    #[arg(long)]
+    result: Option<String>,
+    /// The RequestId the caller saw.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// The record's phase: admitted, completed or refused.
+    #[arg(long)]
+    phase: Option<String>,
+    /// The most records shown.
+    #[arg(long, default_value_t = crossgate::audit::query::DEFAULT_LIMIT)]
+    limit: usize,
+}
+
+impl FilterArgs {
+    fn filter(self, now_ms: u64) -> Result<crossgate::audit::query::Filter, String> {
+        use crossgate::audit::query::{Filter, Verdict, parse_phase, parse_when};
+        let when = |flag: &str, v: Option<String>| {
+            v.map(|v| parse_when(&v, now_ms).map_err(|e| format!("--{flag}: {e}"))).transpose()
+        };
+        Ok(Filter {
+            since_ms: when("since", self.since)?,
+            until_ms: when("until", self.until)?,
+            caller: self.caller,
+            instance: self.instance,
+            key: self.key,
+            action: self.action,
+            upstream: self.upstream,
+            result: self.result.map(|r| Verdict::parse(&r).map_err(|e| format!("--result: {e}"))).transpose()?,
+            request_id: self.request_id,
+            phase: self.phase.map(|p| parse_phase(&p).map_err(|e| format!("--phase: {e}"))).transpose()?,
+            limit: self.limit,
+        })
+    }
+}
+
+impl Configured {
+    fn trail(&self) -> Result<Box<dyn crossgate::audit::query::Trail>, String> {
+        let config = match &self.config {
+            Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+            None => Config::demo(),
+        };
+        store::trail(&config.audit.store, config.audit.options)
+    }
 }
 
 /// Which gateway: a config file (or the embedded demo) and an optional listen address over it.
@@ -111,6 +219,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(target) => runtime().and_then(|rt| rt.block_on(serve(&target))),
         Command::Health { target, timeout_ms } => runtime().and_then(|rt| rt.block_on(health(&target, timeout_ms))),
+        Command::Audit(command) => audit(command),
         Command::Sim { listen, seed } => runtime().and_then(|rt| rt.block_on(sim(listen, seed))),
         Command::Coverage => crossgate::coverage::render_default().map(|text| print!("{text}")),
         Command::Certs { out, name } => crossgate::certs::write(&out, &name).map(|paths| {
@@ -133,10 +242,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 async fn serve(target: &Target) -> Result<(), String> {
     let demo = target.config.is_none();
     let config = target.load()?;
-    let audit: Arc<dyn AuditSink> = match &config.audit.path {
-        Some(p) => Arc::new(JsonLines::open(p, config.audit.options).map_err(|e| audit_open_error(p, &e))?),
-        None => Arc::new(JsonLines::stdout()),
-    };
+    let spec = &config.audit.store;
+    let audit: Arc<dyn AuditSink> = store::open(spec, config.audit.options, config.audit.sqlite)
+        .map_err(|e| audit_open_error(spec.path().unwrap_or(std::path::Path::new("-")), &e))?;
     let tls = config.tls.is_some();
     let started = app::start(config, audit, Arc::new(SystemClock)).await?;
     let addr = started.gateway.addr;
@@ -160,6 +268,50 @@ async fn health(target: &Target, timeout_ms: u64) -> Result<(), String> {
     crossgate::health::check(config.listen, cert, std::time::Duration::from_millis(timeout_ms)).await?;
     println!("healthy");
     Ok(())
+}
+
+fn audit(command: AuditCommand) -> Result<(), String> {
+    use crossgate::audit::query::{TAIL_WIDTHS, header, row, table};
+    use std::io::Write;
+    let now_ms = || crossgate::clock::Clock::now_ms(&SystemClock);
+    let json_line = |e: &crossgate::audit::AuditEntry| serde_json::to_string(e).unwrap_or_default();
+    match command {
+        AuditCommand::Verify(config) => match config.trail()?.verify()? {
+            Ok(checked) => {
+                println!("{checked}");
+                Ok(())
+            }
+            Err(broken) => Err(format!("the audit trail does not verify: {broken}")),
+        },
+        AuditCommand::Query { config, filter, json } => {
+            let filter = filter.filter(now_ms())?;
+            let found = config.trail()?.query(&filter)?;
+            if json {
+                for e in &found {
+                    println!("{}", json_line(e));
+                }
+            } else {
+                print!("{}", table(&found));
+            }
+            Ok(())
+        }
+        AuditCommand::Tail { config, json, interval_ms } => {
+            let mut trail = config.trail()?;
+            let mut out = std::io::stdout();
+            if !json {
+                println!("{}", header(&TAIL_WIDTHS));
+            }
+            loop {
+                for e in trail.follow()? {
+                    let text = if json { json_line(&e) } else { row(&e, &TAIL_WIDTHS) };
+                    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+                        return Ok(()); // the reader went away
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(10)));
+            }
+        }
+    }
 }
 
 /// Why the audit log cannot be opened, with the fix when it is a matter of ownership.
@@ -199,7 +351,8 @@ async fn sim(listen: std::net::SocketAddr, seed: Option<PathBuf>) -> Result<(), 
 }
 
 fn print_demo(addr: std::net::SocketAddr) {
-    println!("crossgate demo: every upstream is the built-in simulator; audit lines go to audit.jsonl");
+    println!("crossgate demo: every upstream is the built-in simulator; audit records go to audit.db");
+    println!("  (read them with `crossgate audit query`, check them with `crossgate audit verify`)");
     println!("  caller SecretId / AccessKeyId: {}", config::DEMO_CALLER_ID);
     println!("  caller SecretKey / AccessKeySecret: {}", config::DEMO_CALLER_SECRET);
     println!("  a ready-to-paste request (legacy API 2.0, HmacSHA256, valid for 5 minutes, once):");

@@ -90,7 +90,7 @@ docker logs "$denied" 2>&1 | grep -q "uid 10001" || fail "the refusal does not n
 echo "== a mounted TLS config on another port, followed by the healthcheck"
 mkdir -p "$work/etc" && chown 10001:10001 "$work/etc"
 docker run --rm -v "$work/etc:/out" "$tag" certs --out /out >/dev/null
-sed -e 's/^listen = .*/listen = "0.0.0.0:9443"/' -e 's/^path = "audit.jsonl"/path = "\/var\/lib\/crossgate\/audit.jsonl"/' \
+sed -e 's/^listen = .*/listen = "0.0.0.0:9443"/' -e 's/^store = "sqlite:audit.db"/store = "sqlite:\/var\/lib\/crossgate\/audit.db"/' \
     src/demo.toml > "$work/etc/crossgate.toml"
 printf '\n[tls]\ncert = "/etc/crossgate/conf/dev.pem"\nkey = "/etc/crossgate/conf/dev-key.pem"\n' >> "$work/etc/crossgate.toml"
 chmod 644 "$work/etc/crossgate.toml"

@@ -1,17 +1,20 @@
 //! The JSON-lines audit store: one line per record, appended to a file (or standard output) in groups
 //! (see [`super::group`]: the request that finds the file idle writes, with everything that queued
-//! meanwhile).
+//! meanwhile). Every line ends with its chain fields (`prev_hash`, `hash`: see [`super::chain`]).
 //!
 //! A record's receipt resolves once its line is in the file (the `write` returned), so a process killed
 //! with `kill -9` keeps it; with `fsync = "always"` the receipt also waits for `fdatasync`, which keeps
 //! it through a power loss. A write that fails (disk full, file gone) is cut back to the last whole line
 //! and every record of the group is answered with the error. At `rotate_bytes` the file is renamed to
-//! `FILE.1` (older ones shift to `FILE.2` ... `FILE.<keep>`) between two groups, so no line is lost.
+//! `FILE.1` (older ones shift to `FILE.2` ... `FILE.<keep>`) between two groups, so no line is lost, and
+//! the new file starts with a segment record chained to the last line of the old one. At open, a last
+//! line cut short by a crash is cut off, and the chain goes on from the last line's hash.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::chain::{self, GENESIS, Segment, SegmentReason};
 use super::group::{GroupCommit, Store};
 use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, Phase, SpentKey};
 
@@ -54,18 +57,26 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
-    /// Appends to `path`, creating it; fails at once if it cannot be opened.
+    /// Appends to `path`, creating it; fails at once if it cannot be opened. The chain goes on from the
+    /// last line kept.
     pub fn open(path: &Path, options: Options) -> std::io::Result<JsonLines> {
-        let file = open_append(path)?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let out = Out::File { path: path.to_owned(), file: Some(file), len, options, buffer: Vec::new() };
-        let group = GroupCommit::new(out, options.fsync == Fsync::Always);
+        let mut file = open_append(path)?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let last = if regular {
+            cut_partial_line(path)?;
+            last_hash(path, options.keep)?
+        } else {
+            GENESIS.to_owned()
+        };
+        let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
+        let target = Target::File { path: path.to_owned(), file: Some(file), len, options };
+        let group = GroupCommit::new(Out::new(target, last), options.fsync == Fsync::Always);
         Ok(JsonLines { group, path: Some(path.to_owned()), keep: options.keep })
     }
 
-    /// Writes to standard output.
+    /// Writes to standard output (a chain that starts anew at each start).
     pub fn stdout() -> JsonLines {
-        JsonLines { group: GroupCommit::new(Out::Stdout, false), path: None, keep: 0 }
+        JsonLines { group: GroupCommit::new(Out::new(Target::Stdout, GENESIS.to_owned()), false), path: None, keep: 0 }
     }
 }
 
@@ -77,15 +88,12 @@ impl AuditSink for JsonLines {
     fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
         let Some(path) = &self.path else { return Vec::new() };
         let mut keys = Vec::new();
-        let mut files: Vec<PathBuf> = (1..=self.keep).rev().map(|n| rotated(path, n)).collect();
-        files.push(path.clone());
         // A file last written before the longest window opened holds no key still spent.
         let oldest = std::time::SystemTime::UNIX_EPOCH
             + std::time::Duration::from_secs(u64::try_from(now - MAX_WINDOW_SECS).unwrap_or(0));
-        for file in files {
-            // Only a regular file is read back (a device such as /dev/full reads forever).
+        for file in kept_files(path, self.keep) {
             let Ok(meta) = std::fs::metadata(&file) else { continue };
-            if !meta.is_file() || meta.modified().is_ok_and(|m| m < oldest) {
+            if meta.modified().is_ok_and(|m| m < oldest) {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&file) else { continue };
@@ -101,48 +109,100 @@ impl AuditSink for JsonLines {
     }
 }
 
-enum Out {
-    File { path: PathBuf, file: Option<File>, len: u64, options: Options, buffer: Vec<u8> },
+/// Where the lines go, and the chain's last hash.
+struct Out {
+    target: Target,
+    last: String,
+    buffer: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+enum Target {
+    File { path: PathBuf, file: Option<File>, len: u64, options: Options },
     Stdout,
+}
+
+impl Out {
+    fn new(target: Target, last: String) -> Out {
+        Out { target, last, buffer: Vec::new(), scratch: Vec::new() }
+    }
+
+    /// Appends the sealed lines of `records` (each chained to the one before) to `lines`; returns the
+    /// last hash.
+    fn seal<T: serde::Serialize>(&mut self, lines: &mut Vec<u8>, records: &[T]) -> Result<String, AuditError> {
+        let mut prev = self.last.clone();
+        for record in records {
+            self.scratch.clear();
+            serde_json::to_writer(&mut self.scratch, record)
+                .map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
+            let hash = chain::link(&prev, &self.scratch);
+            chain::seal_line(lines, &self.scratch, &prev, &hash);
+            prev = hash;
+        }
+        Ok(prev)
+    }
+
+    /// After a group: rotates a file past its size, and starts the new one with a segment record.
+    fn rotate_if_full(&mut self) {
+        {
+            let Target::File { path, file, len, options } = &mut self.target else { return };
+            if *len < options.rotate_bytes {
+                return;
+            }
+            *file = None;
+            if let Err(e) = rotate(path, options.keep) {
+                tracing::error!(error = %e, file = %path.display(), "The audit file could not be rotated.");
+            }
+        }
+        let segment = Segment::new(super::rfc3339(now_ms()), SegmentReason::Rotation);
+        let mut line = Vec::new();
+        let written = self.seal(&mut line, &[segment]).and_then(|hash| {
+            self.target.write(&line).map_err(|e| AuditError(e.to_string()))?;
+            Ok(hash)
+        });
+        match written {
+            Ok(hash) => self.last = hash,
+            // The next group links to the old file's last line: the chain still holds.
+            Err(e) => tracing::error!(error = %e, "The new audit file's segment record could not be written."),
+        }
+    }
 }
 
 impl Store for Out {
     fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
-        let mut lines = match self {
-            Out::File { buffer, .. } => std::mem::take(buffer),
-            Out::Stdout => Vec::new(),
-        };
+        let mut lines = std::mem::take(&mut self.buffer);
         lines.clear();
-        for record in records {
-            serde_json::to_writer(&mut lines, record)
-                .map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
-            lines.push(b'\n');
+        let sealed = self.seal(&mut lines, records);
+        let result = sealed.and_then(|last| {
+            self.target.write(&lines).map_err(|e| AuditError(e.to_string()))?;
+            self.last = last;
+            Ok(())
+        });
+        if matches!(self.target, Target::File { .. }) {
+            self.buffer = lines;
         }
-        let result = self.write(&lines).map_err(|e| AuditError(e.to_string()));
-        if let Out::File { buffer, .. } = self {
-            *buffer = lines;
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "Audit records could not be written.");
+        match &result {
+            Ok(()) => self.rotate_if_full(),
+            Err(e) => tracing::error!(error = %e, "Audit records could not be written."),
         }
         result
     }
 }
 
-impl Out {
+impl Target {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
         match self {
-            Out::Stdout => {
+            Target::Stdout => {
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(bytes).and_then(|()| stdout.flush())
             }
-            Out::File { path, file, len, options, .. } => {
+            Target::File { path, file, len, options } => {
                 if file.is_none() {
-                    let reopened = open_append(path)?;
-                    *len = reopened.metadata().map(|m| m.len()).unwrap_or(0);
+                    let mut reopened = open_append(path)?;
+                    *len = reopened.seek(SeekFrom::End(0)).unwrap_or(0);
                     *file = Some(reopened);
                 }
                 let f = file.as_mut().ok_or_else(|| std::io::Error::other("no audit file"))?;
@@ -158,19 +218,116 @@ impl Out {
                     return Err(e);
                 }
                 *len += bytes.len() as u64;
-                if *len >= options.rotate_bytes {
-                    *file = None;
-                    if let Err(e) = rotate(path, options.keep) {
-                        tracing::error!(error = %e, file = %path.display(), "The audit file could not be rotated.");
-                    }
-                    let reopened = open_append(path)?;
-                    *len = reopened.metadata().map(|m| m.len()).unwrap_or(0);
-                    *file = Some(reopened);
-                }
                 Ok(())
             }
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Cuts off a last line that a crash left without its line feed (it cannot be a whole record).
+fn cut_partial_line(path: &Path) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let keep = match last_line_start(&mut file, len)? {
+        LastLine::Whole => return Ok(()),
+        LastLine::Partial(start) => start,
+    };
+    tracing::warn!(file = %path.display(), bytes = len - keep, "A partial last audit line was cut off.");
+    file.set_len(keep)
+}
+
+enum LastLine {
+    /// The file ends with a line feed.
+    Whole,
+    /// The file ends with a line that starts here and has no line feed.
+    Partial(u64),
+}
+
+/// Where the unfinished last line of a file of `len` bytes starts, if it has one.
+fn last_line_start(file: &mut File, len: u64) -> std::io::Result<LastLine> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if first && chunk.last() == Some(&b'\n') {
+            return Ok(LastLine::Whole);
+        }
+        first = false;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(LastLine::Partial(start + i as u64 + 1));
+        }
+        end = start;
+    }
+    Ok(LastLine::Partial(0))
+}
+
+/// The last whole line of a file (without its line feed), if it has one.
+pub(crate) fn last_line(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // Look for the line feed before the last one.
+    let mut end = len - 1;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(i) => {
+                let mut line = chunk[i + 1..].to_vec();
+                line.extend_from_slice(&tail);
+                return Ok(Some(line));
+            }
+            None => {
+                let mut joined = chunk.to_vec();
+                joined.extend_from_slice(&tail);
+                tail = joined;
+            }
+        }
+        if start == 0 {
+            return Ok(Some(tail));
+        }
+        end = start;
+    }
+}
+
+/// The hash of the last line kept: in `path`, or (just after a rotation) in the newest rotated file.
+fn last_hash(path: &Path, keep: usize) -> std::io::Result<String> {
+    for file in std::iter::once(path.to_owned()).chain((1..=keep.max(1)).map(|n| rotated(path, n))) {
+        if let Some(line) = last_line(&file)? {
+            return Ok(chain::open_line(&line).map_or_else(|| GENESIS.to_owned(), |s| s.hash));
+        }
+    }
+    Ok(GENESIS.to_owned())
+}
+
+/// The kept files that exist and are regular files, oldest first: `FILE.<keep>` .. `FILE.1`, `FILE`.
+pub fn kept_files(path: &Path, keep: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = (1..=keep.max(1)).rev().map(|n| rotated(path, n)).collect();
+    files.push(path.to_owned());
+    // Only a regular file is read back (a device such as /dev/full reads forever).
+    files.retain(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()));
+    files
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -197,11 +354,9 @@ fn rotate(path: &Path, keep: usize) -> std::io::Result<()> {
     std::fs::rename(path, rotated(path, 1))
 }
 
-/// Every record in `path` and its rotated files, oldest first (for tests and tools).
+/// Every request record in `path` and its rotated files, oldest first (segment records left out).
 pub fn read_all(path: &Path, keep: usize) -> Vec<AuditEntry> {
-    let mut files: Vec<PathBuf> = (1..=keep.max(1)).rev().map(|n| rotated(path, n)).collect();
-    files.push(path.to_owned());
-    files
+    kept_files(path, keep)
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .flat_map(|text| text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect::<Vec<AuditEntry>>())

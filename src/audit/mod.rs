@@ -7,9 +7,12 @@
 //! fill one [`AuditEntry`] through an [`AuditHandle`]; [`AuditEntry`] has no field that could hold a
 //! secret or a signature value (a TC3 signature is spent as its SHA-256, never as itself).
 //!
-//! Stores implement [`AuditSink`]: [`jsonl::JsonLines`] (JSON lines in a file, grouped writes, rotation)
-//! and [`MemorySink`]. [`AuditSink::submit`] answers with an [`AuditReceipt`] that resolves once the
-//! record is as durable as the store promises (for the file: written to it, so a `kill -9` keeps it).
+//! Stores implement [`AuditSink`]: [`sqlite::Sqlite`] (the default: a WAL-mode SQLite database, group
+//! commits, indexed columns, retention), [`jsonl::JsonLines`] (JSON lines in a file or on standard
+//! output, grouped writes, rotation) and [`MemorySink`]; [`store`] picks one from the configuration.
+//! [`AuditSink::submit`] answers with an [`AuditReceipt`] that resolves once the record is as durable as
+//! the store promises (committed, or written to the file: either way a `kill -9` keeps it). Every stored
+//! record is chained to the one before by a hash ([`chain`]); [`query`] reads a trail back and checks it.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -21,8 +24,13 @@ use std::task::{Context, Poll};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub mod chain;
 pub mod group;
 pub mod jsonl;
+pub mod lines;
+pub mod query;
+pub mod sqlite;
+pub mod store;
 
 /// Which record of a request an entry is.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -4,11 +4,12 @@
 //!
 //! ```toml
 //! [audit]
-//! path = "audit.jsonl"
+//! store = "sqlite:audit.db"   # the default; or "jsonl:audit.jsonl" (`path = "audit.jsonl"` too), "stdout"
 //! on_failure = "refuse"       # or "forward": forward unaudited when the audit cannot be written
-//! fsync = "never"             # or "always": fdatasync each group of records before answering
-//! rotate_bytes = 67108864
-//! keep = 5
+//! fsync = "never"             # or "always": sync each group of records (SQLite: synchronous = FULL)
+//! retain_days = 90            # SQLite: delete older records at start and daily (default: keep all)
+//! rotate_bytes = 67108864     # JSON lines: rotate at this size
+//! keep = 5                    # JSON lines: rotated files kept
 //!
 //! [replay]
 //! tc3 = "once"                # or "window": accept a TC3 signature again within its window
@@ -32,6 +33,8 @@ use serde::Deserialize;
 use wildmatch::WildMatch;
 
 use crate::audit::jsonl::{Fsync, Options};
+use crate::audit::sqlite::SqliteOptions;
+use crate::audit::store::StoreSpec;
 use crate::dialect::Dialect;
 
 // === raw ===
@@ -39,7 +42,9 @@ use crate::dialect::Dialect;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAudit {
+    store: Option<String>,
     path: Option<String>,
+    retain_days: Option<u32>,
     on_failure: Option<String>,
     fsync: Option<String>,
     rotate_bytes: Option<u64>,
@@ -81,12 +86,14 @@ pub enum OnAuditFailure {
 /// `[audit]`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditConfig {
-    /// The JSON-lines file; `None` writes to standard output.
-    pub path: Option<PathBuf>,
+    /// Where records go.
+    pub store: StoreSpec,
     /// What an unwritable audit does to a request.
     pub on_failure: OnAuditFailure,
-    /// Sync and rotation.
+    /// Sync and rotation (JSON lines).
     pub options: Options,
+    /// Sync and retention (SQLite).
+    pub sqlite: SqliteOptions,
 }
 
 /// Whether a TC3 signature may be presented more than once within its window.
@@ -189,8 +196,18 @@ fn choice<T: Copy>(value: Option<&str>, field: &str, options: &[(&str, T)], defa
 }
 
 pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
-    let Some(RawAudit { path, on_failure, fsync, rotate_bytes, keep }) = raw else {
+    let Some(RawAudit { store, path, retain_days, on_failure, fsync, rotate_bytes, keep }) = raw else {
         return Ok(AuditConfig::default());
+    };
+    let store = match (store, path) {
+        (Some(_), Some(_)) => {
+            return Err("`store` and `path` both say where records go; keep one (`store = \"jsonl:FILE\"` is \
+                        what `path = \"FILE\"` means)"
+                .to_owned());
+        }
+        (Some(store), None) => StoreSpec::parse(&store)?,
+        (None, Some(path)) => StoreSpec::Jsonl(PathBuf::from(path)),
+        (None, None) => StoreSpec::default(),
     };
     let on_failure = choice(
         on_failure.as_deref(),
@@ -199,6 +216,22 @@ pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
         OnAuditFailure::Refuse,
     )?;
     let fsync = choice(fsync.as_deref(), "fsync", &[("never", Fsync::Never), ("always", Fsync::Always)], Fsync::Never)?;
+    let sqlite = matches!(store, StoreSpec::Sqlite(_));
+    if sqlite && (rotate_bytes.is_some() || keep.is_some()) {
+        return Err("`rotate_bytes` and `keep` apply to JSON lines (`store = \"jsonl:FILE\"`); the SQLite store \
+                    keeps records for `retain_days`"
+            .to_owned());
+    }
+    if !sqlite && retain_days.is_some() {
+        return Err("`retain_days` applies to the SQLite store (`store = \"sqlite:FILE\"`); JSON lines are kept \
+                    by `rotate_bytes` and `keep`"
+            .to_owned());
+    }
+    if retain_days == Some(0) {
+        return Err(
+            "`retain_days = 0` would delete every record; use at least 1, or leave it out to keep all".to_owned()
+        );
+    }
     let defaults = Options::default();
     let rotate_bytes = rotate_bytes.unwrap_or(defaults.rotate_bytes);
     if rotate_bytes < 4096 {
@@ -208,7 +241,12 @@ pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
     if keep == 0 {
         return Err("`keep = 0` would drop every rotated file; keep at least 1".to_owned());
     }
-    Ok(AuditConfig { path: path.map(PathBuf::from), on_failure, options: Options { rotate_bytes, keep, fsync } })
+    Ok(AuditConfig {
+        store,
+        on_failure,
+        options: Options { rotate_bytes, keep, fsync },
+        sqlite: SqliteOptions { fsync, retain_days },
+    })
 }
 
 pub(super) fn replay(raw: Option<RawReplay>) -> Result<ReplayConfig, String> {
@@ -272,4 +310,49 @@ pub(super) fn permissions(
     instances: Option<Vec<String>>,
 ) -> Permissions {
     Permissions { actions, upstreams, instances: instances.map(|g| g.iter().map(|g| WildMatch::new(g)).collect()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::audit::store::StoreSpec;
+    use crate::config::Config;
+
+    /// The demo configuration with its `[audit]` table replaced by `audit`.
+    fn with_audit(audit: &str) -> Result<Config, String> {
+        let demo = include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "");
+        let text = format!("{demo}\n{audit}\n");
+        Config::parse("t.toml", &text, &|_| Some("x".to_owned())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_store_defaults_to_sqlite_and_path_still_means_json_lines() {
+        assert_eq!(with_audit("").unwrap().audit.store, StoreSpec::Sqlite("audit.db".into()));
+        assert_eq!(with_audit("[audit]\nfsync = \"always\"").unwrap().audit.store, StoreSpec::default());
+        assert_eq!(with_audit("[audit]\npath = \"a.jsonl\"").unwrap().audit.store, StoreSpec::Jsonl("a.jsonl".into()));
+        let c = with_audit("[audit]\nstore = \"sqlite:/var/lib/x.db\"\nretain_days = 30\nfsync = \"always\"").unwrap();
+        assert_eq!(c.audit.store, StoreSpec::Sqlite("/var/lib/x.db".into()));
+        assert_eq!(c.audit.sqlite.retain_days, Some(30));
+        assert_eq!(c.audit.sqlite.fsync, crate::audit::jsonl::Fsync::Always);
+        assert_eq!(with_audit("[audit]\nstore = \"stdout\"").unwrap().audit.store, StoreSpec::Stdout);
+    }
+
+    #[test]
+    fn settings_of_the_other_store_and_unknown_stores_are_refused_naming_the_line() {
+        let cases = [
+            ("[audit]\nstore = \"postgres://u:secret@db/audit\"", "not built in this version"),
+            ("[audit]\nstore = \"mongo:x\"", "is not known"),
+            ("[audit]\nstore = \"jsonl:a\"\npath = \"b\"", "keep one"),
+            ("[audit]\nstore = \"sqlite:a.db\"\nkeep = 3", "retain_days"),
+            ("[audit]\npath = \"a.jsonl\"\nretain_days = 3", "applies to the SQLite store"),
+            ("[audit]\nretain_days = 0", "at least 1"),
+        ];
+        let line =
+            include_str!("../demo.toml").replace("[audit]\nstore = \"sqlite:audit.db\"\n", "").lines().count() + 2;
+        for (audit, want) in cases {
+            let err = with_audit(audit).unwrap_err();
+            assert!(err.contains(want), "{audit}: {err}");
+            assert!(err.contains(&format!("t.toml:{line}")), "{audit}: the line is named: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
 }

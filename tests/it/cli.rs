@@ -19,8 +19,8 @@ fn serve_announces_its_address_and_answers_health_checks() {
     let demo = include_str!("../../src/demo.toml")
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace(
-            "path = \"audit.jsonl\"",
-            &format!("path = \"{}\"", std::env::temp_dir().join("crossgate-cli-audit.jsonl").display()),
+            "store = \"sqlite:audit.db\"",
+            &format!("store = \"sqlite:{}\"", std::env::temp_dir().join("crossgate-cli-audit.db").display()),
         )
         .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
     let config = temp_config(&demo);
@@ -173,7 +173,7 @@ fn an_audit_folder_the_gateway_cannot_write_names_the_owner_it_needs() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let demo = include_str!("../../src/demo.toml")
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
-        .replace("path = \"audit.jsonl\"", &format!("path = \"{}/audit.jsonl\"", data.display()))
+        .replace("store = \"sqlite:audit.db\"", &format!("store = \"sqlite:{}/audit.db\"", data.display()))
         .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
     let config = dir.join("c.toml");
     std::fs::write(&config, demo).unwrap();

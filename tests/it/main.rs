@@ -22,4 +22,5 @@ mod support; // shared helpers: mappings, wire requests turned back into raw req
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input
 mod tls; // real TLS: callers over HTTPS to crossgate, crossgate over HTTPS to an upstream with a CA file
+mod trail; // the audit trail: SQLite behind the gateway, kill -9, a full disk, and `crossgate audit` verify, query, tail
 mod upstream_faults; // upstream faults injected for real: retries, breaker, quotas, garbage replies, look-up paging
