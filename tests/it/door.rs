@@ -6,10 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossgate::app::{self, Started};
 use crossgate::audit::jsonl::{self, JsonLines, Options};
 use crossgate::audit::{AuditEntry, AuditSink, Phase};
@@ -19,58 +17,14 @@ use crossgate::dialect::{Dialect, WireRequest};
 use crossgate::secret::Secret;
 use crossgate::sign::Scheme;
 use crossgate::sign::tencent_v1::Hash;
-use http_body_util::Full;
-use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use crate::fake_cvm::FakeCvm;
 use crate::harness::{Env, Got, Signer, bind_op, config_with, send_to, tc3_request_signing, v1_request};
 
-// === a fake CVM upstream that counts what it receives ===
-
-/// A CVM-speaking upstream on loopback that answers every call with success after `delay`, and counts
-/// the calls it received.
-struct FakeUpstream {
-    port: u16,
-    calls: Arc<AtomicUsize>,
-}
-
-impl FakeUpstream {
-    async fn start(delay: Duration) -> FakeUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = calls.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_req: http::Request<Incoming>| {
-                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                        async move {
-                            tokio::time::sleep(delay).await;
-                            let body = format!(r#"{{"Response":{{"RequestId":"fake-upstream-{n}"}}}}"#);
-                            let mut res = http::Response::new(Full::new(Bytes::from(body)));
-                            res.headers_mut().insert("content-type", "application/json".parse().unwrap());
-                            Ok::<_, std::convert::Infallible>(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FakeUpstream { port, calls }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
 /// Routes `ins-aaaslow1` to the fake upstream, plus `more` TOML.
-fn config_to(fake: &FakeUpstream, more: &str) -> Config {
+fn config_to(fake: &FakeCvm, more: &str) -> Config {
     let rules = "\n[[routing.rules]]\ninstance = \"ins-aaaslow1\"\nupstream = \"fake\"\n";
     let extra = format!(
         r#"
@@ -81,7 +35,7 @@ region = "ap-guangzhou"
 secret_id = "AKIDfakeupstream"
 secret_key = "fake-upstream-secret"
 {more}"#,
-        fake.port
+        fake.port()
     );
     config_with(rules, &extra)
 }
@@ -150,7 +104,7 @@ fn finals_for<'a>(lines: &'a [AuditEntry], id: &str) -> Vec<&'a AuditEntry> {
 
 #[tokio::test]
 async fn a_client_that_half_closes_still_gets_its_answer_and_is_audited() {
-    let fake = FakeUpstream::start(Duration::from_millis(100)).await;
+    let fake = FakeCvm::start(Duration::from_millis(100)).await;
     let env = Env::start(config_to(&fake, "")).await;
     let mut stream = TcpStream::connect(env.started.gateway.addr).await.unwrap();
     stream.write_all(&raw_http(&v1_bind(&env.host(), FAKE_INSTANCE))).await.unwrap();
@@ -171,7 +125,7 @@ async fn a_client_that_half_closes_still_gets_its_answer_and_is_audited() {
 
 #[tokio::test]
 async fn a_caller_that_leaves_mid_request_is_audited_and_its_request_is_never_forwarded_twice() {
-    let fake = FakeUpstream::start(Duration::from_millis(400)).await;
+    let fake = FakeCvm::start(Duration::from_millis(400)).await;
     let env = Env::start(config_to(&fake, "")).await;
     for (name, wire) in [("v1", v1_bind(&env.host(), FAKE_INSTANCE)), ("tc3", tc3_bind(&env, FAKE_INSTANCE))] {
         let before = fake.calls();
@@ -202,7 +156,7 @@ async fn a_caller_that_leaves_mid_request_is_audited_and_its_request_is_never_fo
 
 #[tokio::test]
 async fn a_client_trickling_its_headers_is_cut_off() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "\n[inbound]\nheader_read_timeout_ms = 500\n")).await;
     let mut stream = TcpStream::connect(env.started.gateway.addr).await.unwrap();
     let started = Instant::now();
@@ -240,7 +194,7 @@ async fn start_with_sink(config: Config, sink: Arc<dyn AuditSink>) -> Started {
 
 #[tokio::test]
 async fn an_audit_on_a_full_disk_refuses_in_the_callers_dialect_and_forwards_nothing() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let sink = Arc::new(JsonLines::open(std::path::Path::new("/dev/full"), Options::default()).unwrap());
     let started = start_with_sink(config_to(&fake, ""), sink).await;
     let host = started.gateway.addr.to_string();
@@ -269,7 +223,7 @@ fn temp_audit() -> PathBuf {
 
 #[tokio::test]
 async fn after_a_restart_a_request_signed_before_it_is_not_forwarded_twice() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let path = temp_audit();
     let sink = Arc::new(JsonLines::open(&path, Options::default()).unwrap());
     let first = start_with_sink(config_to(&fake, ""), sink).await;
@@ -314,7 +268,7 @@ fn tc3_unsigned(host: &str, instance: &str) -> WireRequest {
 
 #[tokio::test]
 async fn a_tc3_signature_is_accepted_once_unless_the_window_policy_is_chosen() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "")).await;
     let wire = tc3_bind(&env, FAKE_INSTANCE);
     let first = env.send(&wire).await;
@@ -334,7 +288,7 @@ async fn a_tc3_signature_is_accepted_once_unless_the_window_policy_is_chosen() {
 
 #[tokio::test]
 async fn an_unsigned_tc3_body_is_refused_unless_accepted() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "")).await;
     let got = env.send(&tc3_unsigned(&env.host(), FAKE_INSTANCE)).await;
     assert_eq!(
@@ -371,7 +325,7 @@ allow_instances = ["ins-1e4r*", "i-*"]
 
 #[tokio::test]
 async fn callers_are_held_to_their_actions_upstreams_and_instances_in_their_own_dialect() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, LIMITED)).await;
     let now = SystemClock.now_unix();
     let cases: [(&str, &str, Dialect, Scheme, &str, &str); 4] = [
@@ -433,7 +387,7 @@ async fn callers_are_held_to_their_actions_upstreams_and_instances_in_their_own_
 
 #[tokio::test]
 async fn an_unknown_action_in_a_permission_list_stops_the_start() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let config = config_to(
         &fake,
         "\n[[callers]]\nname = \"x\"\nsecret_id = \"AKIDx\"\nsecret_key = \"y\"\nallow_actions = [\"AttachKeyPiar\"]\n",
@@ -447,7 +401,7 @@ async fn an_unknown_action_in_a_permission_list_stops_the_start() {
 
 #[tokio::test]
 async fn past_the_in_flight_cap_a_request_gets_the_throttling_answer_at_once() {
-    let fake = FakeUpstream::start(Duration::from_millis(800)).await;
+    let fake = FakeCvm::start(Duration::from_millis(800)).await;
     let env = Env::start(config_to(&fake, "\n[inbound]\nmax_in_flight = 1\n")).await;
     let addr = env.started.gateway.addr;
     let slow = v1_bind(&env.host(), FAKE_INSTANCE);
@@ -461,7 +415,7 @@ async fn past_the_in_flight_cap_a_request_gets_the_throttling_answer_at_once() {
 
 #[tokio::test]
 async fn past_the_connection_cap_a_connection_gets_one_throttling_answer() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "\n[inbound]\nmax_connections = 1\n")).await;
     let _held = TcpStream::connect(env.started.gateway.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await; // let the gateway accept it
@@ -472,7 +426,7 @@ async fn past_the_connection_cap_a_connection_gets_one_throttling_answer() {
 
 #[tokio::test]
 async fn headers_over_the_limit_are_refused_and_not_forwarded() {
-    let fake = FakeUpstream::start(Duration::ZERO).await;
+    let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "\n[inbound]\nmax_header_bytes = 8192\n")).await;
     let mut wire = v1_bind(&env.host(), FAKE_INSTANCE);
     wire.headers.push(("X-Padding".to_owned(), "p".repeat(20_000)));

@@ -8,6 +8,7 @@ mod cli; // the `crossgate` command as users run it: serve, a bad config, covera
 mod detection; // end to end: dialects weighed from their evidence, answer formats, ids checked after routing
 mod door; // the audited door under faults: clients that leave, a full disk, restarts, replays, permissions, overload
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
+mod fake_cvm; // a CVM-speaking upstream on a real socket that counts and keeps what it receives
 mod fuzz_regressions; // every input a fuzz target once failed on, replayed through that target's checks
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect

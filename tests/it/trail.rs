@@ -9,10 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossgate::app::{self, Started};
 use crossgate::audit::jsonl::{JsonLines, Options};
 use crossgate::audit::query::{Filter, Trail};
@@ -23,69 +22,16 @@ use crossgate::clock::{Clock, SystemClock};
 use crossgate::config::{Config, DEMO_CALLER_ID, DEMO_CALLER_SECRET};
 use crossgate::dialect::{Dialect, WireRequest};
 use crossgate::sign::tencent_v1::Hash;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use tokio::net::TcpListener;
 
+use crate::fake_cvm::FakeCvm;
 use crate::harness::{Signer, config_with, send_to, tc3_request, v1_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossgate");
 
 // === a CVM upstream that keeps the bodies it receives ===
 
-/// A CVM-speaking upstream on loopback: answers every call with success after `delay`, and keeps the
-/// body of each call it received.
-struct Upstream {
-    addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<String>>>,
-}
-
-impl Upstream {
-    async fn start(delay: Duration) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = bodies.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let kept = kept.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                        let kept = kept.clone();
-                        async move {
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let n = {
-                                let mut kept = kept.lock().unwrap();
-                                kept.push(String::from_utf8_lossy(&body).into_owned());
-                                kept.len()
-                            };
-                            tokio::time::sleep(delay).await;
-                            let body = format!(r#"{{"Response":{{"RequestId":"trail-upstream-{n}"}}}}"#);
-                            let mut res = http::Response::new(Full::new(Bytes::from(body)));
-                            res.headers_mut().insert("content-type", "application/json".parse().unwrap());
-                            Ok::<_, std::convert::Infallible>(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Upstream { addr, bodies }
-    }
-
-    fn calls(&self) -> usize {
-        self.bodies.lock().unwrap().len()
-    }
-
-    fn received(&self, instance: &str) -> bool {
-        self.bodies.lock().unwrap().iter().any(|b| b.contains(instance))
-    }
-}
-
 /// The demo configuration with instances `ins-t*` routed to `upstream`.
-fn config_to(upstream: &Upstream) -> Config {
+fn config_to(upstream: &FakeCvm) -> Config {
     let rules = "\n[[routing.rules]]\ninstance = \"ins-t*\"\nupstream = \"fake\"\n";
     let extra = format!(
         "\n[upstreams.fake]\nprovider = \"tencent-cvm\"\nendpoint = \"http://{}\"\nregion = \"ap-guangzhou\"\n\
@@ -129,7 +75,7 @@ fn all_records(path: &Path) -> Vec<AuditEntry> {
 
 #[tokio::test]
 async fn the_sqlite_store_keeps_every_phase_and_field_and_its_chain_and_keys_survive_a_restart() {
-    let upstream = Upstream::start(Duration::ZERO).await;
+    let upstream = FakeCvm::start(Duration::ZERO).await;
     let db = temp_dir().join("audit.db");
     let first = start(config_to(&upstream), Arc::new(Sqlite::open(&db, SqliteOptions::default()).unwrap())).await;
     let addr = first.gateway.addr;
@@ -156,7 +102,7 @@ async fn the_sqlite_store_keeps_every_phase_and_field_and_its_chain_and_keys_sur
     assert_eq!(done.keys, ["skey-4e5ty7i8"]);
     assert_eq!(done.upstreams, ["fake"]);
     assert_eq!((done.code.as_str(), done.status), ("Success", 200));
-    assert!(done.upstream_request_ids[0].starts_with("trail-upstream-"), "{done:?}");
+    assert!(done.upstream_request_ids[0].starts_with("fake-upstream-"), "{done:?}");
     let admitted = records.iter().find(|r| r.phase == Phase::Admitted && r.request_id == done.request_id).unwrap();
     assert!(admitted.replay_key.is_some() && admitted.replay_until.is_some(), "{admitted:?}");
     let refused = records.iter().find(|r| r.request_id == refused_id).unwrap();
@@ -220,7 +166,7 @@ async fn a_sqlite_store_on_a_full_disk_refuses_in_the_callers_dialect_and_forwar
         eprintln!("skipped: this process cannot mount a tmpfs (run as root to test a real full disk)");
         return;
     };
-    let upstream = Upstream::start(Duration::ZERO).await;
+    let upstream = FakeCvm::start(Duration::ZERO).await;
     let db = fs.0.join("audit.db");
     let started = start(config_to(&upstream), Arc::new(Sqlite::open(&db, SqliteOptions::default()).unwrap())).await;
     let addr = started.gateway.addr;
@@ -299,7 +245,7 @@ fn crossgate(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_keeps_the_admission_of_every_forwarded_request_and_the_chain() {
-    let upstream = Upstream::start(Duration::from_millis(300)).await;
+    let upstream = FakeCvm::start(Duration::from_millis(300)).await;
     let dir = temp_dir();
     let db = dir.join("audit.db");
     let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
