@@ -51,14 +51,14 @@ fn coverage_prints_the_matrix_of_the_tables() {
 }
 
 /// A running `crossgate serve`, killed when dropped.
-struct Served {
-    child: std::process::Child,
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
     /// What it printed after `listening on `, e.g. `http://0.0.0.0:41234`.
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Served {
-    fn start(args: &[&str], dir: &std::path::Path) -> Served {
+    pub(crate) fn start(args: &[&str], dir: &std::path::Path) -> Served {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(args)

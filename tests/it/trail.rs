@@ -23,6 +23,7 @@ use crossgate::config::{Config, DEMO_CALLER_ID, DEMO_CALLER_SECRET};
 use crossgate::dialect::{Dialect, WireRequest};
 use crossgate::sign::tencent_v1::Hash;
 
+use crate::cli::Served;
 use crate::fake_cvm::FakeCvm;
 use crate::harness::{Signer, config_with, send_to, tc3_request, v1_request};
 
@@ -204,26 +205,10 @@ impl Drop for Child {
     }
 }
 
-/// `crossgate serve --config`, once it prints `listening on`.
-fn serve(config: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_remove("CROSSGATE_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "no `listening on` line in time");
-        let line = lines.next().expect("serve printed `listening on` before exiting").unwrap();
-        if line.contains("listening on ") {
-            break;
-        }
-    }
-    Child(child)
+/// `crossgate serve --config`, once it prints `listening on`; killed (SIGKILL) when dropped.
+fn serve(config: &Path) -> Served {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    Served::start(&["--config", config.to_str().unwrap()], dir)
 }
 
 /// A config for the demo caller and one CVM upstream at `upstream`, with `audit` as its `[audit]` table.
