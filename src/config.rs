@@ -35,6 +35,7 @@
 //! queue = 100                    # callers that may wait for the upstream's rate limit at once
 //! breaker_failures = 5           # consecutive failures (transport, timeout, 5xx) that open the breaker
 //! breaker_cool_down_ms = 10000   # how long an open breaker fails calls at once before one probe
+//! idle_connections = 256         # keep-alive connections kept open while unused (0: one per call)
 //! ```
 //!
 //! A call is retried when nothing was sent (the connection could not be made), when the upstream
@@ -138,6 +139,7 @@ struct RawUpstream {
     queue: Option<usize>,
     breaker_failures: Option<Spanned<u64>>,
     breaker_cool_down_ms: Option<Spanned<u64>>,
+    idle_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +222,8 @@ pub struct UpstreamConfig {
     pub breaker_failures: u32,
     /// How long an open breaker fails calls at once before letting one probe through.
     pub breaker_cool_down: Duration,
+    /// Keep-alive connections kept open while unused.
+    pub idle_connections: usize,
 }
 
 /// One routing rule: the first whose every given condition matches wins.
@@ -292,6 +296,7 @@ const DEFAULT_RETRIES: u64 = 2;
 /// The most retries a config may ask for: past this, retrying only delays the caller's answer.
 const MAX_RETRIES: u64 = 10;
 const DEFAULT_QUEUE: usize = 100;
+const DEFAULT_IDLE_CONNECTIONS: usize = 256;
 const DEFAULT_BREAKER_FAILURES: u64 = 5;
 const DEFAULT_BREAKER_COOL_DOWN_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -404,6 +409,7 @@ impl Config {
                 queue,
                 breaker_failures,
                 breaker_cool_down_ms,
+                idle_connections,
             } = up.into_inner();
             // A number with a lower (and optional upper) bound, or its default.
             let bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, min: u64, max: Option<u64>| {
@@ -474,6 +480,7 @@ impl Config {
                     Some(u64::from(u32::MAX)),
                 )? as u32,
                 breaker_cool_down: millis(breaker_cool_down_ms, "breaker_cool_down_ms", DEFAULT_BREAKER_COOL_DOWN_MS)?,
+                idle_connections: idle_connections.unwrap_or(DEFAULT_IDLE_CONNECTIONS),
             };
             if upstream.secret_id.is_empty() || upstream.secret_key.is_empty() {
                 return Err(at(

@@ -2,6 +2,11 @@
 //! stop gracefully on Ctrl-C or SIGTERM: stop accepting, let open connections finish within the drain
 //! time, wait for admitted requests' work, and flush the audit.
 //!
+//! A server runs on `[inbound] threads` serving threads (one per CPU by default), each an event loop of its
+//! own accepting from the same listening socket and serving its connections to their end: a request, its
+//! upstream call and its audit record run where its connection was accepted, with no hand-over between
+//! threads. With one thread, it serves on the runtime that started it.
+//!
 //! The inbound limits live here: a header read timeout (a client trickling its headers is cut off),
 //! a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
 //! answer), and a cap on open connections: one accepted past it gets a single overload answer in its
@@ -56,7 +61,7 @@ impl Running {
         S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
-        Running::spawn_with(bound, service, InboundConfig::default(), None)
+        Running::spawn_with(bound, service, InboundConfig { threads: 1, ..InboundConfig::default() }, None)
     }
 
     /// Serves `service` with `inbound` limits; on stop, drains as `drain` says.
@@ -67,14 +72,25 @@ impl Running {
     {
         let addr = bound.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
+        let threads = match inbound.threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        let connections = Arc::new(Semaphore::new(inbound.max_connections));
         let task = tokio::spawn(async move {
-            bound
-                .serve(service, inbound, async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Some(drain) = drain {
-                drain.run(inbound.drain_timeout).await;
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if threads <= 1 {
+                bound.serve(service, inbound, connections, stopped).await;
+                if let Some(drain) = drain {
+                    drain.run(inbound.drain_timeout).await;
+                }
+                return;
+            }
+            match Threads::start(bound, threads, &service, inbound, &connections) {
+                Ok(running) => running.run(stopped, drain, inbound.drain_timeout).await,
+                Err(e) => tracing::error!(error = %e, "The serving threads could not start."),
             }
         });
         Running { addr, stop: Some(stop), task: Some(task) }
@@ -149,13 +165,18 @@ impl Bound {
 
     /// Serves `service` until `shutdown` completes, then lets open connections finish within the drain
     /// time.
-    pub async fn serve<S>(self, service: S, inbound: InboundConfig, shutdown: impl std::future::Future<Output = ()>)
-    where
+    /// `connections` is the cap on open connections, shared by every thread that serves the listener.
+    pub async fn serve<S>(
+        self,
+        service: S,
+        inbound: InboundConfig,
+        connections: Arc<Semaphore>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) where
         S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(inbound.max_connections));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -222,6 +243,90 @@ impl Bound {
         if tokio::time::timeout(inbound.drain_timeout, graceful.shutdown()).await.is_err() {
             tracing::warn!("Connections still open when the drain time ran out.");
         }
+    }
+}
+
+/// The serving threads of one listener, each with an event loop of its own.
+struct Threads {
+    /// Per thread: tells it to stop accepting.
+    stops: Vec<tokio::sync::watch::Sender<bool>>,
+    /// Per thread: resolves when its connections have closed (or the drain time ran out).
+    served: Vec<oneshot::Receiver<()>>,
+    /// Tells every thread it may end its event loop (the admitted work has been waited for).
+    release: tokio::sync::watch::Sender<bool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Starts `count` threads serving `bound`'s socket.
+    fn start<S>(
+        bound: Bound,
+        count: usize,
+        service: &S,
+        inbound: InboundConfig,
+        connections: &Arc<Semaphore>,
+    ) -> std::io::Result<Threads>
+    where
+        S: Service<Request<Incoming>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = bound.listener.into_std()?;
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut threads = Threads { stops: Vec::new(), served: Vec::new(), release, handles: Vec::new() };
+        for index in 0..count {
+            let listener = listener.try_clone()?;
+            let tls = bound.tls.clone();
+            let service = service.clone();
+            let connections = connections.clone();
+            let (stop, mut stopping) = tokio::sync::watch::channel(false);
+            let (served, on_served) = oneshot::channel();
+            let mut released = released.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let handle = std::thread::Builder::new().name(format!("crossgate-serve-{index}")).spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            tracing::error!(error = %e, "A serving thread could not take the listener.");
+                            return;
+                        }
+                    };
+                    let shutdown = async move {
+                        let _ = stopping.wait_for(|stop| *stop).await;
+                    };
+                    Bound { listener, tls }.serve(service, inbound, connections, shutdown).await;
+                    let _ = served.send(());
+                    // The requests still at work run on this thread: it stays until they are waited for.
+                    let _ = released.wait_for(|go| *go).await;
+                });
+            })?;
+            threads.stops.push(stop);
+            threads.served.push(on_served);
+            threads.handles.push(handle);
+        }
+        Ok(threads)
+    }
+
+    /// Serves until `stopped`, then stops every thread, drains as `drain` says, and lets them end.
+    async fn run(self, stopped: impl std::future::Future<Output = ()>, drain: Option<Drain>, within: Duration) {
+        stopped.await;
+        for stop in &self.stops {
+            let _ = stop.send(true);
+        }
+        for served in self.served {
+            let _ = served.await;
+        }
+        if let Some(drain) = drain {
+            drain.run(within).await;
+        }
+        let _ = self.release.send(true);
+        let handles = self.handles;
+        let _ = tokio::task::spawn_blocking(move || {
+            for handle in handles {
+                let _ = handle.join();
+            }
+        })
+        .await;
     }
 }
 

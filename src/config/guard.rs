@@ -23,6 +23,7 @@
 //! header_read_timeout_ms = 10000
 //! max_header_bytes = 65536
 //! drain_timeout_ms = 30000
+//! threads = 0                 # serving threads, each with its own event loop; 0: one per CPU
 //! ```
 
 use std::collections::BTreeMap;
@@ -69,6 +70,7 @@ pub(super) struct RawInbound {
     header_read_timeout_ms: Option<u64>,
     max_header_bytes: Option<usize>,
     drain_timeout_ms: Option<u64>,
+    threads: Option<usize>,
 }
 
 // === checked ===
@@ -143,6 +145,9 @@ pub struct InboundConfig {
     pub max_header_bytes: usize,
     /// On SIGTERM, how long open connections and admitted requests may take to finish.
     pub drain_timeout: Duration,
+    /// Serving threads, each accepting and serving its own connections on an event loop of its own
+    /// (0: one per CPU; 1: on the runtime that starts the server).
+    pub threads: usize,
 }
 
 impl Default for InboundConfig {
@@ -153,6 +158,7 @@ impl Default for InboundConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
+            threads: 0,
         }
     }
 }
@@ -275,8 +281,14 @@ pub(super) fn replay(raw: Option<RawReplay>) -> Result<ReplayConfig, String> {
 }
 
 pub(super) fn inbound(raw: Option<RawInbound>) -> Result<InboundConfig, String> {
-    let Some(RawInbound { max_connections, max_in_flight, header_read_timeout_ms, max_header_bytes, drain_timeout_ms }) =
-        raw
+    let Some(RawInbound {
+        max_connections,
+        max_in_flight,
+        header_read_timeout_ms,
+        max_header_bytes,
+        drain_timeout_ms,
+        threads,
+    }) = raw
     else {
         return Ok(InboundConfig::default());
     };
@@ -287,6 +299,7 @@ pub(super) fn inbound(raw: Option<RawInbound>) -> Result<InboundConfig, String> 
         header_read_timeout: header_read_timeout_ms.map_or(d.header_read_timeout, Duration::from_millis),
         max_header_bytes: max_header_bytes.unwrap_or(d.max_header_bytes),
         drain_timeout: drain_timeout_ms.map_or(d.drain_timeout, Duration::from_millis),
+        threads: threads.unwrap_or(d.threads),
     };
     if checked.max_connections == 0 || checked.max_in_flight == 0 {
         return Err("max_connections and max_in_flight must be at least 1".to_owned());

@@ -132,7 +132,7 @@ impl Upstream {
         };
         let limits =
             transport::Limits { connect: self.config.connect_timeout, read: self.config.read_timeout, deadline };
-        match transport::exchange(&self.client, request, limits).await {
+        match transport::exchange(&self.connections, request, limits).await {
             Err(failure) => {
                 ticket.report(false, Instant::now());
                 let ending = if failure.stage == Stage::Connect { Ending::NotConnected } else { Ending::Lost };

@@ -33,6 +33,7 @@ use crate::sign::Scheme;
 mod breaker;
 mod call;
 mod paging;
+mod pool;
 mod quota;
 mod reply;
 mod retry;
@@ -49,11 +50,9 @@ pub use transport::RawReply;
 pub struct Upstream {
     /// Its configuration.
     pub config: UpstreamConfig,
-    /// Whether requests go over TLS.
-    tls: bool,
     /// `host[:port]`, the Host header and the signed host.
     authority: String,
-    client: transport::HttpsClient,
+    connections: Arc<pool::Pool>,
     breaker: Breaker,
     quota: Quota,
 }
@@ -79,10 +78,14 @@ impl Upstream {
                 (false, addr.to_string())
             }
         };
-        let client = transport::client(config.ca_file.as_deref())?;
+        let scheme = if tls { "https" } else { "http" };
+        let origin = format!("{scheme}://{authority}")
+            .parse()
+            .map_err(|e| format!("upstream `{}`: `{authority}` is no address: {e}", config.name))?;
+        let connections = transport::pool(origin, config.ca_file.as_deref(), config.idle_connections)?;
         let breaker = Breaker::new(config.breaker_failures, config.breaker_cool_down);
         let quota = Quota::new(&config.name, config.queue, Arc::new(LocalGcra::default()));
-        Ok(Upstream { config, tls, authority, client, breaker, quota })
+        Ok(Upstream { config, authority, connections, breaker, quota })
     }
 
     /// The same upstream taking its turns from `limiter` (one shared by several gateways, say).
@@ -155,11 +158,10 @@ impl Upstream {
         )
     }
 
+    /// The request as it goes over a connection to the upstream: origin-form target, `Host` header.
     fn http_request(&self, wire: WireRequest) -> Result<Request<Full<Bytes>>, Fault> {
-        let scheme = if self.tls { "https" } else { "http" };
-        let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
-        let mut builder =
-            Request::builder().method(wire.method).uri(format!("{scheme}://{}{}{query}", self.authority, wire.path));
+        let target = if wire.query.is_empty() { wire.path.to_owned() } else { format!("{}?{}", wire.path, wire.query) };
+        let mut builder = Request::builder().method(wire.method).uri(target);
         let mut has_host = false;
         for (name, value) in &wire.headers {
             has_host |= name.eq_ignore_ascii_case("host");

@@ -1,4 +1,4 @@
-//! One HTTP exchange with an upstream, and the pooled keep-alive client it goes over (HTTPS by default,
+//! One HTTP exchange with an upstream over its keep-alive connections ([`super::pool`]; HTTPS by default,
 //! webpki roots plus an optional CA file).
 //!
 //! An exchange is bounded three ways: the connect timeout (until a connection, TCP and TLS, is ready), the
@@ -11,20 +11,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::time::Instant;
 
-/// The client every call to one upstream shares.
-pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+use super::pool::{Body, Connection, Pool, error_chain};
 
 /// The most bytes read from an upstream reply.
 pub(crate) const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
-
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// A reply as received.
 #[derive(Debug, Clone)]
@@ -80,58 +74,95 @@ pub(crate) struct Limits {
     pub(crate) deadline: Instant,
 }
 
-/// Sends `request` and reads the whole reply within `limits`.
-pub(crate) async fn exchange(
-    client: &HttpsClient,
-    mut request: Request<Full<Bytes>>,
-    limits: Limits,
-) -> Result<RawReply, Failure> {
+/// Sends `request` and reads the whole reply within `limits`, over an idle connection of `pool` or a new
+/// one. A request that an idle connection could not take (the upstream had closed it) goes over another
+/// one: nothing of it was sent.
+pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Limits) -> Result<RawReply, Failure> {
     let started = Instant::now();
-    let connection = capture_connection(&mut request);
-    let mut connection_ready = connection.clone();
-    let response = client.request(request);
-    tokio::pin!(response);
-
-    // Until a connection is ready (new or pooled), or the reply (or a failure) comes first.
     let connect_by = limits.deadline.min(started + limits.connect);
-    let (early, connected) = tokio::select! {
-        biased;
-        result = &mut response => (Some(result), Instant::now()),
-        _ = connection_ready.wait_for_connection_metadata() => (None, Instant::now()),
-        () = tokio::time::sleep_until(connect_by) => {
-            if connection.connection_metadata().is_none() {
-                let limit = if connect_by == limits.deadline { "the call's time limit" } else { "the connect timeout" };
-                return Err(Failure {
-                    stage: Stage::Connect,
-                    timed_out: true,
-                    why: format!("no connection within {} ms ({limit})", ms(connect_by - started)),
-                });
-            }
-            (None, Instant::now())
-        }
-    };
-    let head = match early {
-        Some(result) => result,
-        None => {
-            let head_by = limits.deadline.min(connected + limits.read);
-            match tokio::time::timeout_at(head_by, &mut response).await {
-                Ok(result) => result,
+    loop {
+        let mut connection = match pool.take() {
+            Some(connection) => connection,
+            None => match tokio::time::timeout_at(connect_by, pool.open()).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(why)) => return Err(Failure { stage: Stage::Connect, timed_out: false, why }),
                 Err(_) => {
+                    let limit =
+                        if connect_by == limits.deadline { "the call's time limit" } else { "the connect timeout" };
                     return Err(Failure {
+                        stage: Stage::Connect,
+                        timed_out: true,
+                        why: format!("no connection within {} ms ({limit})", ms(connect_by - started)),
+                    });
+                }
+            },
+        };
+        match send(&mut connection, request, limits).await {
+            Sent::Done(result) => {
+                if result.is_ok() {
+                    pool.give_back(connection);
+                }
+                return result;
+            }
+            Sent::NotSent(back, why) => {
+                if !connection.reused || Instant::now() >= limits.deadline {
+                    return Err(Failure { stage: Stage::Connect, timed_out: false, why });
+                }
+                request = back;
+            }
+        }
+    }
+}
+
+/// How a request went over one connection.
+enum Sent {
+    /// The connection could not take it: nothing of it was sent.
+    NotSent(Request<Body>, String),
+    /// It was sent (or may have been), and this is how it ended.
+    Done(Result<RawReply, Failure>),
+}
+
+/// One request over `connection`, driving the connection until the reply is read whole.
+async fn send(connection: &mut Connection, request: Request<Body>, limits: Limits) -> Sent {
+    let connected = Instant::now();
+    let head_by = limits.deadline.min(connected + limits.read);
+    connection
+        .drive(move |sender| async move {
+            match tokio::time::timeout_at(head_by, sender.ready()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Sent::NotSent(request, error_chain(&e)),
+                Err(_) => {
+                    return Sent::Done(Err(Failure {
+                        stage: Stage::Connect,
+                        timed_out: true,
+                        why: format!("the connection was not ready within {} ms", ms(head_by - connected)),
+                    }));
+                }
+            }
+            let response = match tokio::time::timeout_at(head_by, sender.try_send_request(request)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(mut e)) => {
+                    let why = error_chain(e.error());
+                    return match e.take_message() {
+                        Some(request) => Sent::NotSent(request, why),
+                        None => Sent::Done(Err(Failure { stage: Stage::Head, timed_out: false, why })),
+                    };
+                }
+                Err(_) => {
+                    return Sent::Done(Err(Failure {
                         stage: Stage::Head,
                         timed_out: true,
                         why: format!("no reply within {} ms of connecting", ms(head_by - connected)),
-                    });
+                    }));
                 }
-            }
-        }
-    };
-    let response = head.map_err(|e| Failure {
-        stage: if e.is_connect() { Stage::Connect } else { Stage::Head },
-        timed_out: false,
-        why: error_chain(&e),
-    })?;
+            };
+            Sent::Done(read_body(response, limits).await)
+        })
+        .await
+}
 
+/// Reads a reply's body whole, within the read timeout between chunks and the deadline.
+async fn read_body(response: http::Response<hyper::body::Incoming>, limits: Limits) -> Result<RawReply, Failure> {
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
     let mut bytes = BytesMut::new();
@@ -164,6 +195,9 @@ pub(crate) async fn exchange(
                     why: format!("the reply is larger than {MAX_REPLY_BYTES} bytes"),
                 });
             }
+            if bytes.is_empty() && http_body::Body::is_end_stream(&body) {
+                return Ok(RawReply { status, headers: parts.headers, body: data });
+            }
             bytes.extend_from_slice(&data);
         }
     }
@@ -174,20 +208,9 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// A pooled keep-alive client trusting the webpki roots and, when given, the certificates of `ca_file`.
-pub(crate) fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+/// The connections to `origin` (`scheme://authority`), trusting the webpki roots and, when given, the
+/// certificates of `ca_file`, keeping at most `max_idle` idle.
+pub(crate) fn pool(origin: http::Uri, ca_file: Option<&std::path::Path>, max_idle: usize) -> Result<Arc<Pool>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
@@ -204,7 +227,13 @@ pub(crate) fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, S
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let connector =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE).build(connector))
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Ok(Pool::new(origin, connector, max_idle))
 }

@@ -1,0 +1,172 @@
+//! The keep-alive connections to one upstream: opened on demand (TCP, then TLS for `https`), kept idle
+//! up to a bound, and driven by the request that uses them.
+//!
+//! A connection is not a task of its own. The request's task drives it (hyper's HTTP/1 connection
+//! future) while it waits for the reply, so an exchange costs no wake-up of another task and no channel
+//! between tasks; an idle connection is driven by nobody. Before reuse, an idle connection is polled
+//! once: one the upstream closed meanwhile is dropped there and then, not written to. Idle connections
+//! are kept per thread (a connection is watched by the event loop of the thread that opened it), so a
+//! request takes one its own thread opened.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Context;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// How long an idle connection is kept.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// The request body every upstream call sends.
+pub(crate) type Body = Full<Bytes>;
+
+/// One open connection: the handle requests are sent through and the protocol state that moves them.
+pub(crate) struct Connection {
+    sender: http1::SendRequest<Body>,
+    driver: http1::Connection<Io, Body>,
+    /// The protocol state ended (the upstream closed, or an error): never to be used again.
+    ended: bool,
+    /// Taken from the idle set rather than opened for this request.
+    pub(crate) reused: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("ended", &self.ended).field("reused", &self.reused).finish()
+    }
+}
+
+impl Connection {
+    /// Runs `work` (which uses the sender) while driving the connection, until `work` completes.
+    pub(crate) async fn drive<'a, F, T>(&'a mut self, work: impl FnOnce(&'a mut http1::SendRequest<Body>) -> F) -> T
+    where
+        F: Future<Output = T> + 'a,
+    {
+        let Connection { sender, driver, ended, .. } = self;
+        let mut work = std::pin::pin!(work(sender));
+        std::future::poll_fn(move |cx| {
+            if !*ended && Pin::new(&mut *driver).poll(cx).is_ready() {
+                *ended = true;
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Still usable: not ended, and the upstream has not closed it (polled once, without waiting).
+    fn alive(&mut self) -> bool {
+        if self.ended || self.sender.is_closed() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if Pin::new(&mut self.driver).poll(&mut cx).is_ready() {
+            self.ended = true;
+        }
+        !self.ended && !self.sender.is_closed()
+    }
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+/// How many sets of idle connections a pool keeps: threads beyond it share one.
+const SHARDS: usize = 16;
+
+std::thread_local! {
+    /// This thread's set of idle connections.
+    static SHARD: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS
+    };
+}
+
+/// The connections to one upstream.
+pub(crate) struct Pool {
+    origin: Uri,
+    connector: HttpsConnector<HttpConnector>,
+    /// Idle connections per thread, the most recently used last.
+    idle: [Mutex<Vec<Idle>>; SHARDS],
+    /// The most idle connections kept per thread.
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("origin", &self.origin).field("max_idle", &self.max_idle).finish()
+    }
+}
+
+impl Pool {
+    /// Connections to `origin` (`scheme://authority`) through `connector`, keeping at most `max_idle` per
+    /// thread.
+    pub(crate) fn new(origin: Uri, connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Arc<Pool> {
+        Arc::new(Pool { origin, connector, idle: std::array::from_fn(|_| Mutex::new(Vec::new())), max_idle })
+    }
+
+    /// The most recently used idle connection that is still open, if any.
+    pub(crate) fn take(&self) -> Option<Connection> {
+        let now = Instant::now();
+        loop {
+            let mut idle = self.shard().lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+            if now.duration_since(idle.since) < IDLE_FOR && idle.connection.alive() {
+                idle.connection.reused = true;
+                return Some(idle.connection);
+            }
+        }
+    }
+
+    /// Opens a new connection (TCP, TLS for `https`, and the HTTP/1 handshake).
+    pub(crate) async fn open(&self) -> Result<Connection, String> {
+        let io = self.connector.clone().oneshot(self.origin.clone()).await.map_err(|e| error_chain(&*e))?;
+        let (sender, driver) = http1::handshake(io).await.map_err(|e| error_chain(&e))?;
+        Ok(Connection { sender, driver, ended: false, reused: false })
+    }
+
+    /// Gives a connection back after an exchange that read its reply whole; one that ended, or past the
+    /// idle bound, is closed.
+    pub(crate) fn give_back(&self, mut connection: Connection) {
+        if !connection.alive() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.shard().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The oldest come first: expired ones are dropped from the front.
+        let expired = idle.iter().take_while(|i| now.duration_since(i.since) >= IDLE_FOR).count();
+        idle.drain(..expired);
+        if idle.len() < self.max_idle {
+            idle.push(Idle { connection, since: now });
+        }
+    }
+
+    /// This thread's idle connections.
+    fn shard(&self) -> &Mutex<Vec<Idle>> {
+        &self.idle[SHARD.with(|s| *s)]
+    }
+}
+
+/// An error and its sources, `: `-separated.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
