@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{Admin, OpenTrail};
+use crate::audit::store;
 use crate::clock::Clock;
 use crate::config::{Config, Endpoint};
 use crate::gateway::Gateway;
 use crate::layer::{self, audit::AuditSink};
 use crate::mapping::Mappings;
+use crate::metrics::{MeteredSink, Metrics};
 use crate::provider::Upstream;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::secret::Secret;
@@ -27,6 +30,10 @@ pub struct Started {
     pub gateway: Running,
     /// The in-process simulator.
     pub simulator: Option<(Running, sim::SimHandle)>,
+    /// The admin listener (`[admin]`), if configured.
+    pub admin: Option<Running>,
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Loads the mapping tables the config asks for.
@@ -65,6 +72,8 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     }
     let tls = config.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     check_permissions(&config, &maps)?;
+    let metrics = Arc::new(Metrics::new(upstreams.clone()));
+    let audit: Arc<dyn AuditSink> = Arc::new(MeteredSink::new(audit, metrics.clone()));
     let replay = MemoryReplayStore::with_capacity(config.replay.capacity);
     let now = clock.now_unix();
     let spent = audit.spent_keys(now);
@@ -73,6 +82,16 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     }
     replay.restore(&spent, now);
     let bound = Bound::bind(config.listen, tls).await?;
+    let admin = match &config.admin {
+        None => None,
+        Some(admin) => {
+            let bound = Bound::bind(admin.listen, tls).await.map_err(|e| format!("[admin] {e}"))?;
+            let (spec, options) = (config.audit.store.clone(), config.audit.options);
+            let trail: OpenTrail = Arc::new(move || store::trail(&spec, options));
+            let admin = Admin { metrics: metrics.clone(), trail, token: admin.token.clone() };
+            Some(Running::spawn(bound, tower::service_fn(move |req| admin.clone().handle(req))))
+        }
+    };
     let inbound = config.inbound;
     let config = Arc::new(config);
     let tasks = TaskTracker::new();
@@ -91,7 +110,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         request_timeout: config.request_timeout,
     };
     let service = layer::pipeline(front, Gateway::new(config, maps, upstreams, clock));
-    Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator })
+    Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator, admin, metrics })
 }
 
 /// Every `allow_actions` name must be an action: a wire name of some dialect or a canonical name, so

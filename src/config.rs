@@ -54,11 +54,13 @@ use wildmatch::WildMatch;
 use crate::dialect::Dialect;
 use crate::model::Provider;
 
+mod admin;
 mod guard;
 
 use crate::secret::Secret;
 use crate::sign::Scheme;
 use crate::tomlfile;
+pub use admin::AdminConfig;
 pub use guard::{AuditConfig, InboundConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
 
 /// A configuration error: the file, the line and what to do.
@@ -83,6 +85,7 @@ struct RawConfig {
     audit: Option<Spanned<guard::RawAudit>>,
     replay: Option<Spanned<guard::RawReplay>>,
     inbound: Option<Spanned<guard::RawInbound>>,
+    admin: Option<Spanned<admin::RawAdmin>>,
     mappings: Option<String>,
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
@@ -264,6 +267,8 @@ pub struct Config {
     pub replay: ReplayConfig,
     /// Inbound limits.
     pub inbound: InboundConfig,
+    /// The admin listener (`[admin]`), if any.
+    pub admin: Option<AdminConfig>,
     /// A folder overriding the embedded mapping tables.
     pub mappings: Option<PathBuf>,
     /// Largest request body accepted.
@@ -337,6 +342,7 @@ impl Config {
             audit,
             replay,
             inbound,
+            admin,
             mappings,
             max_body_bytes,
             request_timeout_ms,
@@ -541,6 +547,14 @@ impl Config {
         let audit = section(audit, guard::audit, &at)?;
         let replay = section(replay, guard::replay, &at)?;
         let inbound = section(inbound, guard::inbound, &at)?;
+        let admin = match admin {
+            None => None,
+            Some(raw) => {
+                let span = raw.span().start;
+                let expand = |v: &str| expand_env(v, env);
+                Some(admin::admin(raw.into_inner(), &expand).map_err(|problem| at(span, problem))?)
+            }
+        };
 
         let keys = names_table(&at, "keys", keys)?;
         let instances = names_table(&at, "instances", instances)?;
@@ -551,6 +565,7 @@ impl Config {
             audit,
             replay,
             inbound,
+            admin,
             mappings: mappings.map(PathBuf::from),
             max_body_bytes: max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS + 5_000)),

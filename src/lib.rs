@@ -6,6 +6,7 @@
 //! caller's own dialect. The protocol core ([`model`], [`sign`], [`dialect`], [`mapping`]) has no
 //! network and no clock in it; [`app`] assembles the running gateway from a [`config::Config`].
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod certs;
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod health;
 pub mod layer;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod replay;

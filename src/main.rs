@@ -141,23 +141,27 @@ struct FilterArgs {
 
 impl FilterArgs {
     fn filter(self, now_ms: u64) -> Result<crossgate::audit::query::Filter, String> {
-        use crossgate::audit::query::{Filter, Verdict, parse_phase, parse_when};
-        let when = |flag: &str, v: Option<String>| {
-            v.map(|v| parse_when(&v, now_ms).map_err(|e| format!("--{flag}: {e}"))).transpose()
-        };
-        Ok(Filter {
-            since_ms: when("since", self.since)?,
-            until_ms: when("until", self.until)?,
-            caller: self.caller,
-            instance: self.instance,
-            key: self.key,
-            action: self.action,
-            upstream: self.upstream,
-            result: self.result.map(|r| Verdict::parse(&r).map_err(|e| format!("--result: {e}"))).transpose()?,
-            request_id: self.request_id,
-            phase: self.phase.map(|p| parse_phase(&p).map_err(|e| format!("--phase: {e}"))).transpose()?,
-            limit: self.limit,
-        })
+        let mut filter = crossgate::audit::query::Filter { limit: self.limit, ..Default::default() };
+        let given = [
+            ("since", self.since),
+            ("until", self.until),
+            ("caller", self.caller),
+            ("instance", self.instance),
+            ("key", self.key),
+            ("action", self.action),
+            ("upstream", self.upstream),
+            ("result", self.result),
+            ("request_id", self.request_id),
+            ("phase", self.phase),
+        ];
+        for (name, value) in given {
+            if let Some(value) = value {
+                filter
+                    .set(name, &value, now_ms)
+                    .map_err(|e| format!("--{}", e.replacen(name, &name.replace('_', "-"), 1)))?;
+            }
+        }
+        Ok(filter)
     }
 }
 
@@ -251,11 +255,19 @@ async fn serve(target: &Target) -> Result<(), String> {
     if demo {
         print_demo(addr);
     }
-    println!("listening on {}://{addr}", if tls { "https" } else { "http" });
+    let scheme = if tls { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    if let Some(admin) = &started.admin {
+        let at = crossgate::health::target(admin.addr);
+        println!("audit trail: {scheme}://{at}/audit    metrics: {scheme}://{at}/metrics");
+    }
     tokio::select! {
         () = server::shutdown_signal() => {}
     }
     started.gateway.stop().await;
+    if let Some(admin) = started.admin {
+        admin.stop().await;
+    }
     if let Some((sim, _)) = started.simulator {
         sim.stop().await;
     }

@@ -162,10 +162,23 @@ pub struct AuditError(pub String);
 #[derive(Debug)]
 pub struct AuditReceipt(Receipt);
 
-#[derive(Debug)]
 enum Receipt {
     Done(Option<Result<(), AuditError>>),
     Pending(oneshot::Receiver<Result<(), AuditError>>),
+    /// A receipt whose result is shown to an observer when it resolves.
+    Inspected(Box<AuditReceipt>, Option<Inspector>),
+}
+
+type Inspector = Box<dyn FnOnce(&Result<(), AuditError>) + Send>;
+
+impl Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Receipt::Done(result) => f.debug_tuple("Done").field(result).finish(),
+            Receipt::Pending(_) => f.write_str("Pending"),
+            Receipt::Inspected(inner, _) => f.debug_tuple("Inspected").field(inner).finish(),
+        }
+    }
 }
 
 impl AuditReceipt {
@@ -179,6 +192,17 @@ impl AuditReceipt {
         let (tx, rx) = oneshot::channel();
         (tx, AuditReceipt(Receipt::Pending(rx)))
     }
+
+    /// The same receipt, showing its result to `observe` when it resolves (at once when it already has).
+    pub fn inspect(self, observe: impl FnOnce(&Result<(), AuditError>) + Send + 'static) -> AuditReceipt {
+        match self.0 {
+            Receipt::Done(Some(result)) => {
+                observe(&result);
+                AuditReceipt::done(result)
+            }
+            other => AuditReceipt(Receipt::Inspected(Box::new(AuditReceipt(other)), Some(Box::new(observe)))),
+        }
+    }
 }
 
 impl Future for AuditReceipt {
@@ -191,6 +215,13 @@ impl Future for AuditReceipt {
             }
             Receipt::Pending(rx) => {
                 Pin::new(rx).poll(cx).map(|r| r.unwrap_or_else(|_| Err(AuditError("the audit writer stopped".into()))))
+            }
+            Receipt::Inspected(inner, observe) => {
+                let result = std::task::ready!(Pin::new(inner.as_mut()).poll(cx));
+                if let Some(observe) = observe.take() {
+                    observe(&result);
+                }
+                Poll::Ready(result)
             }
         }
     }

@@ -164,6 +164,34 @@ impl Default for Filter {
 }
 
 impl Filter {
+    /// The names [`Filter::set`] takes, as `crossgate audit query` flags and `/api/audit` parameters.
+    pub const FIELDS: [&'static str; 11] =
+        ["since", "until", "caller", "instance", "key", "action", "upstream", "result", "request_id", "phase", "limit"];
+
+    /// Sets the field `name` from its text (`since` and `until`: RFC 3339 or a time ago, relative to
+    /// `now_ms`); the error names the field and the forms it takes.
+    pub fn set(&mut self, name: &str, value: &str, now_ms: u64) -> Result<(), String> {
+        let text = || Some(value.to_owned());
+        let why = |e: String| format!("{name}: {e}");
+        match name {
+            "since" => self.since_ms = Some(parse_when(value, now_ms).map_err(why)?),
+            "until" => self.until_ms = Some(parse_when(value, now_ms).map_err(why)?),
+            "caller" => self.caller = text(),
+            "instance" => self.instance = text(),
+            "key" => self.key = text(),
+            "action" => self.action = text(),
+            "upstream" => self.upstream = text(),
+            "result" => self.result = Some(Verdict::parse(value).map_err(why)?),
+            "request_id" => self.request_id = text(),
+            "phase" => self.phase = Some(parse_phase(value).map_err(why)?),
+            "limit" => {
+                self.limit = value.parse().map_err(|_| why(format!("`{value}` is not a number of records")))?;
+            }
+            _ => return Err(format!("`{name}` is no filter; use {}", Filter::FIELDS.join(", "))),
+        }
+        Ok(())
+    }
+
     /// `since_ms` as the stored time text (records' times compare as text).
     pub fn since_text(&self) -> Option<String> {
         self.since_ms.map(rfc3339)

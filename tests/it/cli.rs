@@ -17,6 +17,7 @@ fn temp_config(text: &str) -> std::path::PathBuf {
 #[test]
 fn serve_announces_its_address_and_answers_health_checks() {
     let demo = include_str!("../../src/demo.toml")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "store = \"sqlite:audit.db\"",
@@ -134,7 +135,9 @@ fn health_follows_the_configured_tls_and_trusts_only_the_configured_certificate(
     assert!(made.status.success());
     let other = Command::new(BIN).args(["certs", "--out"]).arg(dir.join("other")).output().unwrap();
     assert!(other.status.success());
-    let demo = include_str!("../../src/demo.toml").replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
+    let demo = include_str!("../../src/demo.toml")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
+        .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");
     let tls = |certs: &str| {
         format!(
             "{demo}\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
@@ -172,6 +175,7 @@ fn an_audit_folder_the_gateway_cannot_write_names_the_owner_it_needs() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let demo = include_str!("../../src/demo.toml")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace("store = \"sqlite:audit.db\"", &format!("store = \"sqlite:{}/audit.db\"", data.display()))
         .replace("${CROSSGATE_SIM_SECRET}", "cli-test-upstream-secret");

@@ -111,7 +111,9 @@ pub(crate) struct Env {
 
 /// The demo configuration with a few extra routes and names for the matrix, on a free port.
 pub(crate) fn matrix_config() -> Config {
-    let text = include_str!("../../src/demo.toml").replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+    let text = include_str!("../../src/demo.toml")
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
         + MATRIX_EXTRA;
     let secret = "matrix-upstream-secret".to_owned();
     Config::parse("matrix.toml", &text, &move |n| (n == "CROSSGATE_SIM_SECRET").then(|| secret.clone()))
@@ -145,6 +147,7 @@ pub(crate) fn config_with(rules: &str, extra: &str) -> Config {
     assert!(demo.contains(anchor), "src/demo.toml no longer has the routing anchor");
     let text = demo
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
         .replace(anchor, &format!("{anchor}{SUFFIX_RULES}{rules}"))
         + MATRIX_EXTRA
         + ALIASES

@@ -311,6 +311,7 @@ async fn fill(sink: &dyn AuditSink, n: usize) {
 fn audit_config(dir: &Path, audit: &str) -> PathBuf {
     let demo = include_str!("../../src/demo.toml")
         .replace("store = \"sqlite:audit.db\"", audit)
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
         .replace("${CROSSGATE_SIM_SECRET}", "trail-test-upstream-secret");
     let path = dir.join(format!("{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&path, demo).unwrap();

@@ -1,0 +1,344 @@
+//! The gateway's metrics, in the Prometheus (OpenMetrics) text format served at the admin listener's
+//! `/metrics`.
+//!
+//! Request metrics come from each request's final audit record (the one place that knows the caller's
+//! dialect, action, upstreams, every upstream attempt and the result), so that what is counted and
+//! what is audited can never disagree: [`MeteredSink`] wraps the audit store, observes every record it
+//! is given and times every write. Circuit-breaker states and rate-limiter queues are read from the
+//! upstreams at each scrape. Every gateway has its own registry (no global state).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `crossgate_requests_total` | counter | `dialect`, `action`, `upstream`, `result` (`ok`, `error`, `refused`) |
+//! | `crossgate_request_duration_seconds` | histogram | `dialect` |
+//! | `crossgate_upstream_call_duration_seconds` | histogram | `upstream` |
+//! | `crossgate_upstream_errors_total` | counter | `upstream`, `kind` (how the attempt ended, or the fault) |
+//! | `crossgate_breaker_state` | gauge (1 for the current state) | `upstream`, `state` |
+//! | `crossgate_limiter_queue_length` | gauge | `upstream` |
+//! | `crossgate_limiter_refusals_total` | counter | `upstream` |
+//! | `crossgate_audit_write_duration_seconds` | histogram | `phase` |
+//! | `crossgate_audit_write_failures_total` | counter | `phase` |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::audit::query::phase_name;
+use crate::audit::{AuditEntry, AuditReceipt, AuditSink, Phase, SpentKey};
+use crate::provider::{BreakerState, Upstreams};
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    dialect: String,
+    action: String,
+    upstream: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DialectLabel {
+    dialect: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamErrorLabels {
+    upstream: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    upstream: String,
+    state: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets from 100 us to about 52 s, doubling.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// One gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Histograms<DialectLabel>,
+    upstream_duration: Histograms<UpstreamLabel>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    audit_duration: Histograms<PhaseLabel>,
+    audit_failures: Family<PhaseLabel, Counter>,
+}
+
+impl Metrics {
+    /// Metrics for a gateway whose upstreams (breakers and rate limiters) are `upstreams`.
+    pub fn new(upstreams: Upstreams) -> Metrics {
+        let mut registry = Registry::with_prefix("crossgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by caller dialect, action, upstream and result",
+            requests.clone(),
+        );
+        let request_duration = Histograms::<DialectLabel>::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer",
+            request_duration.clone(),
+        );
+        let upstream_duration = Histograms::<UpstreamLabel>::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "upstream_call_duration_seconds",
+            "Time of each upstream attempt, answered or not",
+            upstream_duration.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream attempts that failed, by how they ended (not_connected, lost, breaker_open, quota_refused, \
+             unsendable) or, when answered, by the fault",
+            upstream_errors.clone(),
+        );
+        let audit_duration = Histograms::<PhaseLabel>::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "audit_write_duration_seconds",
+            "Time until an audit record was stored, by record phase",
+            audit_duration.clone(),
+        );
+        let audit_failures = Family::<PhaseLabel, Counter>::default();
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be stored, by record phase",
+            audit_failures.clone(),
+        );
+        registry.register_collector(Box::new(UpstreamState(upstreams)));
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            audit_duration,
+            audit_failures,
+        }
+    }
+
+    /// Counts a record: a final one (completed or refused) as a request, every upstream attempt in it.
+    pub fn observe(&self, entry: &AuditEntry) {
+        if entry.phase == Phase::Admitted {
+            return;
+        }
+        let dialect = entry.dialect.clone().unwrap_or_else(|| "unknown".to_owned());
+        let result = match entry.phase {
+            Phase::Refused => "refused",
+            _ if entry.kind.is_none() && entry.status < 400 => "ok",
+            _ => "error",
+        };
+        let upstream = if entry.upstreams.is_empty() { "none".to_owned() } else { entry.upstreams.join("+") };
+        let labels = RequestLabels {
+            dialect: dialect.clone(),
+            action: entry.action.clone().unwrap_or_else(|| "unknown".to_owned()),
+            upstream,
+            result,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.request_duration.get_or_create(&DialectLabel { dialect }).observe(entry.latency_ms / 1000.0);
+        for call in &entry.upstream_calls {
+            let upstream = UpstreamLabel { upstream: call.upstream.clone() };
+            self.upstream_duration.get_or_create(&upstream).observe(call.elapsed_ms as f64 / 1000.0);
+            let kind = match (call.ending.as_str(), &call.fault) {
+                ("answered", None) => continue,
+                ("answered", Some(fault)) => fault.clone(),
+                (ending, _) => ending.to_owned(),
+            };
+            self.upstream_errors.get_or_create(&UpstreamErrorLabels { upstream: upstream.upstream, kind }).inc();
+        }
+    }
+
+    /// Records how long a record took to store, and whether it failed.
+    pub fn observe_write(&self, phase: Phase, seconds: f64, ok: bool) {
+        let phase = PhaseLabel { phase: phase_name(phase) };
+        self.audit_duration.get_or_create(&phase).observe(seconds);
+        if !ok {
+            self.audit_failures.get_or_create(&phase).inc();
+        }
+    }
+
+    /// The metrics as Prometheus (OpenMetrics) text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Breaker states and rate-limiter queues, read at each scrape.
+#[derive(Debug)]
+struct UpstreamState(Upstreams);
+
+impl Collector for UpstreamState {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        const STATES: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+        let mut family = encoder.encode_descriptor(
+            "breaker_state",
+            "Each upstream's circuit-breaker state (1 for the current one)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, upstream) in &self.0 {
+            let now = upstream.breaker_state();
+            for state in STATES {
+                let labels = BreakerLabels { upstream: name.clone(), state: state.name() };
+                ConstGauge::new(i64::from(state == now)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "limiter_queue_length",
+            "Requests waiting for a turn of an upstream's rate limit",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, upstream) in &self.0 {
+            let queued = i64::try_from(upstream.quota().queued()).unwrap_or(i64::MAX);
+            ConstGauge::new(queued).encode(family.encode_family(&UpstreamLabel { upstream: name.clone() })?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "limiter_refusals",
+            "Requests refused by an upstream's rate limit (queue full or turn too late)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (name, upstream) in &self.0 {
+            let refused = ConstCounter::new(upstream.quota().refusals());
+            refused.encode(family.encode_family(&UpstreamLabel { upstream: name.clone() })?)?;
+        }
+        Ok(())
+    }
+}
+
+/// An audit store that feeds [`Metrics`]: every record it stores is observed, every write timed.
+#[derive(Debug)]
+pub struct MeteredSink {
+    inner: Arc<dyn AuditSink>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredSink {
+    /// Observes what goes to `inner`.
+    pub fn new(inner: Arc<dyn AuditSink>, metrics: Arc<Metrics>) -> MeteredSink {
+        MeteredSink { inner, metrics }
+    }
+}
+
+impl AuditSink for MeteredSink {
+    fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+        self.metrics.observe(entry);
+        let started = Instant::now();
+        let phase = entry.phase;
+        let metrics = self.metrics.clone();
+        self.inner.submit(entry).inspect(move |result| {
+            metrics.observe_write(phase, started.elapsed().as_secs_f64(), result.is_ok());
+        })
+    }
+
+    fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
+        self.inner.spent_keys(now)
+    }
+
+    fn flush(&self) -> AuditReceipt {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::UpstreamCall;
+
+    fn completed(code_kind: Option<&str>) -> AuditEntry {
+        AuditEntry {
+            phase: Phase::Completed,
+            dialect: Some("tencent_cvm".into()),
+            action: Some("AssociateInstancesKeyPairs".into()),
+            upstreams: vec!["ecs".into()],
+            kind: code_kind.map(str::to_owned),
+            status: if code_kind.is_some() { 400 } else { 200 },
+            latency_ms: 3.0,
+            upstream_calls: vec![
+                UpstreamCall {
+                    upstream: "ecs".into(),
+                    action: "AttachKeyPair".into(),
+                    attempt: 1,
+                    ending: "lost".into(),
+                    status: None,
+                    fault: None,
+                    elapsed_ms: 2,
+                },
+                UpstreamCall {
+                    upstream: "ecs".into(),
+                    action: "AttachKeyPair".into(),
+                    attempt: 2,
+                    ending: "answered".into(),
+                    status: Some(200),
+                    fault: None,
+                    elapsed_ms: 1,
+                },
+            ],
+            ..AuditEntry::default()
+        }
+    }
+
+    #[test]
+    fn final_records_are_counted_and_admissions_are_not() {
+        let metrics = Metrics::new(Upstreams::new());
+        metrics.observe(&AuditEntry { phase: Phase::Admitted, ..completed(None) });
+        metrics.observe(&completed(None));
+        metrics.observe(&completed(None));
+        metrics.observe(&completed(Some("InstanceNotFound")));
+        metrics.observe(&AuditEntry { phase: Phase::Refused, status: 401, ..AuditEntry::default() });
+        metrics.observe_write(Phase::Admitted, 0.001, true);
+        metrics.observe_write(Phase::Completed, 0.002, false);
+        let text = metrics.render();
+        let line = |prefix: &str| {
+            text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{text}")).to_owned()
+        };
+        let ok = "crossgate_requests_total{dialect=\"tencent_cvm\",action=\"AssociateInstancesKeyPairs\",\
+                  upstream=\"ecs\",result=\"ok\"}";
+        assert!(line(ok).ends_with(" 2"), "{text}");
+        assert!(line(&ok.replace("\"ok\"", "\"error\"")).ends_with(" 1"), "{text}");
+        assert!(
+            line(
+                "crossgate_requests_total{dialect=\"unknown\",action=\"unknown\",upstream=\"none\",result=\"refused\"}"
+            )
+            .ends_with(" 1")
+        );
+        assert!(line("crossgate_upstream_errors_total{upstream=\"ecs\",kind=\"lost\"}").ends_with(" 3"), "{text}");
+        assert!(line("crossgate_upstream_call_duration_seconds_count{upstream=\"ecs\"}").ends_with(" 6"), "{text}");
+        assert!(line("crossgate_request_duration_seconds_count{dialect=\"tencent_cvm\"}").ends_with(" 3"), "{text}");
+        assert!(line("crossgate_audit_write_failures_total{phase=\"completed\"}").ends_with(" 1"), "{text}");
+        assert!(line("crossgate_audit_write_duration_seconds_count{phase=\"admitted\"}").ends_with(" 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
