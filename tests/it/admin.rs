@@ -24,6 +24,15 @@ pub(crate) const TOKEN: &str = "admin-token-for-tests-0123456789";
 /// required when given), a CVM upstream `fake` for instances `ins-t*` and one that refuses every
 /// connection, `dead`, for `ins-d*`.
 pub(crate) async fn start(upstream: &FakeCvm, token: Option<&str>) -> Started {
+    start_with(upstream, token, "").await
+}
+
+/// A second caller, `ops`, for [`start_with`].
+pub(crate) const OPS_CALLER: &str = "\n[[callers]]\nname = \"ops\"\nsecret_id = \"AKIDopsCallerForThePageTest0000\"\n\
+                                     secret_key = \"ops-caller-secret\"\n";
+
+/// [`start`] with `extra` TOML appended to the config.
+pub(crate) async fn start_with(upstream: &FakeCvm, token: Option<&str>, extra: &str) -> Started {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let rules = "\n[[routing.rules]]\ninstance = \"ins-t*\"\nupstream = \"fake\"\n\
                  \n[[routing.rules]]\ninstance = \"ins-d*\"\nupstream = \"dead\"\n";
@@ -33,7 +42,7 @@ pub(crate) async fn start(upstream: &FakeCvm, token: Option<&str>) -> Started {
              secret_id = \"AKIDadminupstream\"\nsecret_key = \"admin-upstream-secret\"\nretries = 0\n"
         )
     };
-    let extra = upstream_at("fake", upstream.addr) + &upstream_at("dead", closed);
+    let extra = upstream_at("fake", upstream.addr) + &upstream_at("dead", closed) + extra;
     let mut config: Config = config_with(rules, &extra);
     let dir = std::env::temp_dir().join(format!("crossgate-admin-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod admin; // the admin listener: metrics moved by real requests, the audit API and its filters, the token
+mod admin_page; // the audit page in a real headless Chromium: token, list, filter by caller, open an entry, chain state
 mod aliyun_ecs; // the Alibaba ECS RPC codec: golden cases, SDK vectors, round trips, hostile input
 mod audit; // end to end: one complete audit line per request, served or refused, and no secret in any
 mod auth; // end to end: bad signature, unknown id, expired time, reused nonce in every caller dialect
