@@ -247,8 +247,11 @@ async fn serve(target: &Target) -> Result<(), String> {
     let demo = target.config.is_none();
     let config = target.load()?;
     let spec = &config.audit.store;
-    let audit: Arc<dyn AuditSink> = store::open(spec, config.audit.options, config.audit.sqlite)
-        .map_err(|e| audit_open_error(spec.path().unwrap_or(std::path::Path::new("-")), &e))?;
+    let audit: Arc<dyn AuditSink> = store::open(spec, config.audit.options, config.audit.sqlite, &config.audit.replica)
+        .map_err(|e| match spec.path() {
+            Some(path) => audit_open_error(path, &e),
+            None => format!("cannot open the audit store: {e}"),
+        })?;
     let tls = config.tls.is_some();
     let started = app::start(config, audit, Arc::new(SystemClock)).await?;
     let addr = started.gateway.addr;

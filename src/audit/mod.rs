@@ -25,9 +25,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 pub mod chain;
+pub mod columns;
 pub mod group;
 pub mod jsonl;
 pub mod lines;
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
 pub mod store;

@@ -2,8 +2,9 @@
 //! for the `crossgate audit` commands (a [`Trail`]).
 //!
 //! `store = "sqlite:FILE"` (the default, `sqlite:audit.db`), `"jsonl:FILE"` (JSON lines; the older
-//! `path = "FILE"` means the same) or `"stdout"` (JSON lines on standard output). `postgres://` is
-//! recognised and refused: it is not built in this version.
+//! `path = "FILE"` means the same), `"stdout"` (JSON lines on standard output) or
+//! `"postgres://USER:PASSWORD@HOST/DB"` (PostgreSQL, one trail for many replicas; the URL is a
+//! [`Secret`] and never printed).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,9 +12,12 @@ use std::sync::Arc;
 use super::AuditSink;
 use super::jsonl::{JsonLines, Options};
 use super::lines::LinesTrail;
+use super::postgres::trail::PostgresTrail;
+use super::postgres::{Postgres, PostgresOptions};
 use super::query::Trail;
 use super::sqlite::trail::SqliteTrail;
 use super::sqlite::{Sqlite, SqliteOptions};
+use crate::secret::Secret;
 
 /// Where audit records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub enum StoreSpec {
     Jsonl(PathBuf),
     /// JSON lines on standard output.
     Stdout,
+    /// A PostgreSQL database, by its connection URL.
+    Postgres(Secret),
 }
 
 impl Default for StoreSpec {
@@ -35,7 +41,7 @@ impl Default for StoreSpec {
 impl StoreSpec {
     /// Parses a `store = "..."` value. The error never repeats a database URL (it may hold a password).
     pub fn parse(text: &str) -> Result<StoreSpec, String> {
-        let forms = "use \"sqlite:FILE\", \"jsonl:FILE\" or \"stdout\"";
+        let forms = "use \"sqlite:FILE\", \"jsonl:FILE\", \"postgres://USER:PASSWORD@HOST/DB\" or \"stdout\"";
         let file = |rest: &str, kind: &str| {
             if rest.trim().is_empty() {
                 Err(format!("`store = \"{kind}:\"` names no file; {forms}"))
@@ -50,7 +56,8 @@ impl StoreSpec {
         } else if let Some(rest) = text.strip_prefix("jsonl:") {
             file(rest, "jsonl").map(StoreSpec::Jsonl)
         } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Err(format!("`store = \"postgres://...\"`: PostgreSQL is not built in this version; {forms}"))
+            let url = Secret::new(text);
+            super::postgres::config(&url).map(|_| StoreSpec::Postgres(url))
         } else {
             Err(format!("`store = \"{text}\"` is not known; {forms}"))
         }
@@ -60,16 +67,25 @@ impl StoreSpec {
     pub fn path(&self) -> Option<&Path> {
         match self {
             StoreSpec::Sqlite(p) | StoreSpec::Jsonl(p) => Some(p),
-            StoreSpec::Stdout => None,
+            StoreSpec::Stdout | StoreSpec::Postgres(_) => None,
         }
     }
 }
 
-/// Opens the store for the gateway. An error is the operating system's (or SQLite's) own, for the
-/// caller to name the file and the fix.
-pub fn open(spec: &StoreSpec, jsonl: Options, sqlite: SqliteOptions) -> std::io::Result<Arc<dyn AuditSink>> {
+/// Opens the store for the gateway, whose records carry `replica` (PostgreSQL). An error is the
+/// operating system's (or the database's) own, for the caller to name the file and the fix.
+pub fn open(
+    spec: &StoreSpec,
+    jsonl: Options,
+    sqlite: SqliteOptions,
+    replica: &str,
+) -> std::io::Result<Arc<dyn AuditSink>> {
     Ok(match spec {
         StoreSpec::Sqlite(path) => Arc::new(Sqlite::open(path, sqlite)?),
+        StoreSpec::Postgres(url) => Arc::new(Postgres::open(
+            url,
+            PostgresOptions { replica: replica.to_owned(), retain_days: sqlite.retain_days },
+        )?),
         StoreSpec::Jsonl(path) => Arc::new(JsonLines::open(path, jsonl)?),
         StoreSpec::Stdout => Arc::new(JsonLines::stdout()),
     })
@@ -80,6 +96,7 @@ pub fn trail(spec: &StoreSpec, jsonl: Options) -> Result<Box<dyn Trail>, String>
     match spec {
         StoreSpec::Sqlite(path) => Ok(Box::new(SqliteTrail::open(path)?)),
         StoreSpec::Jsonl(path) => Ok(Box::new(LinesTrail::open(path, jsonl.keep)?)),
+        StoreSpec::Postgres(url) => Ok(Box::new(PostgresTrail::open(url)?)),
         StoreSpec::Stdout => {
             Err("the audit goes to standard output (`store = \"stdout\"`), which keeps nothing to read back".to_owned())
         }
@@ -97,8 +114,10 @@ mod tests {
         assert_eq!(StoreSpec::parse("stdout"), Ok(StoreSpec::Stdout));
         assert!(StoreSpec::parse("sqlite:").unwrap_err().contains("names no file"));
         assert!(StoreSpec::parse("mysql://x").unwrap_err().contains("not known"));
-        let pg = StoreSpec::parse("postgres://audit:hunter2@db/audit").unwrap_err();
-        assert!(pg.contains("not built in this version"), "{pg}");
-        assert!(!pg.contains("hunter2"), "a URL's password is never repeated: {pg}");
+        let pg = StoreSpec::parse("postgres://audit:hunter2@db/audit").unwrap();
+        assert!(matches!(&pg, StoreSpec::Postgres(url) if url.expose() == "postgres://audit:hunter2@db/audit"));
+        assert!(!format!("{pg:?}").contains("hunter2"), "a URL's password is never shown: {pg:?}");
+        let bad = StoreSpec::parse("postgres://audit:hunter2@db:notaport/audit").unwrap_err();
+        assert!(bad.contains("cannot be read") && !bad.contains("hunter2"), "{bad}");
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! ```toml
 //! [audit]
-//! store = "sqlite:audit.db"   # the default; or "jsonl:audit.jsonl" (`path = "audit.jsonl"` too), "stdout"
+//! store = "sqlite:audit.db"   # the default; or "jsonl:audit.jsonl" (`path = "audit.jsonl"` too), "stdout",
+//!                             # or "postgres://USER:${PGPASSWORD}@HOST/DB" (one trail for many replicas)
+//! replica = "gw-1"            # PostgreSQL: the name this gateway's records carry (default: the host name)
 //! on_failure = "refuse"       # or "forward": forward unaudited when the audit cannot be written
 //! fsync = "never"             # or "always": sync each group of records (SQLite: synchronous = FULL)
-//! retain_days = 90            # SQLite: delete older records at start and daily (default: keep all)
+//! retain_days = 90            # SQLite, PostgreSQL: delete older records at start and daily (default: keep all)
 //! rotate_bytes = 67108864     # JSON lines: rotate at this size
 //! keep = 5                    # JSON lines: rotated files kept
 //!
@@ -45,6 +47,7 @@ use crate::dialect::Dialect;
 pub(super) struct RawAudit {
     store: Option<String>,
     path: Option<String>,
+    replica: Option<String>,
     retain_days: Option<u32>,
     on_failure: Option<String>,
     fsync: Option<String>,
@@ -86,7 +89,7 @@ pub enum OnAuditFailure {
 }
 
 /// `[audit]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// Where records go.
     pub store: StoreSpec,
@@ -94,8 +97,10 @@ pub struct AuditConfig {
     pub on_failure: OnAuditFailure,
     /// Sync and rotation (JSON lines).
     pub options: Options,
-    /// Sync and retention (SQLite).
+    /// Sync and retention (SQLite; retention for PostgreSQL too).
     pub sqlite: SqliteOptions,
+    /// The name this gateway's records carry in a shared (PostgreSQL) trail.
+    pub replica: String,
 }
 
 /// Whether a TC3 signature may be presented more than once within its window.
@@ -201,8 +206,30 @@ fn choice<T: Copy>(value: Option<&str>, field: &str, options: &[(&str, T)], defa
     })
 }
 
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            store: StoreSpec::default(),
+            on_failure: OnAuditFailure::default(),
+            options: Options::default(),
+            sqlite: SqliteOptions::default(),
+            replica: default_replica(),
+        }
+    }
+}
+
+/// The replica name when none is configured: the host's name, or `crossgate`.
+fn default_replica() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "crossgate".to_owned())
+}
+
 pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
-    let Some(RawAudit { store, path, retain_days, on_failure, fsync, rotate_bytes, keep }) = raw else {
+    let Some(RawAudit { store, path, replica, retain_days, on_failure, fsync, rotate_bytes, keep }) = raw else {
         return Ok(AuditConfig::default());
     };
     let store = match (store, path) {
@@ -222,17 +249,24 @@ pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
         OnAuditFailure::Refuse,
     )?;
     let fsync = choice(fsync.as_deref(), "fsync", &[("never", Fsync::Never), ("always", Fsync::Always)], Fsync::Never)?;
-    let sqlite = matches!(store, StoreSpec::Sqlite(_));
-    if sqlite && (rotate_bytes.is_some() || keep.is_some()) {
-        return Err("`rotate_bytes` and `keep` apply to JSON lines (`store = \"jsonl:FILE\"`); the SQLite store \
+    let database = matches!(store, StoreSpec::Sqlite(_) | StoreSpec::Postgres(_));
+    if database && (rotate_bytes.is_some() || keep.is_some()) {
+        return Err("`rotate_bytes` and `keep` apply to JSON lines (`store = \"jsonl:FILE\"`); a database store \
                     keeps records for `retain_days`"
             .to_owned());
     }
-    if !sqlite && retain_days.is_some() {
-        return Err("`retain_days` applies to the SQLite store (`store = \"sqlite:FILE\"`); JSON lines are kept \
-                    by `rotate_bytes` and `keep`"
+    if !database && retain_days.is_some() {
+        return Err("`retain_days` applies to the database stores (SQLite, PostgreSQL); JSON lines are kept by \
+                    `rotate_bytes` and `keep`"
             .to_owned());
     }
+    let replica = match replica {
+        None => default_replica(),
+        Some(name) if name.trim().is_empty() || name.len() > 128 => {
+            return Err("`replica` must be a name of 1 to 128 characters".to_owned());
+        }
+        Some(name) => name,
+    };
     if retain_days == Some(0) {
         return Err(
             "`retain_days = 0` would delete every record; use at least 1, or leave it out to keep all".to_owned()
@@ -252,6 +286,7 @@ pub(super) fn audit(raw: Option<RawAudit>) -> Result<AuditConfig, String> {
         on_failure,
         options: Options { rotate_bytes, keep, fsync },
         sqlite: SqliteOptions { fsync, retain_days },
+        replica,
     })
 }
 
@@ -347,16 +382,21 @@ mod tests {
         assert_eq!(c.audit.sqlite.retain_days, Some(30));
         assert_eq!(c.audit.sqlite.fsync, crate::audit::jsonl::Fsync::Always);
         assert_eq!(with_audit("[audit]\nstore = \"stdout\"").unwrap().audit.store, StoreSpec::Stdout);
+        let pg = with_audit("[audit]\nstore = \"postgres://u:p@db/a\"\nreplica = \"gw-1\"\nretain_days = 3").unwrap();
+        assert!(matches!(pg.audit.store, StoreSpec::Postgres(_)));
+        assert_eq!((pg.audit.replica.as_str(), pg.audit.sqlite.retain_days), ("gw-1", Some(3)));
+        assert!(!with_audit("").unwrap().audit.replica.is_empty(), "a replica name by default");
     }
 
     #[test]
     fn settings_of_the_other_store_and_unknown_stores_are_refused_naming_the_line() {
         let cases = [
-            ("[audit]\nstore = \"postgres://u:secret@db/audit\"", "not built in this version"),
+            ("[audit]\nstore = \"postgres://u:secret@db:port/audit\"", "URL cannot be read"),
+            ("[audit]\nreplica = \"\"", "1 to 128 characters"),
             ("[audit]\nstore = \"mongo:x\"", "is not known"),
             ("[audit]\nstore = \"jsonl:a\"\npath = \"b\"", "keep one"),
             ("[audit]\nstore = \"sqlite:a.db\"\nkeep = 3", "retain_days"),
-            ("[audit]\npath = \"a.jsonl\"\nretain_days = 3", "applies to the SQLite store"),
+            ("[audit]\npath = \"a.jsonl\"\nretain_days = 3", "applies to the database stores"),
             ("[audit]\nretain_days = 0", "at least 1"),
         ];
         let line =

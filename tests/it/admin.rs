@@ -33,6 +33,17 @@ pub(crate) const OPS_CALLER: &str = "\n[[callers]]\nname = \"ops\"\nsecret_id = 
 
 /// [`start`] with `extra` TOML appended to the config.
 pub(crate) async fn start_with(upstream: &FakeCvm, token: Option<&str>, extra: &str) -> Started {
+    let mut config = config(upstream, token, extra);
+    let dir = std::env::temp_dir().join(format!("crossgate-admin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("audit.db");
+    config.audit.store = StoreSpec::Sqlite(db.clone());
+    let sink = Arc::new(Sqlite::open(&db, SqliteOptions::default()).unwrap());
+    app::start(config, sink, Arc::new(SystemClock)).await.expect("gateway starts")
+}
+
+/// The configuration [`start_with`] starts, but for its audit store (the default).
+pub(crate) fn config(upstream: &FakeCvm, token: Option<&str>, extra: &str) -> Config {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let rules = "\n[[routing.rules]]\ninstance = \"ins-t*\"\nupstream = \"fake\"\n\
                  \n[[routing.rules]]\ninstance = \"ins-d*\"\nupstream = \"dead\"\n";
@@ -44,13 +55,8 @@ pub(crate) async fn start_with(upstream: &FakeCvm, token: Option<&str>, extra: &
     };
     let extra = upstream_at("fake", upstream.addr) + &upstream_at("dead", closed) + extra;
     let mut config: Config = config_with(rules, &extra);
-    let dir = std::env::temp_dir().join(format!("crossgate-admin-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("audit.db");
-    config.audit.store = StoreSpec::Sqlite(db.clone());
     config.admin = Some(AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), token: token.map(Secret::new) });
-    let sink = Arc::new(Sqlite::open(&db, SqliteOptions::default()).unwrap());
-    app::start(config, sink, Arc::new(SystemClock)).await.expect("gateway starts")
+    config
 }
 
 /// A signed TC3 bind of `instance`.

@@ -16,6 +16,7 @@ mod gateway; // end to end: every caller dialect x every upstream, through the g
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
 mod load; // crossgate-load, the performance kit's load generator, for one second against an in-process gateway
+mod postgres; // the PostgreSQL audit store against real throwaway servers: replicas, tampering, filters, outages
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
 mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML

@@ -285,7 +285,7 @@ async fn kill_9_under_load_keeps_the_admission_of_every_forwarded_request_and_th
 // === crossgate audit verify ===
 
 /// Records R-0 .. R-5, one completed request each.
-fn request(i: usize, time_ms: u64) -> AuditEntry {
+pub(crate) fn request(i: usize, time_ms: u64) -> AuditEntry {
     AuditEntry {
         phase: Phase::Completed,
         time: rfc3339(time_ms),
@@ -300,7 +300,7 @@ fn request(i: usize, time_ms: u64) -> AuditEntry {
     }
 }
 
-async fn fill(sink: &dyn AuditSink, n: usize) {
+pub(crate) async fn fill(sink: &dyn AuditSink, n: usize) {
     let now = SystemClock.now_ms();
     for i in 0..n {
         sink.submit(&request(i, now)).await.unwrap();
@@ -308,7 +308,7 @@ async fn fill(sink: &dyn AuditSink, n: usize) {
 }
 
 /// A config file whose `[audit]` table is `audit` (the rest: the demo).
-fn audit_config(dir: &Path, audit: &str) -> PathBuf {
+pub(crate) fn audit_config(dir: &Path, audit: &str) -> PathBuf {
     let demo = include_str!("../../src/demo.toml")
         .replace("store = \"sqlite:audit.db\"", audit)
         .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
@@ -319,7 +319,7 @@ fn audit_config(dir: &Path, audit: &str) -> PathBuf {
 }
 
 /// Runs `crossgate audit verify`: Ok(stdout) on exit 0, Err(stderr) on exit 1.
-fn verify(config: &Path) -> Result<String, String> {
+pub(crate) fn verify(config: &Path) -> Result<String, String> {
     let out = crossgate(&["audit", "verify", "--config", config.to_str().unwrap()]);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match out.status.code() {
@@ -405,7 +405,7 @@ async fn verify_names_an_edited_a_removed_and_a_reordered_sqlite_row() {
 // === crossgate audit query ===
 
 /// Six records over three hours, differing in every filtered field.
-fn varied(now: u64) -> Vec<AuditEntry> {
+pub(crate) fn varied(now: u64) -> Vec<AuditEntry> {
     let hour = 3_600_000;
     let mut records = Vec::new();
     let mut admitted = request(0, now - 3 * hour);
@@ -455,7 +455,7 @@ fn varied(now: u64) -> Vec<AuditEntry> {
 }
 
 /// `crossgate audit query --json` with `args`: the request ids found, with `:phase` for admissions.
-fn query(config: &Path, args: &[&str]) -> Vec<String> {
+pub(crate) fn query(config: &Path, args: &[&str]) -> Vec<String> {
     let mut all = vec!["audit", "query", "--config", config.to_str().unwrap(), "--json"];
     all.extend_from_slice(args);
     let out = crossgate(&all);
@@ -470,21 +470,11 @@ fn query(config: &Path, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn query_answers_every_filter_the_same_on_sqlite_and_json_lines() {
-    let dir = temp_dir();
-    let now = SystemClock.now_ms();
-    let db = dir.join("audit.db");
-    let file = dir.join("audit.jsonl");
-    let sqlite = Sqlite::open(&db, SqliteOptions::default()).unwrap();
-    let jsonl = JsonLines::open(&file, Options::default()).unwrap();
-    for record in varied(now) {
-        sqlite.submit(&record).await.unwrap();
-        jsonl.submit(&record).await.unwrap();
-    }
+/// Filters over [`varied`] (written at `now`) and the request ids each must find, for every store.
+pub(crate) fn query_cases(now: u64) -> Vec<(Vec<String>, Vec<&'static str>)> {
     let since = rfc3339(now - 150 * 60_000);
     let until = rfc3339(now - 60 * 60_000);
-    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<(Vec<&str>, Vec<&'static str>)> = vec![
         (vec![], vec!["R-0:admitted", "R-0", "R-1", "R-2", "R-3", "R-4"]),
         (vec!["--since", "1h"], vec!["R-2", "R-3", "R-4"]),
         (vec!["--since", "15m"], vec!["R-3", "R-4"]),
@@ -510,10 +500,27 @@ async fn query_answers_every_filter_the_same_on_sqlite_and_json_lines() {
         (vec!["--caller", "demo", "--result", "ok", "--limit", "1"], vec!["R-4"]),
         (vec!["--caller", "nobody"], vec![]),
     ];
+    cases.into_iter().map(|(args, want)| (args.into_iter().map(str::to_owned).collect(), want)).collect()
+}
+
+#[tokio::test]
+async fn query_answers_every_filter_the_same_on_sqlite_and_json_lines() {
+    let dir = temp_dir();
+    let now = SystemClock.now_ms();
+    let db = dir.join("audit.db");
+    let file = dir.join("audit.jsonl");
+    let sqlite = Sqlite::open(&db, SqliteOptions::default()).unwrap();
+    let jsonl = JsonLines::open(&file, Options::default()).unwrap();
+    for record in varied(now) {
+        sqlite.submit(&record).await.unwrap();
+        jsonl.submit(&record).await.unwrap();
+    }
+    let cases = query_cases(now);
     for store in [format!("store = \"sqlite:{}\"", db.display()), format!("store = \"jsonl:{}\"", file.display())] {
         let config = audit_config(&dir, &store);
         for (args, want) in &cases {
-            assert_eq!(query(&config, args), *want, "{store} {args:?}");
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(query(&config, &args), *want, "{store} {args:?}");
         }
     }
 }

@@ -9,9 +9,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::audit::chain::Segment;
-use crate::audit::query::{phase_name, terms, verdict};
-use crate::audit::{AuditEntry, Phase};
+pub use crate::audit::columns::Columns;
 
 /// The schema version this build writes.
 pub const VERSION: i64 = 1;
@@ -79,69 +77,6 @@ pub fn check_readable(conn: &Connection) -> Result<(), String> {
         0 => Err("it is not a crossgate audit database (no schema)".to_owned()),
         v if v > VERSION => Err(format!("its schema version {v} is newer than this crossgate's {VERSION}")),
         _ => Ok(()),
-    }
-}
-
-/// The indexed columns of a record, derived from it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Columns {
-    /// `time`.
-    pub time: String,
-    /// `phase`: admitted, completed, refused or segment.
-    pub phase: String,
-    /// `request_id` (empty for a segment).
-    pub request_id: String,
-    /// `caller`.
-    pub caller: Option<String>,
-    /// `dialect`.
-    pub dialect: Option<String>,
-    /// `action`: the caller's wire action.
-    pub action: Option<String>,
-    /// `result`: ok, error, or none for an admission or a segment.
-    pub result: Option<String>,
-    /// `code`.
-    pub code: Option<String>,
-    /// `status`.
-    pub status: Option<i64>,
-    /// `replay_key` (admission records).
-    pub replay_key: Option<String>,
-    /// `replay_until` (admission records).
-    pub replay_until: Option<i64>,
-    /// `record_terms`, sorted.
-    pub terms: Vec<(String, String)>,
-}
-
-impl Columns {
-    /// The columns of a request record.
-    pub fn of(entry: &AuditEntry) -> Columns {
-        let admitted = entry.phase == Phase::Admitted;
-        Columns {
-            time: entry.time.clone(),
-            phase: phase_name(entry.phase).to_owned(),
-            request_id: entry.request_id.clone(),
-            caller: entry.caller.clone(),
-            dialect: entry.dialect.clone(),
-            action: entry.action.clone(),
-            result: verdict(entry).map(|v| v.name().to_owned()),
-            code: (!admitted).then(|| entry.code.clone()),
-            status: (!admitted).then_some(i64::from(entry.status)),
-            replay_key: entry.replay_key.clone().filter(|_| admitted),
-            replay_until: entry.replay_until.filter(|_| admitted),
-            terms: terms(entry).into_iter().map(|(t, v)| (t.name().to_owned(), v.to_owned())).collect(),
-        }
-    }
-
-    /// The columns of a segment record.
-    pub fn of_segment(segment: &Segment) -> Columns {
-        Columns { time: segment.time.clone(), phase: "segment".to_owned(), ..Columns::default() }
-    }
-
-    /// The columns of a record's stored JSON, or why it cannot be read.
-    pub fn of_json(json: &str) -> Result<Columns, String> {
-        if let Some(segment) = Segment::parse(json.as_bytes()) {
-            return Ok(Columns::of_segment(&segment));
-        }
-        serde_json::from_str::<AuditEntry>(json).map(|e| Columns::of(&e)).map_err(|e| e.to_string())
     }
 }
 

@@ -62,29 +62,6 @@ fn stored_columns(row: &Row<'_>, terms: Vec<(String, String)>) -> rusqlite::Resu
     })
 }
 
-/// The names of the columns in which `stored` differs from `derived`.
-fn differing(stored: &Columns, derived: &Columns) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |name, same: bool| {
-        if !same {
-            out.push(name);
-        }
-    };
-    check("time", stored.time == derived.time);
-    check("phase", stored.phase == derived.phase);
-    check("request_id", stored.request_id == derived.request_id);
-    check("caller", stored.caller == derived.caller);
-    check("dialect", stored.dialect == derived.dialect);
-    check("action", stored.action == derived.action);
-    check("result", stored.result == derived.result);
-    check("code", stored.code == derived.code);
-    check("status", stored.status == derived.status);
-    check("replay_key", stored.replay_key == derived.replay_key);
-    check("replay_until", stored.replay_until == derived.replay_until);
-    check("record_terms", stored.terms == derived.terms);
-    out
-}
-
 impl Trail for SqliteTrail {
     fn query(&mut self, filter: &Filter) -> Result<Vec<AuditEntry>, String> {
         let mut sql = String::from("SELECT record FROM records WHERE phase != 'segment'");
@@ -170,7 +147,7 @@ impl Trail for SqliteTrail {
                     Err(e) => Some(format!("its record cannot be read: {e}")),
                     Ok(mut derived) => {
                         derived.terms.sort();
-                        let names = differing(&stored, &derived);
+                        let names = stored.differing(&derived);
                         (!names.is_empty())
                             .then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
                     }

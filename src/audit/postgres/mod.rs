@@ -1,0 +1,366 @@
+//! The PostgreSQL audit store (`[audit] store = "postgres://..."`), for fleets: every replica writes
+//! one trail, each record naming its replica (`[audit] replica`), each replica's records a hash chain of
+//! their own.
+//!
+//! One writer thread per gateway holds the connection (the synchronous `postgres` client never runs on
+//! a serving thread). A request's record is queued and its receipt resolves after the transaction that
+//! holds it commits: the writer takes everything queued, writes it in one transaction under the
+//! replica's advisory lock (so that two processes misconfigured with the same replica name still keep
+//! one valid chain), and answers every receipt with the commit's result. A commit is durable in
+//! PostgreSQL's WAL, so a `kill -9` of crossgate loses nothing it acknowledged.
+//!
+//! When the server goes away, the group being written fails (its requests are refused unless
+//! `on_failure = "forward"`), the connection is dropped, and the next group connects again (with a
+//! 2-second connect timeout unless the URL sets one): nothing waits for the server to come back.
+//! Retention (`retain_days`) deletes each replica's own old rows at start and daily, in one
+//! transaction with a segment record naming the hash of the last row deleted. The schema lives in
+//! [`schema`], the reading side in [`trail`].
+
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+
+use super::chain::{self, GENESIS, Segment, SegmentReason};
+use super::columns::Columns;
+use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, SpentKey, rfc3339};
+use crate::secret::Secret;
+
+pub mod schema;
+pub mod trail;
+
+/// How long a connection attempt may take when the URL says nothing.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many records one transaction holds at most.
+const MAX_GROUP: usize = 1024;
+/// How often retention runs after the start.
+const RETENTION_EVERY: Duration = Duration::from_secs(86_400);
+
+/// How the store is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostgresOptions {
+    /// The name this gateway's records carry (its chain).
+    pub replica: String,
+    /// Delete this replica's records older than this many days (none: keep everything).
+    pub retain_days: Option<u32>,
+}
+
+type Ack = tokio::sync::oneshot::Sender<Result<(), AuditError>>;
+
+enum Job {
+    Record(Box<AuditEntry>, Ack),
+    Flush(Ack),
+    Spent(i64, mpsc::Sender<Result<Vec<SpentKey>, String>>),
+    Retain(u64, mpsc::Sender<Result<u64, String>>),
+}
+
+/// The PostgreSQL store.
+#[derive(Debug)]
+pub struct Postgres {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Reads a connection URL; the error never repeats it (it may hold a password).
+pub fn config(url: &Secret) -> Result<postgres::Config, String> {
+    let mut config = postgres::Config::from_str(url.expose()).map_err(|e| {
+        format!("the PostgreSQL URL cannot be read ({}); write postgres://USER:PASSWORD@HOST/DB", redact(&e, url))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("crossgate");
+    }
+    Ok(config)
+}
+
+/// An error's text with the URL's secret parts taken out, should a driver ever repeat them.
+fn redact(e: &dyn std::fmt::Display, url: &Secret) -> String {
+    let mut text = e.to_string();
+    if let Ok(config) = postgres::Config::from_str(url.expose())
+        && let Some(password) = config.get_password()
+        && !password.is_empty()
+    {
+        text = text.replace(&*String::from_utf8_lossy(password), "***");
+    }
+    text.replace(url.expose(), "postgres://***")
+}
+
+/// A database error as text: the server's own message and code when it sent one.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// Connects; the error names the server's answer, never the password.
+pub fn connect(config: &postgres::Config, url: &Secret) -> Result<Client, String> {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    config.connect(NoTls).map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL at {} (database {}): {}",
+            hosts.join(","),
+            config.get_dbname().unwrap_or("-"),
+            redact(&e, url)
+        )
+    })
+}
+
+impl Postgres {
+    /// Connects to `url`, creates or migrates the schema, runs retention once, and starts the writer.
+    pub fn open(url: &Secret, options: PostgresOptions) -> std::io::Result<Postgres> {
+        let config = config(url).map_err(std::io::Error::other)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, opened) = mpsc::channel::<Result<(), String>>();
+        let url = url.clone();
+        std::thread::Builder::new().name("audit-postgres".into()).spawn(move || {
+            let mut writer = match Writer::open(config, url, options) {
+                Ok(w) => {
+                    let _ = ready.send(Ok(()));
+                    w
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            writer.run(&queue);
+        })?;
+        match opened.recv() {
+            Ok(Ok(())) => Ok(Postgres { jobs }),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::other("the PostgreSQL audit writer stopped while starting")),
+        }
+    }
+
+    /// Runs retention as if the time were `now_ms` (Unix milliseconds); returns the rows deleted.
+    pub fn retain(&self, now_ms: u64) -> Result<u64, AuditError> {
+        let (reply, answer) = mpsc::channel();
+        self.jobs.send(Job::Retain(now_ms, reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?.map_err(AuditError)
+    }
+}
+
+fn stopped() -> AuditError {
+    AuditError("the PostgreSQL audit writer stopped".to_owned())
+}
+
+impl AuditSink for Postgres {
+    fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+        let (ack, receipt) = AuditReceipt::pending();
+        if self.jobs.send(Job::Record(Box::new(entry.clone()), ack)).is_err() {
+            return AuditReceipt::done(Err(stopped()));
+        }
+        receipt
+    }
+
+    fn spent_keys(&self, now: i64) -> Vec<SpentKey> {
+        let (reply, answer) = mpsc::channel();
+        let result = self
+            .jobs
+            .send(Job::Spent(now, reply))
+            .map_err(|_| stopped().0)
+            .and_then(|()| answer.recv().map_err(|_| stopped().0)?);
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Spent replay keys could not be read back from the audit database.");
+            Vec::new()
+        })
+    }
+
+    fn flush(&self) -> AuditReceipt {
+        let (ack, receipt) = AuditReceipt::pending();
+        if self.jobs.send(Job::Flush(ack)).is_err() {
+            return AuditReceipt::done(Err(stopped()));
+        }
+        receipt
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    config: postgres::Config,
+    url: Secret,
+    client: Option<Client>,
+    options: PostgresOptions,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Writer {
+    fn open(config: postgres::Config, url: Secret, options: PostgresOptions) -> Result<Writer, String> {
+        let mut client = connect(&config, &url)?;
+        schema::migrate(&mut client).map_err(|e| format!("the PostgreSQL audit schema: {e}"))?;
+        let mut writer = Writer { config, url, client: Some(client), options };
+        writer.retain(now_ms())?;
+        Ok(writer)
+    }
+
+    /// Serves jobs until the store is dropped.
+    fn run(&mut self, queue: &mpsc::Receiver<Job>) {
+        let mut last_retention = Instant::now();
+        while let Ok(first) = queue.recv() {
+            let mut records = Vec::new();
+            let mut acks = Vec::new();
+            let mut flushes = Vec::new();
+            let mut job = Some(first);
+            while let Some(next) = job.take() {
+                match next {
+                    Job::Record(entry, ack) => {
+                        records.push(entry);
+                        acks.push(ack);
+                    }
+                    Job::Flush(ack) => flushes.push(ack),
+                    Job::Spent(now, reply) => {
+                        let _ = reply.send(self.spent(now));
+                    }
+                    Job::Retain(now, reply) => {
+                        let _ = reply.send(self.retain(now));
+                    }
+                }
+                if records.len() < MAX_GROUP {
+                    job = queue.try_recv().ok();
+                }
+            }
+            if !records.is_empty() {
+                let result = self.append(&records);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, records = records.len(), "Audit records could not be written.");
+                }
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
+            }
+            for ack in flushes {
+                let _ = ack.send(Ok(()));
+            }
+            if self.options.retain_days.is_some() && last_retention.elapsed() >= RETENTION_EVERY {
+                last_retention = Instant::now();
+                if let Err(e) = self.retain(now_ms()) {
+                    tracing::error!(error = %e, "Audit retention failed; it runs again tomorrow.");
+                }
+            }
+        }
+    }
+
+    /// The connection, made again if it was lost.
+    fn client(&mut self) -> Result<&mut Client, String> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some(connect(&self.config, &self.url)?);
+        }
+        self.client.as_mut().ok_or_else(|| "no connection".to_owned())
+    }
+
+    /// Runs `work` on the connection; on failure the connection is dropped, so the next job connects
+    /// afresh.
+    fn with_client<T>(&mut self, work: impl FnOnce(&mut Client, &str) -> Result<T, String>) -> Result<T, String> {
+        let replica = self.options.replica.clone();
+        let result = self.client().and_then(|c| work(c, &replica));
+        if result.is_err() {
+            self.client = None;
+        }
+        result
+    }
+
+    fn append(&mut self, records: &[Box<AuditEntry>]) -> Result<(), AuditError> {
+        self.with_client(|client, replica| {
+            let failed = |e: postgres::Error| format!("the audit database: {}", describe(&e));
+            let mut tx = client.transaction().map_err(failed)?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&replica]).map_err(failed)?;
+            let mut prev = schema::last_hash(&mut tx, replica).map_err(failed)?.unwrap_or_else(|| GENESIS.to_owned());
+            for record in records {
+                let json =
+                    serde_json::to_string(record.as_ref()).map_err(|e| format!("cannot encode the record: {e}"))?;
+                let hash = chain::link(&prev, json.as_bytes());
+                schema::insert(&mut tx, replica, &Columns::of(record), &json, &prev, &hash).map_err(failed)?;
+                prev = hash;
+            }
+            tx.commit().map_err(failed)
+        })
+        .map_err(AuditError)
+    }
+
+    fn spent(&mut self, now: i64) -> Result<Vec<SpentKey>, String> {
+        self.with_client(|client, _| {
+            let e = |e: postgres::Error| describe(&e);
+            let rows = client
+                .query(
+                    "SELECT replay_key, replay_until FROM crossgate_audit WHERE replay_until >= $1 \
+                     AND replay_key IS NOT NULL AND phase = 'admitted'",
+                    &[&now],
+                )
+                .map_err(e)?;
+            Ok(rows
+                .iter()
+                .map(|r| SpentKey { key: String::from_utf8_lossy(r.get::<_, &[u8]>(0)).into_owned(), until: r.get(1) })
+                .collect())
+        })
+    }
+
+    /// Deletes this replica's rows up to the last one older than `retain_days` (keeping every
+    /// admission whose replay key is still spent, and all after it), with a segment record naming the
+    /// cut.
+    fn retain(&mut self, now_ms: u64) -> Result<u64, String> {
+        let Some(days) = self.options.retain_days else { return Ok(0) };
+        self.with_client(|client, replica| {
+            let e = |e: postgres::Error| describe(&e);
+            let cutoff = rfc3339(now_ms.saturating_sub(u64::from(days) * 86_400_000));
+            let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+            let mut tx = client.transaction().map_err(e)?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&replica]).map_err(e)?;
+            let old: Option<i64> = tx
+                .query_one("SELECT max(id) FROM crossgate_audit WHERE replica = $1 AND time < $2", &[&replica, &cutoff])
+                .map_err(e)?
+                .get(0);
+            let spent: Option<i64> = tx
+                .query_one(
+                    "SELECT min(id) FROM crossgate_audit WHERE replica = $1 AND replay_until >= $2",
+                    &[&replica, &now_secs],
+                )
+                .map_err(e)?
+                .get(0);
+            let Some(cut) = old.map(|o| spent.map_or(o, |s| o.min(s - 1))) else { return Ok(0) };
+            let Some(cut_hash) = tx
+                .query_opt("SELECT hash FROM crossgate_audit WHERE id = $1 AND replica = $2", &[&cut, &replica])
+                .map_err(e)?
+                .map(|r| r.get::<_, String>(0))
+            else {
+                return Ok(0);
+            };
+            tx.execute(
+                "DELETE FROM crossgate_audit_terms WHERE record_id IN \
+                 (SELECT id FROM crossgate_audit WHERE replica = $1 AND id <= $2)",
+                &[&replica, &cut],
+            )
+            .map_err(e)?;
+            let dropped = tx
+                .execute("DELETE FROM crossgate_audit WHERE replica = $1 AND id <= $2", &[&replica, &cut])
+                .map_err(e)?;
+            let last = schema::last_hash(&mut tx, replica).map_err(e)?.unwrap_or_else(|| cut_hash.clone());
+            let mut segment = Segment::new(rfc3339(now_ms), SegmentReason::Retention);
+            segment.dropped = dropped;
+            segment.cut_hash = Some(cut_hash);
+            segment.cut_before = Some(cutoff);
+            let json = serde_json::to_string(&segment).map_err(|e| e.to_string())?;
+            let hash = chain::link(&last, json.as_bytes());
+            schema::insert(&mut tx, replica, &Columns::of_segment(&segment), &json, &last, &hash).map_err(e)?;
+            tx.commit().map_err(e)?;
+            tracing::info!(records = dropped, %replica, "Audit retention deleted old records.");
+            Ok(dropped)
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! Reading the PostgreSQL trail back: queries in SQL over the indexed columns and the terms table
+//! (across every replica), the chain's walk replica by replica in one repeatable-read snapshot (so
+//! running gateways' new rows do not move under it), with every row's indexed columns checked against
+//! its record, and `follow` by row id.
+
+use std::collections::HashSet;
+
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, Row};
+
+use super::schema;
+use crate::audit::AuditEntry;
+use crate::audit::chain::{self, Broken, Checked, GENESIS, Link, Segment};
+use crate::audit::columns::Columns;
+use crate::audit::query::{Filter, Trail, phase_name};
+use crate::secret::Secret;
+
+/// A PostgreSQL trail opened for reading.
+pub struct PostgresTrail {
+    client: Client,
+    /// The last row `follow` has seen.
+    seen: i64,
+}
+
+impl std::fmt::Debug for PostgresTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTrail").field("seen", &self.seen).finish_non_exhaustive()
+    }
+}
+
+impl PostgresTrail {
+    /// Connects to `url`, which must hold a crossgate trail.
+    pub fn open(url: &Secret) -> Result<PostgresTrail, String> {
+        let config = super::config(url)?;
+        let mut client = super::connect(&config, url)?;
+        schema::check_readable(&mut client).map_err(|e| format!("the PostgreSQL database: {e}"))?;
+        let seen = client
+            .query_one("SELECT coalesce(max(id), 0) FROM crossgate_audit", &[])
+            .map_err(|e| super::describe(&e))?
+            .get(0);
+        Ok(PostgresTrail { client, seen })
+    }
+}
+
+fn entry(json: &str) -> Result<AuditEntry, String> {
+    serde_json::from_str(json).map_err(|e| format!("a stored record cannot be read: {e}"))
+}
+
+/// The columns a row holds, as stored.
+fn stored_columns(row: &Row, terms: Vec<(String, String)>) -> Result<Columns, postgres::Error> {
+    Ok(Columns {
+        time: row.try_get("time")?,
+        phase: row.try_get("phase")?,
+        request_id: row.try_get("request_id")?,
+        caller: row.try_get("caller")?,
+        dialect: row.try_get("dialect")?,
+        action: row.try_get("action")?,
+        result: row.try_get("result")?,
+        code: row.try_get("code")?,
+        status: row.try_get("status")?,
+        replay_key: row.try_get::<_, Option<Vec<u8>>>("replay_key")?.map(|k| String::from_utf8_lossy(&k).into_owned()),
+        replay_until: row.try_get("replay_until")?,
+        terms,
+    })
+}
+
+/// Walks one replica's chain in `tx`.
+fn walk_replica(tx: &mut postgres::Transaction<'_>, replica: &str) -> Result<Result<Checked, Broken>, String> {
+    let e = |e: postgres::Error| super::describe(&e);
+    let mut cuts = HashSet::new();
+    for row in tx
+        .query("SELECT record FROM crossgate_audit WHERE replica = $1 AND phase = 'segment'", &[&replica])
+        .map_err(e)?
+    {
+        let json: String = row.get(0);
+        if let Some(cut) = Segment::parse(json.as_bytes()).and_then(|s| s.cut_hash) {
+            cuts.insert(cut);
+        }
+    }
+    let rows = tx.query("SELECT * FROM crossgate_audit WHERE replica = $1 ORDER BY id", &[&replica]).map_err(e)?;
+    let mut terms: std::collections::HashMap<i64, Vec<(String, String)>> = std::collections::HashMap::new();
+    for row in tx
+        .query(
+            "SELECT t.record_id, t.kind, t.value FROM crossgate_audit_terms t JOIN crossgate_audit a \
+             ON a.id = t.record_id WHERE a.replica = $1 ORDER BY t.record_id, t.kind, t.value",
+            &[&replica],
+        )
+        .map_err(e)?
+    {
+        terms.entry(row.get(0)).or_default().push((row.get(1), row.get(2)));
+    }
+    let mut links = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.get("id");
+        let json: String = row.get("record");
+        let stored = stored_columns(row, terms.remove(&id).unwrap_or_default()).map_err(e)?;
+        let mismatch = match Columns::of_json(&json) {
+            Err(e) => Some(format!("its record cannot be read: {e}")),
+            Ok(derived) => {
+                let mut derived = schema::storable(&derived);
+                derived.terms.sort();
+                let names = stored.differing(&derived);
+                (!names.is_empty())
+                    .then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
+            }
+        };
+        ids.push(row.get::<_, String>("hash"));
+        links.push(Ok(Link {
+            place: format!("replica {replica}, row {id}"),
+            request_id: stored.request_id,
+            json: json.into_bytes(),
+            chain: Some((row.get("prev_hash"), row.get("hash"))),
+            mismatch,
+        }));
+    }
+    let locate = |hash: &str| ids.iter().position(|h| h == hash).map(|i| i as u64 + 1);
+    Ok(chain::walk(links, &cuts, locate))
+}
+
+impl Trail for PostgresTrail {
+    fn query(&mut self, filter: &Filter) -> Result<Vec<AuditEntry>, String> {
+        let mut sql = String::from("SELECT record FROM crossgate_audit WHERE phase != 'segment'");
+        let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let mut and = |clause: &str, value: Box<dyn ToSql + Sync>| {
+            args.push(value);
+            sql.push_str(" AND ");
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(since) = filter.since_text() {
+            and("time >= ?", Box::new(since));
+        }
+        if let Some(until) = filter.until_text() {
+            and("time < ?", Box::new(until));
+        }
+        if let Some(caller) = &filter.caller {
+            and("caller = ?", Box::new(caller.clone()));
+        }
+        if let Some(id) = &filter.request_id {
+            and("request_id = ?", Box::new(id.clone()));
+        }
+        if let Some(phase) = filter.phase {
+            and("phase = ?", Box::new(phase_name(phase).to_owned()));
+        }
+        if let Some(result) = filter.result {
+            and("result = ?", Box::new(result.name().to_owned()));
+        }
+        for (term, value) in filter.wanted_terms() {
+            and(
+                &format!(
+                    "id IN (SELECT record_id FROM crossgate_audit_terms WHERE kind = '{}' AND value = ?)",
+                    term.name()
+                ),
+                Box::new(value.to_owned()),
+            );
+        }
+        args.push(Box::new(i64::try_from(filter.limit).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(AsRef::as_ref).collect();
+        let rows = self.client.query(&sql, &params).map_err(|e| super::describe(&e))?;
+        let mut found = rows.iter().map(|r| entry(&r.get::<_, String>(0))).collect::<Result<Vec<_>, _>>()?;
+        found.reverse();
+        Ok(found)
+    }
+
+    fn verify(&mut self) -> Result<Result<Checked, Broken>, String> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| super::describe(&e))?;
+        let replicas: Vec<String> = tx
+            .query("SELECT DISTINCT replica FROM crossgate_audit ORDER BY replica", &[])
+            .map_err(|e| super::describe(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut total = Checked { records: 0, segments: 0, unchained: 0, head: GENESIS.to_owned() };
+        let mut heads = Vec::new();
+        for replica in &replicas {
+            match walk_replica(&mut tx, replica)? {
+                Err(broken) => return Ok(Err(broken)),
+                Ok(checked) => {
+                    total.records += checked.records;
+                    total.segments += checked.segments;
+                    total.unchained += checked.unchained;
+                    heads.push(format!("{replica}={}", checked.head));
+                }
+            }
+        }
+        if replicas.is_empty() {
+            total.segments = 1;
+        } else if replicas.len() == 1 {
+            total.head = heads.remove(0).split_once('=').map_or(String::new(), |(_, h)| h.to_owned());
+        } else {
+            total.head = heads.join(", ");
+        }
+        Ok(Ok(total))
+    }
+
+    fn follow(&mut self) -> Result<Vec<AuditEntry>, String> {
+        let rows = self
+            .client
+            .query("SELECT id, phase, record FROM crossgate_audit WHERE id > $1 ORDER BY id LIMIT 10000", &[&self.seen])
+            .map_err(|e| super::describe(&e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            self.seen = row.get(0);
+            if row.get::<_, String>(1) != "segment" {
+                out.push(entry(&row.get::<_, String>(2))?);
+            }
+        }
+        Ok(out)
+    }
+}
