@@ -185,6 +185,10 @@ struct Target {
     /// empty value keeps the config's.
     #[arg(long, env = "CROSSGATE_LISTEN", value_parser = listen_override)]
     listen: Option<ListenOverride>,
+    /// Serve the admin listener (the audit page and metrics) here instead of the config's `[admin]
+    /// listen`; an empty value keeps the config's. An address other than loopback needs `[admin] token`.
+    #[arg(long, env = "CROSSGATE_ADMIN_LISTEN", value_parser = listen_override)]
+    admin_listen: Option<ListenOverride>,
 }
 
 impl Target {
@@ -195,6 +199,16 @@ impl Target {
         };
         if let Some(ListenOverride(Some(listen))) = self.listen {
             config.listen = listen;
+        }
+        if let Some(ListenOverride(Some(listen))) = self.admin_listen {
+            let token = config.admin.take().and_then(|a| a.token);
+            if !listen.ip().is_loopback() && token.is_none() {
+                return Err(format!(
+                    "--admin-listen {listen} serves the audit trail beyond this machine; set [admin] token in the \
+                     config, or listen on 127.0.0.1"
+                ));
+            }
+            config.admin = Some(crossgate::config::AdminConfig { listen, token });
         }
         Ok(config)
     }
@@ -259,11 +273,11 @@ async fn serve(target: &Target) -> Result<(), String> {
         print_demo(addr);
     }
     let scheme = if tls { "https" } else { "http" };
-    println!("listening on {scheme}://{addr}");
     if let Some(admin) = &started.admin {
         let at = crossgate::health::target(admin.addr);
         println!("audit trail: {scheme}://{at}/audit    metrics: {scheme}://{at}/metrics");
     }
+    println!("listening on {scheme}://{addr}");
     tokio::select! {
         () = server::shutdown_signal() => {}
     }

@@ -56,6 +56,8 @@ pub(crate) struct Served {
     pub(crate) child: std::process::Child,
     /// What it printed after `listening on `, e.g. `http://0.0.0.0:41234`.
     pub(crate) url: String,
+    /// The audit page's address it printed, if it serves one.
+    pub(crate) page: Option<String>,
 }
 
 impl Served {
@@ -72,14 +74,18 @@ impl Served {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut page = None;
         let url = loop {
             assert!(Instant::now() < deadline, "no `listening on` line in time");
             let line = lines.next().expect("serve printed `listening on` before exiting").unwrap();
+            if let Some(rest) = line.strip_prefix("audit trail: ") {
+                page = rest.split_whitespace().next().map(str::to_owned);
+            }
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.trim().to_owned();
             }
         };
-        Served { child, url }
+        Served { child, url, page }
     }
 
     fn port(&self) -> u16 {
@@ -113,8 +119,20 @@ fn temp_dir() -> std::path::PathBuf {
 #[test]
 fn the_demo_listens_on_every_interface_when_asked_and_health_follows_it() {
     let dir = temp_dir();
-    let served = Served::start(&["--listen", "0.0.0.0:0"], &dir);
+    let served = Served::start(&["--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0"], &dir);
     assert!(served.url.starts_with("http://0.0.0.0:"), "{}", served.url);
+    // The demo serves the audit page, and says where.
+    let page = served.page.clone().expect("the demo prints the audit page's address");
+    let page = page.strip_prefix("http://").and_then(|p| p.strip_suffix("/audit")).expect("http://ADDR/audit");
+    let answer = exchange(page, b"GET /audit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("crossgate"), "{answer}");
+    let refused = Command::new(BIN)
+        .args(["serve", "--admin-listen", "0.0.0.0:0"])
+        .env_remove("CROSSGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("token"), "no public admin page without a token");
     let listen = format!("0.0.0.0:{}", served.port());
     let by_flag = health(&["--listen", &listen], &[]);
     assert!(by_flag.status.success(), "{}", String::from_utf8_lossy(&by_flag.stderr));

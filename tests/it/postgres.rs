@@ -414,6 +414,20 @@ async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_
         ids.push(got.request_id(Dialect::TencentCvm).unwrap());
     }
     assert_eq!(upstream.calls(), 3);
+    // The database goes away: a bind is refused in the caller's dialect, promptly, and nothing is
+    // forwarded unaudited; once it is back, binds go through again.
+    server.down();
+    let asked = Instant::now();
+    let refused = send_to(gateway, &crate::admin::bind(gateway, "ins-t0000008")).await;
+    assert!(asked.elapsed() < Duration::from_secs(5), "took {:?}", asked.elapsed());
+    assert!(refused.error_code(Dialect::TencentCvm).is_some(), "{}", refused.text());
+    assert!(!refused.text().contains("postgres://"), "{}", refused.text());
+    assert_eq!(upstream.calls(), 3, "nothing forwarded unaudited");
+    server.up();
+    let got = send_to(gateway, &crate::admin::bind(gateway, "ins-t0000009")).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    ids.push(got.request_id(Dialect::TencentCvm).unwrap());
+    assert_eq!(upstream.calls(), 4);
     started.gateway.stop().await;
 
     let found = on_trail(&url, |t| t.query(&Filter::default()).unwrap());
@@ -423,12 +437,12 @@ async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_
     }
     // The admin API reads the same trail.
     let api = crate::admin::get(admin, "/api/audit?phase=completed", Some(crate::admin::TOKEN)).await.json();
-    assert_eq!(api["count"], 3, "{api}");
+    assert_eq!(api["count"], 4, "{api}");
     let chain = crate::admin::get(admin, "/api/audit/verify", Some(crate::admin::TOKEN)).await.json();
-    assert_eq!((chain["intact"].clone(), chain["records"].clone()), (true.into(), 6.into()), "{chain}");
+    assert_eq!((chain["intact"].clone(), chain["records"].clone()), (true.into(), 8.into()), "{chain}");
     // And the command, as operators run it.
     let dir = std::env::temp_dir().join(format!("crossgate-pgcfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = audit_config(&dir, &format!("store = \"{url}\""));
-    assert!(verify(&config).unwrap().contains("verified 6 records in 1 segment"));
+    assert!(verify(&config).unwrap().contains("verified 8 records in 1 segment"));
 }
