@@ -446,3 +446,12 @@ async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_
     let config = audit_config(&dir, &format!("store = \"{url}\""));
     assert!(verify(&config).unwrap().contains("verified 8 records in 1 segment"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
+async fn kill_9_of_a_gateway_on_postgres_keeps_the_admission_of_every_forwarded_request() {
+    let server = PgServer::start();
+    let url = server.database();
+    let all = || on_trail(&url, |t| t.query(&Filter { limit: 100_000, ..Filter::default() }).unwrap());
+    crate::trail::kill_9_under_load(&format!("store = \"{url}\"\nreplica = \"gw-kill\""), &all).await;
+}

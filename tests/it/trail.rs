@@ -230,12 +230,18 @@ fn crossgate(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_keeps_the_admission_of_every_forwarded_request_and_the_chain() {
+    let db = temp_dir().join("audit.db");
+    kill_9_under_load(&format!("store = \"sqlite:{}\"", db.display()), &|| all_records(&db)).await;
+}
+
+/// A real `crossgate serve` on the store `store` (an `[audit]` line) killed with SIGKILL while requests
+/// are in flight: every request the upstream saw has its admission in the store (read by `records`),
+/// the chain verifies, and a restart goes on with it.
+pub(crate) async fn kill_9_under_load(store: &str, records: &(dyn Fn() -> Vec<AuditEntry> + Sync)) {
     let upstream = FakeCvm::start(Duration::from_millis(300)).await;
     let dir = temp_dir();
-    let db = dir.join("audit.db");
     let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let config =
-        one_upstream_config(&dir, &listen.to_string(), upstream.addr, &format!("store = \"sqlite:{}\"", db.display()));
+    let config = one_upstream_config(&dir, &listen.to_string(), upstream.addr, store);
     let gateway = serve(&config);
 
     let instances: Vec<String> = (0..12).map(|i| format!("ins-kill{i:04}")).collect();
@@ -257,8 +263,8 @@ async fn kill_9_under_load_keeps_the_admission_of_every_forwarded_request_and_th
         let _ = task.await; // a request cut off by the kill fails: that is expected
     }
 
-    let records = all_records(&db);
-    let admitted: BTreeSet<&str> = records
+    let found = records();
+    let admitted: BTreeSet<&str> = found
         .iter()
         .filter(|r| r.phase == Phase::Admitted)
         .flat_map(|r| r.instances.iter().map(String::as_str))
@@ -279,7 +285,7 @@ async fn kill_9_under_load_keeps_the_admission_of_every_forwarded_request_and_th
     let verified = crossgate(&["audit", "verify", "--config", config]);
     let out = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
-    assert!(out.contains(&format!("verified {} records in 1 segment", all_records(&db).len())), "{out}");
+    assert!(out.contains(&format!("verified {} records in 1 segment", records().len())), "{out}");
 }
 
 // === crossgate audit verify ===
