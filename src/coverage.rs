@@ -111,7 +111,8 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
         .collect::<Result<Vec<_>, String>>()?;
     let mut cells = Vec::new();
     for dialect in Dialect::ALL {
-        for entry in &maps.actions(dialect).entries {
+        // The matrix is what callers can send; replication and policy steps are crossgate's own calls.
+        for entry in maps.actions(dialect).entries.iter().filter(|e| e.action.is_for_callers()) {
             for p in Provider::ALL {
                 let speaks = maps.actions(Dialect::of_provider(p)).entries.iter().any(|e| e.action == entry.action);
                 let losses: Vec<&str> = lossy
@@ -174,7 +175,7 @@ mod tests {
         let maps = Mappings::embedded().unwrap();
         let m = matrix(&maps, EMBEDDED).unwrap();
         for dialect in Dialect::ALL {
-            for entry in &maps.actions(dialect).entries {
+            for entry in maps.actions(dialect).entries.iter().filter(|e| e.action.is_for_callers()) {
                 for p in Provider::ALL {
                     assert!(
                         m.cells.iter().any(|c| c.dialect == dialect && c.wire_action == entry.wire && c.provider == p)

@@ -88,6 +88,13 @@ async fn handle(
     audit: &AuditHandle,
     deadline: Option<Instant>,
 ) -> Result<Outcome, Fault> {
+    if !op.action.is_for_callers() {
+        // Replication and state-policy steps are crossgate's own calls, never forwarded for a caller.
+        return Err(Fault::caller(
+            Code::UnknownAction,
+            format!("`{}` is a step crossgate takes itself; callers cannot send it.", reply.wire_action),
+        ));
+    }
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let scope = Scope { audit, deadline };
     let legs = plan(shared, scope, asker, reply.dialect, op).await?;

@@ -28,5 +28,6 @@ pub mod secret;
 pub mod server;
 pub mod sign;
 pub mod sim;
+pub mod sshkey;
 pub mod tomlfile;
 pub mod translate;

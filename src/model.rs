@@ -134,11 +134,32 @@ pub enum Action {
     DescribeKeys,
     /// Look instances up by id: OS, state, bound keys, latest operation.
     DescribeInstances,
+    /// Import a public key as a key pair (key replication).
+    ImportKey,
+    /// Start stopped instances (a state policy's step).
+    StartInstances,
+    /// Stop running instances, forcibly (a state policy's step).
+    StopInstances,
+    /// Reboot running instances (a state policy's step).
+    RebootInstances,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 4] =
+    pub const ALL: [Action; 8] = [
+        Action::AssociateKeys,
+        Action::DisassociateKeys,
+        Action::DescribeKeys,
+        Action::DescribeInstances,
+        Action::ImportKey,
+        Action::StartInstances,
+        Action::StopInstances,
+        Action::RebootInstances,
+    ];
+
+    /// The actions callers send through the gateway; the others are steps crossgate itself takes
+    /// upstream (replication and state policies), which the simulator serves.
+    pub const CALLER: [Action; 4] =
         [Action::AssociateKeys, Action::DisassociateKeys, Action::DescribeKeys, Action::DescribeInstances];
 
     /// The canonical name used in mappings and audit lines.
@@ -148,6 +169,10 @@ impl Action {
             Action::DisassociateKeys => "disassociate_keys",
             Action::DescribeKeys => "describe_keys",
             Action::DescribeInstances => "describe_instances",
+            Action::ImportKey => "import_key",
+            Action::StartInstances => "start_instances",
+            Action::StopInstances => "stop_instances",
+            Action::RebootInstances => "reboot_instances",
         }
     }
 
@@ -156,9 +181,14 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// True for the actions that change state (bind and unbind).
+    /// True for the actions that change state (everything but the look-ups).
     pub fn is_mutation(self) -> bool {
-        matches!(self, Action::AssociateKeys | Action::DisassociateKeys)
+        !matches!(self, Action::DescribeKeys | Action::DescribeInstances)
+    }
+
+    /// True for the actions callers may send (see [`Action::CALLER`]).
+    pub fn is_for_callers(self) -> bool {
+        Action::CALLER.contains(&self)
     }
 }
 
@@ -232,6 +262,9 @@ pub struct Operation {
     pub keys: Keys,
     /// CVM's `ForceStop`: `None` when the caller did not say.
     pub force_stop: Option<bool>,
+    /// The public key to import (OpenSSH form, `ssh-ed25519 AAAA... comment`); the key's name is in
+    /// `keys`.
+    pub public_key: Option<String>,
     /// The page a key look-up sent upstream asks for; `None` asks for the first page of the dialect's
     /// largest size. Decoders leave it `None`: a caller's own paging is answered from the whole answer
     /// (see [`crate::dialect::Reply::page`]).
@@ -241,7 +274,15 @@ pub struct Operation {
 impl Operation {
     /// An operation with no instances, no keys and no options.
     pub fn new(action: Action) -> Operation {
-        Operation { action, region: None, instances: Vec::new(), keys: Keys::none(), force_stop: None, page: None }
+        Operation {
+            action,
+            region: None,
+            instances: Vec::new(),
+            keys: Keys::none(),
+            force_stop: None,
+            public_key: None,
+            page: None,
+        }
     }
 }
 
@@ -292,6 +333,10 @@ pub struct KeyPairInfo {
     pub name: String,
     /// Instances the key is bound to, when the provider reports them.
     pub instances: Vec<String>,
+    /// The public key, when the provider reports it (Tencent always; ECS when asked).
+    pub public_key: Option<String>,
+    /// The fingerprint the provider reports (ECS: MD5, colon-separated hex).
+    pub fingerprint: Option<String>,
 }
 
 /// What a look-up learns about one instance.
@@ -333,6 +378,10 @@ pub enum Answer {
     KeyPairs(Vec<KeyPairInfo>),
     /// DescribeInstances: the instances found.
     Instances(Vec<InstanceInfo>),
+    /// ImportKey: the key pair made.
+    Imported(KeyPairInfo),
+    /// Start, stop or reboot: accepted for every instance named.
+    Done,
 }
 
 /// The outcome of an operation that was processed (possibly with per-instance failures).
@@ -428,6 +477,12 @@ codes! {
     KeyAlreadyBound => "key_already_bound",
     /// The key pair is not bound to the instance.
     KeyNotBound => "key_not_bound",
+    /// A key pair of that name exists already (an import).
+    KeyNameTaken => "key_name_taken",
+    /// The same public key was imported already, under another name.
+    PublicKeyTaken => "public_key_taken",
+    /// The public key is not an OpenSSH public key the provider takes.
+    InvalidPublicKey => "invalid_public_key",
     /// The signature does not match.
     SignatureMismatch => "signature_mismatch",
     /// The signature material is malformed or incomplete (Authorization header, method).

@@ -276,6 +276,10 @@ pub fn merge(
             }
             Ok(Outcome { request_id: request_id.to_owned(), answer: Answer::Instances(found) })
         }
+        // Steps crossgate takes itself are never a caller's request (the gateway refuses them first).
+        Action::ImportKey | Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+            Err(Fault::gateway(Code::UnknownAction, format!("`{}` is not served to callers.", op.action)))
+        }
     }
 }
 
@@ -337,7 +341,7 @@ mod tests {
             op: Operation::new(Action::DescribeKeys),
             placed: vec![],
         };
-        let found = KeyPairInfo { id: "skey-4e5ty7i8".into(), name: "finance_joshua".into(), instances: vec![] };
+        let found = KeyPairInfo { id: "skey-4e5ty7i8".into(), name: "finance_joshua".into(), ..KeyPairInfo::default() };
         let answer = Ok(Outcome { request_id: "up".into(), answer: Answer::KeyPairs(vec![found]) });
         let back = Back { caller: Provider::AliyunEcs, keys: &table };
         let merged = merge("gw", &Operation::new(Action::DescribeKeys), &[leg], vec![answer], back).unwrap();

@@ -63,6 +63,13 @@ pub(crate) mod param {
     pub(crate) const FILTER_VALUES: &str = "Values";
     pub(crate) const OFFSET: &str = "Offset";
     pub(crate) const LIMIT: &str = "Limit";
+    // Replication and state-policy steps (ImportKeyPair, StartInstances, StopInstances, RebootInstances).
+    pub(crate) const KEY_NAME: &str = "KeyName";
+    pub(crate) const PUBLIC_KEY: &str = "PublicKey";
+    pub(crate) const PROJECT_ID: &str = "ProjectId";
+    pub(crate) const STOP_TYPE: &str = "StopType";
+    /// The parameters read as single values.
+    pub(crate) const SINGLES: &[&str] = &[FORCE_STOP, OFFSET, LIMIT, KEY_NAME, PUBLIC_KEY, PROJECT_ID, STOP_TYPE];
     /// The only `DescribeKeyPairs` filter crossgate speaks.
     pub(crate) const KEY_NAME_FILTER: &str = "key-name";
 

@@ -272,6 +272,14 @@ struct JsonBody<'o> {
     limit: Option<usize>,
     #[serde(rename = "Offset", skip_serializing_if = "Option::is_none")]
     offset: Option<usize>,
+    #[serde(rename = "KeyName", skip_serializing_if = "Option::is_none")]
+    key_name: Option<&'o str>,
+    #[serde(rename = "PublicKey", skip_serializing_if = "Option::is_none")]
+    public_key: Option<&'o str>,
+    #[serde(rename = "ProjectId", skip_serializing_if = "Option::is_none")]
+    project_id: Option<u64>,
+    #[serde(rename = "StopType", skip_serializing_if = "Option::is_none")]
+    stop_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -326,6 +334,10 @@ fn tc3_json(
         force_stop: business.force_stop,
         limit: business.limit,
         offset: business.offset,
+        key_name: business.key_name,
+        public_key: business.public_key,
+        project_id: business.project_id,
+        stop_type: business.stop_type,
     };
     let body = serde_json::to_vec(&body)
         .map_err(|e| Fault::gateway(Code::Internal, format!("The request body could not be written: {e}.")))?;

@@ -185,12 +185,13 @@ impl Upstream {
 }
 
 /// The provider's own rate for `action`, from the mapping tables: binds at `requests_per_second`, unbinds
-/// at `disassociate_requests_per_second` (else the same); look-ups have none.
+/// at `disassociate_requests_per_second` (else the same); look-ups and policy steps have none.
 fn rate(maps: &Mappings, upstream: &Upstream, action: Action) -> Option<u32> {
     let limits = maps.limits(upstream.dialect());
     match action {
         Action::AssociateKeys => limits.requests_per_second,
         Action::DisassociateKeys => limits.disassociate_requests_per_second.or(limits.requests_per_second),
-        Action::DescribeKeys | Action::DescribeInstances => None,
+        // Look-ups, and the steps crossgate takes itself, whose providers document no rate.
+        _ => None,
     }
 }

@@ -126,12 +126,14 @@ struct RawEcsCloud {
 struct RawTencentKey {
     id: String,
     name: String,
+    public_key: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEcsKey {
     name: String,
+    public_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,15 +183,16 @@ pub fn parse(file: &str, text: &str, maps: &Mappings) -> Result<CloudState, Seed
         let RawTencentCloud { keys, instances } = cloud;
         for key in keys {
             let offset = key.span().start;
-            let RawTencentKey { id, name } = key.into_inner();
-            at.add_key(provider, offset, KeyPair::tencent(id, name))?;
+            let RawTencentKey { id, name, public_key } = key.into_inner();
+            at.add_key(provider, offset, KeyPair { public_key, ..KeyPair::tencent(id, name) })?;
         }
         at.add_instances(provider, instances)?;
     }
     let RawEcsCloud { keys, instances } = aliyun_ecs;
     for key in keys {
         let offset = key.span().start;
-        at.add_key(Provider::AliyunEcs, offset, KeyPair::ecs(key.into_inner().name))?;
+        let RawEcsKey { name, public_key } = key.into_inner();
+        at.add_key(Provider::AliyunEcs, offset, KeyPair { public_key, ..KeyPair::ecs(name) })?;
     }
     at.add_instances(Provider::AliyunEcs, instances)?;
     Ok(state)

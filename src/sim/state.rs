@@ -62,6 +62,7 @@ use crate::model::{
 };
 
 mod bind;
+mod import;
 mod lookup;
 
 pub use lookup::wildcard_match;
@@ -108,18 +109,26 @@ pub struct KeyPair {
     pub id: String,
     /// The display name (Tencent) or the name (ECS).
     pub name: String,
+    /// The public key (OpenSSH form), when known.
+    pub public_key: Option<String>,
 }
 
 impl KeyPair {
     /// A Tencent key pair: an id and a display name.
     pub fn tencent(id: impl Into<String>, name: impl Into<String>) -> KeyPair {
-        KeyPair { id: id.into(), name: name.into() }
+        KeyPair { id: id.into(), name: name.into(), public_key: None }
     }
 
     /// An ECS key pair, known by its name alone.
     pub fn ecs(name: impl Into<String>) -> KeyPair {
         let name = name.into();
-        KeyPair { id: name.clone(), name }
+        KeyPair { id: name.clone(), name, public_key: None }
+    }
+
+    /// The same key pair with its public key.
+    pub fn with_public_key(mut self, public_key: impl Into<String>) -> KeyPair {
+        self.public_key = Some(public_key.into());
+        self
     }
 }
 
@@ -311,7 +320,7 @@ impl Rules {
         match action {
             Action::AssociateKeys => self.associate_per_second,
             Action::DisassociateKeys => self.disassociate_per_second,
-            Action::DescribeKeys | Action::DescribeInstances => None,
+            _ => None,
         }
     }
 
@@ -511,6 +520,11 @@ impl CloudState {
                     Provider::AliyunEcs => cloud.bind_ecs(op)?,
                 }
             }
+            Action::ImportKey => Answer::Imported(cloud.import_key(op)?),
+            Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+                self.power_all(provider, op, now_ms)?;
+                Answer::Done
+            }
         };
         Ok(Outcome { request_id: request_id.to_owned(), answer })
     }
@@ -531,6 +545,25 @@ impl CloudState {
                 }
             }
         }
+    }
+
+    /// Starts, stops or reboots every instance of `op`, all or nothing: checked on a copy first.
+    fn power_all(&mut self, provider: Provider, op: &Operation, now_ms: u64) -> Result<(), Fault> {
+        within(op.instances.len(), self.cloud(provider).rules.max_instances, "instances")?;
+        unique(&op.instances, "instance id")?;
+        let before = self.cloud(provider).clone();
+        for id in &op.instances {
+            let done = match op.action {
+                Action::StartInstances => self.start(provider, id, now_ms),
+                Action::StopInstances => self.stop(provider, id, now_ms),
+                _ => self.reboot(provider, id, now_ms),
+            };
+            if let Err(fault) = done {
+                *self.cloud_mut(provider) = before;
+                return Err(fault);
+            }
+        }
+        Ok(())
     }
 
     /// Reboots a running instance; on ECS a changed key pair takes effect.

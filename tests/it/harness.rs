@@ -104,6 +104,8 @@ impl Got {
 /// A running gateway with its simulator and audit lines.
 pub(crate) struct Env {
     pub(crate) started: Started,
+    /// The configuration it was started with.
+    pub(crate) config: Config,
     pub(crate) audit: Arc<MemorySink>,
     pub(crate) maps: Mappings,
     pub(crate) config_secrets: Vec<String>,
@@ -207,8 +209,9 @@ impl Env {
         config_secrets.extend(config.callers.iter().map(|c| c.secret_key.expose().to_owned()));
         let audit = Arc::new(MemorySink::default());
         let maps = app::mappings(&config).unwrap();
+        let kept = config.clone();
         let started = app::start(config, audit.clone(), Arc::new(SystemClock)).await.expect("gateway starts");
-        Env { started, audit, maps, config_secrets }
+        Env { started, config: kept, audit, maps, config_secrets }
     }
 
     /// The matrix gateway.

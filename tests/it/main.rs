@@ -22,6 +22,7 @@ mod secrets; // no configured secret in Debug output, answers, trace logs, audit
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
 mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in each caller's own code
+mod steps; // the steps crossgate takes itself (import, start, stop, reboot) against the simulator over HTTP
 mod support; // shared helpers: mappings, wire requests turned back into raw requests
 mod tencent_v2; // the Tencent legacy endpoint codec: golden seeds, SDK vectors, round trips, hostile input
 mod tencent_v3; // the Tencent API 3.0 codec (CVM and Lighthouse): golden seed, SDK vectors, round trips, hostile input

@@ -281,7 +281,7 @@ fn refusals(env: &Env) -> Vec<Refusal> {
         Refusal {
             name: "ecs: unknown action",
             dialect: Dialect::AliyunEcs,
-            wire: ecs("RebootInstance", &["i-m5eg7be9ndloji64jknv"], "FinanceJoshuaV25"),
+            wire: ecs("RunInstances", &["i-m5eg7be9ndloji64jknv"], "FinanceJoshuaV25"),
             code: "InvalidAction.NotFound",
             status: 404,
             number: None,

@@ -159,9 +159,11 @@ async fn answers_logs_and_audit_lines_show_no_secret() {
     let audit_path = std::env::temp_dir().join(format!("crossgate-secrets-{}.jsonl", uuid::Uuid::new_v4().simple()));
     let sink = Arc::new(JsonLines::open(&audit_path, Options::default()).expect("a temporary audit file"));
     let maps = app::mappings(&config).unwrap();
+    let kept = config.clone();
     let started = app::start(config, sink, Arc::new(SystemClock)).await.expect("gateway starts");
     // Audit lines go to the file; the memory sink stays empty.
-    let env = Env { started, audit: Arc::new(MemorySink::default()), maps, config_secrets: secrets.clone() };
+    let env =
+        Env { started, config: kept, audit: Arc::new(MemorySink::default()), maps, config_secrets: secrets.clone() };
     let host = env.host();
 
     // A fresh nonce for each request.

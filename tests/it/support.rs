@@ -199,6 +199,7 @@ pub fn op(action: Action, instances: &[&str], keys: Keys, force_stop: Option<boo
         instances: instances.iter().map(|s| s.to_string()).collect(),
         keys,
         force_stop,
+        public_key: None,
         page: None,
     }
 }

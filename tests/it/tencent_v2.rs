@@ -254,6 +254,7 @@ fn arb_op() -> impl Strategy<Value = Operation> {
             instances,
             keys: Keys::Ids(keys),
             force_stop,
+            public_key: None,
             page: None,
         });
     let describe_keys =
@@ -311,7 +312,7 @@ fn arb_instance_info() -> impl Strategy<Value = InstanceInfo> {
 
 fn arb_key_info() -> impl Strategy<Value = KeyPairInfo> {
     (arb_ids("skey-", 1..=1), "[a-zA-Z0-9_]{1,25}", arb_ids("ins-", 0..=3))
-        .prop_map(|(id, name, instances)| KeyPairInfo { id: id[0].clone(), name, instances })
+        .prop_map(|(id, name, instances)| KeyPairInfo { id: id[0].clone(), name, instances, ..KeyPairInfo::default() })
 }
 
 fn response_roundtrip(wire_action: &str, op: &Operation, outcome: &Outcome) -> Result<Outcome, Fault> {

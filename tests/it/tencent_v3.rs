@@ -296,7 +296,30 @@ fn arb_op(dialect: Dialect) -> impl Strategy<Value = Operation> {
             instances,
             keys: Keys::Ids(keys),
             force_stop,
+            public_key: None,
             page: None,
+        });
+    // Replication and policy steps, which crossgate sends and the simulator reads.
+    let import = ("[a-zA-Z0-9_]{1,25}", prop::sample::select(PUBLIC_KEYS.to_vec()), region.clone()).prop_map(
+        |(name, public_key, region)| Operation {
+            keys: Keys::Names(vec![name]),
+            public_key: Some(public_key.to_owned()),
+            region,
+            ..Operation::new(Action::ImportKey)
+        },
+    );
+    let stop_type = if dialect == LH { Just(None).boxed() } else { prop::option::of(Just(true)).boxed() };
+    let power = (
+        prop_oneof![Just(Action::StartInstances), Just(Action::StopInstances), Just(Action::RebootInstances)],
+        arb_ids(ins, 1..=12),
+        stop_type,
+        region.clone(),
+    )
+        .prop_map(|(action, instances, forced, region)| Operation {
+            instances,
+            region,
+            force_stop: forced.filter(|_| action != Action::StartInstances),
+            ..Operation::new(action)
         });
     let names = prop::collection::vec("[a-zA-Z0-9 ~*+/&=%._中文é\"\\\\-]{0,20}", 1..5)
         .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)));
@@ -308,8 +331,14 @@ fn arb_op(dialect: Dialect) -> impl Strategy<Value = Operation> {
         region,
         ..Operation::new(Action::DescribeInstances)
     });
-    prop_oneof![bind, describe_keys, describe_instances]
+    prop_oneof![bind, describe_keys, describe_instances, import, power]
 }
+
+/// Public keys made by `ssh-keygen -t ed25519`.
+const PUBLIC_KEYS: [&str; 2] = [
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlRvCD87zZ8Ex6txR2mnmo6TDnq+biIpIXrcfJqPYcx k1@crossgate-demo",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBFiMa2yg180mNyrM/U6IvWF8SEsmTYPC+lR2LussTP0",
+];
 
 fn arb_scheme() -> impl Strategy<Value = Scheme> {
     prop_oneof![Just(Scheme::Tc3), Just(Scheme::TencentV1Sha1), Just(Scheme::TencentV1Sha256)]
@@ -369,6 +398,7 @@ fn arb_key_info(dialect: Dialect) -> impl Strategy<Value = KeyPairInfo> {
         id: id[0].clone(),
         name,
         instances,
+        ..KeyPairInfo::default()
     })
 }
 
@@ -424,6 +454,13 @@ proptest! {
             Action::AssociateKeys | Action::DisassociateKeys => all_ok(&op),
             Action::DescribeKeys => Answer::KeyPairs(keys),
             Action::DescribeInstances => Answer::Instances(instances),
+            Action::ImportKey => Answer::Imported(KeyPairInfo {
+                id: keys.first().map_or_else(|| "skey-aaaabbbb".to_owned(), |k| k.id.clone()),
+                name: op.keys.as_slice()[0].clone(),
+                public_key: op.public_key.clone(),
+                ..KeyPairInfo::default()
+            }),
+            Action::StartInstances | Action::StopInstances | Action::RebootInstances => Answer::Done,
         };
         let outcome = Outcome { request_id, answer };
         prop_assert_eq!(response_roundtrip(dialect, &op, &outcome), Ok(outcome));
@@ -524,6 +561,7 @@ fn lookups_answer_with_the_documented_fields() {
             id: "skey-4e5ty7i8".into(),
             name: "ops".into(),
             instances: vec!["ins-1e4r6y8i".into()],
+            ..KeyPairInfo::default()
         }]),
     };
     let v: Value = serde_json::from_slice(&respond(CVM, "DescribeKeyPairs", &Ok(keys), "R").body).unwrap();

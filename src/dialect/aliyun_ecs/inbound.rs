@@ -317,6 +317,29 @@ fn decode_operation(action: Action, params: &[Param<'_>], maps: &Mappings) -> Re
             positive_integer(params, param::MAX_RESULTS, None)?;
             op.instances = instance_ids(params, maps, limits.lookup_instances)?.unwrap_or_default();
         }
+        Action::ImportKey => {
+            let name = required(params, param::KEY_PAIR_NAME)?;
+            let public_key = required(params, param::PUBLIC_KEY_BODY)?;
+            if name.is_empty() {
+                return Err(missing(param::KEY_PAIR_NAME));
+            }
+            if public_key.is_empty() {
+                return Err(missing(param::PUBLIC_KEY_BODY));
+            }
+            op.keys = Keys::Names(vec![name.to_owned()]);
+            op.public_key = Some(public_key.to_owned());
+        }
+        Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+            let instance = required(params, param::INSTANCE_ID)?;
+            if instance.is_empty() {
+                return Err(missing(param::INSTANCE_ID));
+            }
+            could_be_ids(param::INSTANCE_ID, &[instance], maps.longest_instance_id(), Code::MalformedInstanceId)?;
+            op.instances = vec![instance.to_owned()];
+            op.force_stop = single(params, param::FORCE_STOP)?
+                .map(|v| crate::dialect::params::boolean(param::FORCE_STOP, v))
+                .transpose()?;
+        }
     }
     Ok(op)
 }

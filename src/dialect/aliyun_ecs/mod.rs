@@ -49,6 +49,12 @@ pub(crate) mod param {
     pub(crate) const PAGE_SIZE: &str = "PageSize";
     pub(crate) const PAGE_NUMBER: &str = "PageNumber";
     pub(crate) const MAX_RESULTS: &str = "MaxResults";
+    /// `ImportKeyPair`'s public key.
+    pub(crate) const PUBLIC_KEY_BODY: &str = "PublicKeyBody";
+    /// The one instance of `StartInstance`, `StopInstance` and `RebootInstance`.
+    pub(crate) const INSTANCE_ID: &str = "InstanceId";
+    /// `StopInstance` and `RebootInstance`: stop without waiting for the guest.
+    pub(crate) const FORCE_STOP: &str = "ForceStop";
 }
 
 /// Wire header names, lower case.
@@ -88,6 +94,8 @@ pub(crate) mod field {
     pub(crate) const STATUS: &str = "Status";
     pub(crate) const OS_TYPE: &str = "OSType";
     pub(crate) const OS_NAME: &str = "OSName";
+    pub(crate) const KEY_PAIR_FINGER_PRINT: &str = "KeyPairFingerPrint";
+    pub(crate) const PUBLIC_KEY: &str = "PublicKey";
     /// The lower-camel-case spellings the tea SDK also reads in an error.
     pub(crate) const CODE_LOWER: &str = "code";
     pub(crate) const MESSAGE_LOWER: &str = "message";

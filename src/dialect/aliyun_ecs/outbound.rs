@@ -95,6 +95,27 @@ fn business_params(op: &Operation, region: &str, maps: &Mappings) -> Result<Vec<
             }
             out.push(p(param::MAX_RESULTS, limits.lookup_instances.to_string()));
         }
+        Action::ImportKey => {
+            let name = one_key_name(&op.keys)?;
+            let Some(public_key) = &op.public_key else {
+                return Err(Fault::gateway(Code::Internal, "A key import needs a public key."));
+            };
+            out.push(p(param::KEY_PAIR_NAME, name.to_owned()));
+            out.push(p(param::PUBLIC_KEY_BODY, public_key.clone()));
+        }
+        Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+            // ECS's StartInstance, StopInstance and RebootInstance take one instance each.
+            let [instance] = op.instances.as_slice() else {
+                return Err(Fault::gateway(
+                    Code::Internal,
+                    format!("ECS {} takes one instance; {} were given.", op.action, op.instances.len()),
+                ));
+            };
+            out.push(p(param::INSTANCE_ID, instance.clone()));
+            if op.action != Action::StartInstances && op.force_stop == Some(true) {
+                out.push(p(param::FORCE_STOP, "true".to_owned()));
+            }
+        }
     }
     out.push(p(param::REGION_ID, region.to_owned()));
     out.sort_by(|a, b| a.0.cmp(&b.0));

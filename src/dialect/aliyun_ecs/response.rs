@@ -62,6 +62,8 @@ fn success_root<'r>(reply: &'r Reply, answer: &Answer, maps: &'r Mappings) -> Co
                 Answer::Bind(_) => Action::AssociateKeys,
                 Answer::KeyPairs(_) => Action::DescribeKeys,
                 Answer::Instances(_) => Action::DescribeInstances,
+                Answer::Imported(_) => Action::ImportKey,
+                Answer::Done => Action::RebootInstances,
             };
             Cow::Borrowed(maps.wire_action(DIALECT, action))
         }),
@@ -79,7 +81,13 @@ fn success_body<'a>(reply: &'a Reply, answer: &'a Answer, maps: &Mappings) -> No
             let entries = page
                 .of(keys)
                 .iter()
-                .map(|k| Node::Object(vec![(field::KEY_PAIR_NAME, Node::Text(Cow::Borrowed(&k.name)))]))
+                .map(|k| {
+                    let mut fields = vec![(field::KEY_PAIR_NAME, Node::Text(Cow::Borrowed(k.name.as_str())))];
+                    if let Some(fingerprint) = &k.fingerprint {
+                        fields.push((field::KEY_PAIR_FINGER_PRINT, Node::Text(Cow::Borrowed(fingerprint.as_str()))));
+                    }
+                    Node::Object(fields)
+                })
                 .collect();
             let size = page.limit.max(1);
             Node::Object(vec![
@@ -90,6 +98,12 @@ fn success_body<'a>(reply: &'a Reply, answer: &'a Answer, maps: &Mappings) -> No
                 (field::KEY_PAIRS, Node::List(field::KEY_PAIR, entries)),
             ])
         }
+        Answer::Imported(key) => Node::Object(vec![
+            (field::REQUEST_ID, request_id),
+            (field::KEY_PAIR_NAME, Node::Text(Cow::Borrowed(key.name.as_str()))),
+            (field::KEY_PAIR_FINGER_PRINT, Node::Text(Cow::Borrowed(key.fingerprint.as_deref().unwrap_or_default()))),
+        ]),
+        Answer::Done => Node::Object(vec![(field::REQUEST_ID, request_id)]),
         Answer::Instances(instances) => {
             let entries = instances.iter().map(instance_node).collect();
             Node::Object(vec![
@@ -199,6 +213,8 @@ pub fn decode_response(
         Action::AssociateKeys | Action::DisassociateKeys => bind_answer(obj, request_id, maps),
         Action::DescribeKeys => key_pairs_answer(obj),
         Action::DescribeInstances => instances_answer(obj),
+        Action::ImportKey => imported_answer(obj, op),
+        Action::StartInstances | Action::StopInstances | Action::RebootInstances => Ok(Answer::Done),
     }
     .map_err(garbage)?;
     Ok(Outcome { request_id: request_id.to_owned(), answer })
@@ -267,10 +283,28 @@ fn key_pairs_answer(obj: &Map<String, Value>) -> Result<Answer, Shape> {
         .into_iter()
         .map(|entry| {
             let name = required_string(entry, field::KEY_PAIR_NAME)?.to_owned();
-            Ok(KeyPairInfo { id: name.clone(), name, instances: Vec::new() })
+            Ok(KeyPairInfo {
+                id: name.clone(),
+                name,
+                instances: Vec::new(),
+                public_key: string(entry, field::PUBLIC_KEY)?.filter(|k| !k.is_empty()).map(str::to_owned),
+                fingerprint: string(entry, field::KEY_PAIR_FINGER_PRINT)?.filter(|f| !f.is_empty()).map(str::to_owned),
+            })
         })
         .collect::<Result<_, Shape>>()?;
     Ok(Answer::KeyPairs(keys))
+}
+
+fn imported_answer(obj: &Map<String, Value>, op: &Operation) -> Result<Answer, Shape> {
+    let name = required_string(obj, field::KEY_PAIR_NAME)?.to_owned();
+    let fingerprint = string(obj, field::KEY_PAIR_FINGER_PRINT)?.filter(|f| !f.is_empty()).map(str::to_owned);
+    Ok(Answer::Imported(KeyPairInfo {
+        id: name.clone(),
+        name,
+        instances: Vec::new(),
+        public_key: op.public_key.clone(),
+        fingerprint,
+    }))
 }
 
 fn instances_answer(obj: &Map<String, Value>) -> Result<Answer, Shape> {

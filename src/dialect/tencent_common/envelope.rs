@@ -79,6 +79,14 @@ struct KeyPairWire {
     key_name: Option<String>,
     #[serde(rename = "AssociatedInstanceIds", default)]
     associated_instance_ids: Option<Vec<String>>,
+    #[serde(rename = "PublicKey", default, skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ImportResponse {
+    #[serde(rename = "KeyId")]
+    key_id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -182,7 +190,11 @@ fn error_body(rendered: &RenderedError, request_id: &str) -> Vec<u8> {
 /// The success fields; a key look-up shows `page` of its keys.
 fn success_body(dialect: Dialect, answer: &Answer, request_id: &str, page: Page) -> Vec<u8> {
     match answer {
-        Answer::Bind(_) => to_vec(&Envelope { response: BindResponse { request_id } }),
+        Answer::Bind(_) | Answer::Done => to_vec(&Envelope { response: BindResponse { request_id } }),
+        Answer::Imported(key) => {
+            let fields = ImportResponse { key_id: key.id.clone() };
+            to_vec(&Envelope { response: WithRequestId { fields, request_id } })
+        }
         Answer::KeyPairs(keys) => {
             let fields = KeyPairsResponse {
                 total_count: keys.len() as u64,
@@ -205,6 +217,7 @@ fn key_pair_wire(key: &KeyPairInfo) -> KeyPairWire {
         key_id: key.id.clone(),
         key_name: Some(key.name.clone()),
         associated_instance_ids: Some(key.instances.clone()),
+        public_key: key.public_key.clone(),
     }
 }
 
@@ -314,6 +327,18 @@ pub(crate) fn decode_response_object(
             let r: InstancesResponse = serde_json::from_value(Value::Object(response)).map_err(shape)?;
             Answer::Instances(r.instance_set.into_iter().map(instance_info).collect())
         }
+        Action::ImportKey => {
+            let r: ImportResponse = serde_json::from_value(Value::Object(response)).map_err(shape)?;
+            let name = op.keys.as_slice().first().cloned().unwrap_or_default();
+            Answer::Imported(KeyPairInfo {
+                id: r.key_id,
+                name,
+                instances: Vec::new(),
+                public_key: op.public_key.clone(),
+                fingerprint: None,
+            })
+        }
+        Action::StartInstances | Action::StopInstances | Action::RebootInstances => Answer::Done,
     };
     Ok(Outcome { request_id, answer })
 }
@@ -335,6 +360,8 @@ fn key_pair_info(k: KeyPairWire) -> KeyPairInfo {
         id: k.key_id,
         name: k.key_name.unwrap_or_default(),
         instances: k.associated_instance_ids.unwrap_or_default(),
+        public_key: k.public_key,
+        fingerprint: None,
     }
 }
 
@@ -414,7 +441,9 @@ mod tests {
     }
 
     fn keys(n: usize) -> Vec<KeyPairInfo> {
-        (0..n).map(|i| KeyPairInfo { id: format!("skey-{i:08}"), name: format!("k{i}"), instances: vec![] }).collect()
+        (0..n)
+            .map(|i| KeyPairInfo { id: format!("skey-{i:08}"), name: format!("k{i}"), ..KeyPairInfo::default() })
+            .collect()
     }
 
     #[test]

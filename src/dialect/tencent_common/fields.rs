@@ -40,6 +40,10 @@ pub(crate) struct Fields {
     pub(crate) filters: Option<Vec<Filter>>,
     pub(crate) offset: Option<u64>,
     pub(crate) limit: Option<u64>,
+    pub(crate) key_name: Option<String>,
+    pub(crate) public_key: Option<String>,
+    pub(crate) project_id: Option<u64>,
+    pub(crate) stop_type: Option<String>,
 }
 
 // === reading a form ===
@@ -51,7 +55,7 @@ impl Fields {
         let (mut instances, mut keys, mut filters) = (false, false, false);
         for (name, _) in params {
             let name = name.as_ref();
-            if param::COMMON.contains(&name) || [param::FORCE_STOP, param::OFFSET, param::LIMIT].contains(&name) {
+            if param::COMMON.contains(&name) || param::SINGLES.contains(&name) {
                 continue;
             }
             match name.split_once('.').map(|(head, _)| head) {
@@ -73,6 +77,12 @@ impl Fields {
             filters: if filters { Some(form_filters(params)?) } else { None },
             offset: params::single(params, param::OFFSET)?.map(|v| form_count(param::OFFSET, v)).transpose()?,
             limit: params::single(params, param::LIMIT)?.map(|v| form_count(param::LIMIT, v)).transpose()?,
+            key_name: params::single(params, param::KEY_NAME)?.map(str::to_owned),
+            public_key: params::single(params, param::PUBLIC_KEY)?.map(str::to_owned),
+            project_id: params::single(params, param::PROJECT_ID)?
+                .map(|v| form_count(param::PROJECT_ID, v))
+                .transpose()?,
+            stop_type: params::single(params, param::STOP_TYPE)?.map(str::to_owned),
         })
     }
 }
@@ -149,6 +159,10 @@ impl Fields {
                 param::FILTERS => fields.filters = Some(json_filters(value)?),
                 param::OFFSET => fields.offset = Some(json_count(&name, &value)?),
                 param::LIMIT => fields.limit = Some(json_count(&name, &value)?),
+                param::PROJECT_ID => fields.project_id = Some(json_count(&name, &value)?),
+                param::KEY_NAME => fields.key_name = Some(json_string(&name, value)?),
+                param::PUBLIC_KEY => fields.public_key = Some(json_string(&name, value)?),
+                param::STOP_TYPE => fields.stop_type = Some(json_string(&name, value)?),
                 _ => return Err(unknown(&name)),
             }
         }
@@ -194,6 +208,13 @@ fn json_strings(name: &str, value: Value) -> Result<Vec<String>, Fault> {
             _ => Err(wrong_type(name, "an array of strings")),
         })
         .collect()
+}
+
+fn json_string(name: &str, value: Value) -> Result<String, Fault> {
+    match value {
+        Value::String(s) => Ok(s),
+        _ => Err(wrong_type(name, "a string")),
+    }
 }
 
 fn json_filters(value: Value) -> Result<Vec<Filter>, Fault> {
@@ -260,7 +281,34 @@ impl Fields {
         region: Option<String>,
         maps: &Mappings,
     ) -> Result<Operation, Fault> {
-        let Fields { instance_ids, key_ids, force_stop, filters, offset, limit } = self;
+        let Fields {
+            instance_ids,
+            key_ids,
+            force_stop,
+            filters,
+            offset,
+            limit,
+            key_name,
+            public_key,
+            project_id,
+            stop_type,
+        } = self;
+        if target.action.is_for_callers() {
+            // The replication and state-policy parameters belong to those actions only.
+            for (name, present) in [
+                (param::KEY_NAME, key_name.is_some()),
+                (param::PUBLIC_KEY, public_key.is_some()),
+                (param::PROJECT_ID, project_id.is_some()),
+                (param::STOP_TYPE, stop_type.is_some()),
+            ] {
+                if present {
+                    return Err(Fault::caller(
+                        Code::InvalidParameter,
+                        format!("The parameter `{name}` is not accepted by `{}`.", target.wire),
+                    ));
+                }
+            }
+        }
         let limits = maps.limits(target.dialect);
         let (instance_chars, key_chars) = (maps.longest_instance_id(), maps.longest_key());
         let not_for = |name: &str, present: bool| -> Result<(), Fault> {
@@ -327,9 +375,65 @@ impl Fields {
                 )?;
                 op.instances = ids;
             }
+            Action::ImportKey => {
+                for (name, present) in [
+                    (param::INSTANCE_IDS, instance_ids.is_some()),
+                    (param::KEY_IDS, key_ids.is_some()),
+                    (param::FORCE_STOP, force_stop.is_some()),
+                    (param::FILTERS, filters.is_some()),
+                    (param::STOP_TYPE, stop_type.is_some()),
+                    (param::PROJECT_ID, project_id.is_some() && target.dialect == Dialect::TencentLighthouse),
+                ] {
+                    not_for(name, present)?;
+                }
+                let name = key_name.filter(|n| !n.is_empty()).ok_or_else(|| missing(param::KEY_NAME))?;
+                op.public_key = Some(public_key.filter(|k| !k.is_empty()).ok_or_else(|| missing(param::PUBLIC_KEY))?);
+                op.keys = Keys::Names(vec![name]);
+            }
+            Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+                for (name, present) in [
+                    (param::KEY_IDS, key_ids.is_some()),
+                    (param::FORCE_STOP, force_stop.is_some()),
+                    (param::FILTERS, filters.is_some()),
+                    (param::OFFSET, offset.is_some()),
+                    (param::LIMIT, limit.is_some()),
+                    (param::KEY_NAME, key_name.is_some()),
+                    (param::PUBLIC_KEY, public_key.is_some()),
+                    (param::PROJECT_ID, project_id.is_some()),
+                    (
+                        param::STOP_TYPE,
+                        stop_type.is_some()
+                            && (target.action == Action::StartInstances
+                                || target.dialect == Dialect::TencentLighthouse),
+                    ),
+                ] {
+                    not_for(name, present)?;
+                }
+                if let Some(kind) = &stop_type
+                    && !["SOFT", "HARD", "SOFT_FIRST"].contains(&kind.as_str())
+                {
+                    return Err(Fault::caller(
+                        Code::InvalidParameterValue,
+                        format!("`StopType` is SOFT, HARD or SOFT_FIRST, not `{}`.", shown(kind)),
+                    ));
+                }
+                op.instances = required_list(param::INSTANCE_IDS, instance_ids)?;
+                check_ids(
+                    param::INSTANCE_IDS,
+                    &op.instances,
+                    limits.instances,
+                    instance_chars,
+                    Code::MalformedInstanceId,
+                )?;
+                op.force_stop = stop_type.map(|t| t == "HARD");
+            }
         }
         Ok(op)
     }
+}
+
+fn missing(name: &str) -> Fault {
+    Fault::caller(Code::MissingParameter, format!("The parameter `{name}` is missing or empty."))
 }
 
 fn required_list(name: &str, list: Option<Vec<String>>) -> Result<Vec<String>, Fault> {

@@ -34,6 +34,14 @@ pub(crate) struct Business<'o> {
     pub(crate) limit: Option<usize>,
     /// `Offset` for a key look-up that asks for a later page.
     pub(crate) offset: Option<usize>,
+    /// `KeyName` of a key to import.
+    pub(crate) key_name: Option<&'o str>,
+    /// `PublicKey` of a key to import.
+    pub(crate) public_key: Option<&'o str>,
+    /// `ProjectId` of a key imported on CVM (the default project, 0).
+    pub(crate) project_id: Option<u64>,
+    /// `StopType` of a CVM stop or reboot: `HARD` when forced.
+    pub(crate) stop_type: Option<&'static str>,
 }
 
 impl<'o> Business<'o> {
@@ -84,6 +92,29 @@ impl<'o> Business<'o> {
                     ..Business::default()
                 })
             }
+            Action::ImportKey => {
+                let (Keys::Names(names), Some(public_key)) = (&op.keys, &op.public_key) else {
+                    return Err(cannot("a key import without a name and a public key"));
+                };
+                let [name] = names.as_slice() else { return Err(cannot("an import of several keys")) };
+                Ok(Business {
+                    key_name: Some(name),
+                    public_key: Some(public_key),
+                    project_id: (dialect == Dialect::TencentCvm).then_some(0),
+                    ..Business::default()
+                })
+            }
+            Action::StartInstances | Action::StopInstances | Action::RebootInstances => {
+                if !op.keys.is_empty() {
+                    return Err(cannot("key pairs"));
+                }
+                let forced = op.action != Action::StartInstances && dialect != Dialect::TencentLighthouse;
+                Ok(Business {
+                    instance_ids: Some(&op.instances),
+                    stop_type: (forced && op.force_stop == Some(true)).then_some("HARD"),
+                    ..Business::default()
+                })
+            }
         }
     }
 
@@ -115,6 +146,18 @@ impl<'o> Business<'o> {
         }
         if let Some(offset) = self.offset {
             out.push((Cow::Borrowed(param::OFFSET), Cow::Owned(offset.to_string())));
+        }
+        if let Some(name) = self.key_name {
+            out.push((Cow::Borrowed(param::KEY_NAME), Cow::Owned(name.to_owned())));
+        }
+        if let Some(key) = self.public_key {
+            out.push((Cow::Borrowed(param::PUBLIC_KEY), Cow::Owned(key.to_owned())));
+        }
+        if let Some(project) = self.project_id {
+            out.push((Cow::Borrowed(param::PROJECT_ID), Cow::Owned(project.to_string())));
+        }
+        if let Some(kind) = self.stop_type {
+            out.push((Cow::Borrowed(param::STOP_TYPE), Cow::Borrowed(kind)));
         }
     }
 }

@@ -25,13 +25,22 @@ impl Cloud {
         Ok(found.into_iter().map(|k| self.key_info(k)).collect())
     }
 
-    fn key_info(&self, key: &KeyPair) -> KeyPairInfo {
+    pub(super) fn key_info(&self, key: &KeyPair) -> KeyPairInfo {
         // ECS's DescribeKeyPairs does not list the instances a key is attached to.
         let instances = match self.provider.key_kind() {
             KeyKind::Id => self.instances.iter().filter(|i| i.keys.contains(&key.id)).map(|i| i.id.clone()).collect(),
             KeyKind::Name => Vec::new(),
         };
-        KeyPairInfo { id: key.id.clone(), name: key.name.clone(), instances }
+        // Tencent reports the public key; ECS reports the fingerprint (and the key only when asked).
+        let tencent = self.provider.key_kind() == KeyKind::Id;
+        let parsed = key.public_key.as_deref().and_then(|k| crate::sshkey::PublicKey::parse(k).ok());
+        KeyPairInfo {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            instances,
+            public_key: key.public_key.clone().filter(|_| tencent),
+            fingerprint: parsed.filter(|_| !tencent).map(|k| k.md5_fingerprint()),
+        }
     }
 
     pub(super) fn describe_instances(&self, op: &Operation) -> Result<Vec<InstanceInfo>, Fault> {

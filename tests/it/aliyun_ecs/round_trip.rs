@@ -163,7 +163,7 @@ fn outcome() -> impl Strategy<Value = (Action, Outcome, Outcome)> {
         });
     let keys = (request_id, prop::collection::vec(key_name(), 0..10)).prop_map(|(request_id, names)| {
         let keys =
-            names.into_iter().map(|name| KeyPairInfo { id: name.clone(), name, instances: Vec::new() }).collect();
+            names.into_iter().map(|name| KeyPairInfo { id: name.clone(), name, ..KeyPairInfo::default() }).collect();
         let o = Outcome { request_id, answer: Answer::KeyPairs(keys) };
         (Action::DescribeKeys, o.clone(), o)
     });
@@ -245,6 +245,7 @@ fn most_codes_classify_back_to_themselves() {
         Code::OperationInProgress,   // IncorrectInstanceStatus, read as invalid_instance_state
         Code::UpstreamTimeout,       // ServiceUnavailable, read as upstream_unavailable
         Code::UpstreamUnclassified,  // its upstream's own code
+        Code::PublicKeyTaken,        // KeyPair.AlreadyExist, read as key_name_taken
     ];
     for code in Code::ALL.iter().filter(|c| !shared.contains(c)) {
         let back = read_back(&Fault::caller(*code, "m"), "r", &maps);
