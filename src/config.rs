@@ -38,6 +38,9 @@
 //! idle_connections = 256         # keep-alive connections kept open while unused (0: one per call)
 //! ```
 //!
+//! and may carry a state policy for its cloud's rules (`running`, `reboot`, `wait`; see
+//! [`StatePolicy`]).
+//!
 //! A call is retried when nothing was sent (the connection could not be made), when the upstream
 //! answered its throttling code (nothing was applied), or, for a look-up, whatever the failure; never a
 //! bind or unbind after its bytes went out. Rates come from `mappings/limits.toml`.
@@ -56,12 +59,14 @@ use crate::model::Provider;
 
 mod admin;
 mod guard;
+mod policy;
 
 use crate::secret::Secret;
 use crate::sign::Scheme;
 use crate::tomlfile;
 pub use admin::AdminConfig;
 pub use guard::{AuditConfig, InboundConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
+pub use policy::{OnRunning, Reboot, StatePolicy};
 
 /// A configuration error: the file, the line and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,6 +148,10 @@ struct RawUpstream {
     breaker_failures: Option<Spanned<u64>>,
     breaker_cool_down_ms: Option<Spanned<u64>>,
     idle_connections: Option<usize>,
+    running: Option<Spanned<String>>,
+    reboot: Option<Spanned<String>>,
+    wait: Option<Spanned<bool>>,
+    wait_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -227,6 +236,8 @@ pub struct UpstreamConfig {
     pub breaker_cool_down: Duration,
     /// Keep-alive connections kept open while unused.
     pub idle_connections: usize,
+    /// What crossgate does about the cloud's state rules (see [`StatePolicy`]).
+    pub policy: StatePolicy,
 }
 
 /// One routing rule: the first whose every given condition matches wins.
@@ -416,6 +427,10 @@ impl Config {
                 breaker_failures,
                 breaker_cool_down_ms,
                 idle_connections,
+                running,
+                reboot,
+                wait,
+                wait_timeout_ms,
             } = up.into_inner();
             // A number with a lower (and optional upper) bound, or its default.
             let bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, min: u64, max: Option<u64>| {
@@ -487,6 +502,16 @@ impl Config {
                 )? as u32,
                 breaker_cool_down: millis(breaker_cool_down_ms, "breaker_cool_down_ms", DEFAULT_BREAKER_COOL_DOWN_MS)?,
                 idle_connections: idle_connections.unwrap_or(DEFAULT_IDLE_CONNECTIONS),
+                policy: policy::check(
+                    provider_kind,
+                    policy::RawPolicy {
+                        running: running.as_ref().map(|s| (s.get_ref().as_str(), s.span().start)),
+                        reboot: reboot.as_ref().map(|s| (s.get_ref().as_str(), s.span().start)),
+                        wait: wait.as_ref().map(|s| (*s.get_ref(), s.span().start)),
+                        wait_timeout_ms: wait_timeout_ms.as_ref().map(|s| (*s.get_ref(), s.span().start)),
+                    },
+                )
+                .map_err(|(offset, problem)| at(offset, problem))?,
             };
             if upstream.secret_id.is_empty() || upstream.secret_key.is_empty() {
                 return Err(at(
@@ -568,7 +593,8 @@ impl Config {
             admin,
             mappings: mappings.map(PathBuf::from),
             max_body_bytes: max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
-            request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS + 5_000)),
+            request_timeout: request_timeout_ms
+                .map_or_else(|| default_request_timeout(&checked_upstreams), Duration::from_millis),
             simulator: simulator.map(|s| s.seed.map(PathBuf::from)),
             callers: checked_callers,
             upstreams: checked_upstreams,
@@ -624,6 +650,26 @@ fn names_table(
         out.push(names);
     }
     Ok(out)
+}
+
+/// The whole request's time limit when none is set: the longest upstream call, or the longest sequence a
+/// state policy makes (a force-stop's look-up, stop, poll, change and start; a wait's change, then its
+/// wait and last look-up), plus 5 s.
+fn default_request_timeout(upstreams: &BTreeMap<String, UpstreamConfig>) -> Duration {
+    let longest = upstreams
+        .values()
+        .map(|u| {
+            let p = &u.policy;
+            let calls = match (p.running, p.reboot) {
+                (policy::OnRunning::ForceStop, _) => 5,
+                (_, policy::Reboot::IfRunning) => 3,
+                _ => 1,
+            };
+            u.timeout * calls + p.wait.map_or(Duration::ZERO, |w| w + u.timeout)
+        })
+        .max()
+        .unwrap_or(Duration::from_millis(DEFAULT_TIMEOUT_MS));
+    longest.max(Duration::from_millis(DEFAULT_TIMEOUT_MS)) + Duration::from_secs(5)
 }
 
 /// Replaces every `${VAR}` with its value; the error is the name of an unset variable.
@@ -770,6 +816,24 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert_eq!((ecs.connect_timeout, ecs.read_timeout), (Duration::from_millis(50), Duration::from_millis(200)));
         assert_eq!((ecs.retries, ecs.queue, ecs.breaker_failures), (0, 3, 1));
         assert_eq!(ecs.breaker_cool_down, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn state_policies_are_read_per_upstream_and_lengthen_the_request_limit() {
+        let c = Config::parse("c.toml", GOOD, &env).unwrap();
+        assert!(c.upstreams["ecs"].policy.is_default());
+        assert_eq!(c.request_timeout, Duration::from_secs(15));
+        let text = GOOD.replacen("timeout_ms = 500", "timeout_ms = 500\nreboot = \"if-running\"", 1).replacen(
+            "secret_key = \"key\"\n[upstreams.ecs]",
+            "secret_key = \"key\"\nrunning = \"force-stop\"\n[upstreams.ecs]",
+            1,
+        );
+        let c = Config::parse("c.toml", &text, &env).unwrap();
+        assert_eq!(c.upstreams["cvm"].policy.running, OnRunning::ForceStop);
+        assert_eq!(c.upstreams["ecs"].policy.reboot, Reboot::IfRunning);
+        assert_eq!(c.request_timeout, Duration::from_secs(55), "five CVM calls of 10 s, and 5 s");
+        let e = error_for("timeout_ms = 500", "timeout_ms = 500\nrunning = \"force-stop\"", "running");
+        assert!(e.problem.contains("tencent-cvm policy"), "{e}");
     }
 
     #[test]

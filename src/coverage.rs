@@ -1,11 +1,15 @@
 //! The coverage matrix: every (caller dialect, wire action) x (upstream provider), as translated, lossy
 //! (what is lost) or refused (why), read from the mapping tables themselves (`mappings/actions.toml` and
 //! `mappings/coverage.toml`), so the printed matrix cannot drift from what the gateway does.
+//!
+//! A loss that an upstream state policy cures (`cured_by`) is shown with the policy that cures it; given
+//! a configuration's policies, the cells of a provider that has the policy are shown without it.
 
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 
+use crate::config::StatePolicy;
 use crate::dialect::Dialect;
 use crate::mapping::Mappings;
 use crate::model::{Action, Provider};
@@ -27,6 +31,7 @@ struct RawLossy {
     #[serde(default)]
     callers: Vec<String>,
     what: String,
+    cured_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,8 +88,18 @@ pub struct Matrix {
     pub refusals: Vec<Refusal>,
 }
 
-/// Builds the matrix from the mapping tables and the coverage notes.
-pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
+/// One loss, and the policy that cures it.
+struct Loss {
+    action: Action,
+    provider: Provider,
+    callers: Vec<Dialect>,
+    what: String,
+    cured_by: Option<(String, String)>,
+}
+
+/// Builds the matrix from the mapping tables and the coverage notes, with `policies` the state
+/// policies configured per provider (none: the clouds' own rules).
+pub fn matrix(maps: &Mappings, coverage_toml: &str, policies: &[(Provider, StatePolicy)]) -> Result<Matrix, String> {
     let raw: RawCoverage = crate::tomlfile::parse(coverage_toml).map_err(|(offset, message)| {
         format!("mappings/coverage.toml:{}: {message}", crate::tomlfile::line_of(coverage_toml, offset))
     })?;
@@ -102,7 +117,19 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
                 Dialect::from_name(name).ok_or_else(|| format!("mappings/coverage.toml: unknown dialect `{name}`"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        lossy.push((action, provider(&row.provider)?, callers, row.what));
+        let cured_by = match row.cured_by {
+            None => None,
+            Some(cure) => {
+                let (setting, value) = cure
+                    .split_once('=')
+                    .ok_or_else(|| format!("mappings/coverage.toml: `cured_by = \"{cure}\"` is not `setting=value`"))?;
+                if !cures_something(setting, value) {
+                    return Err(format!("mappings/coverage.toml: `cured_by = \"{cure}\"` names no state policy"));
+                }
+                Some((setting.to_owned(), value.to_owned()))
+            }
+        };
+        lossy.push(Loss { action, provider: provider(&row.provider)?, callers, what: row.what, cured_by });
     }
     let refusals = raw
         .refusals
@@ -115,12 +142,24 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str) -> Result<Matrix, String> {
         for entry in maps.actions(dialect).entries.iter().filter(|e| e.action.is_for_callers()) {
             for p in Provider::ALL {
                 let speaks = maps.actions(Dialect::of_provider(p)).entries.iter().any(|e| e.action == entry.action);
-                let losses: Vec<&str> = lossy
+                let cured = |(setting, value): &(String, String)| {
+                    policies.iter().any(|(pp, policy)| *pp == p && policy.has(setting, value))
+                };
+                let losses: Vec<String> = lossy
                     .iter()
-                    .filter(|(a, lp, callers, _)| {
-                        *a == entry.action && *lp == p && (callers.is_empty() || callers.contains(&dialect))
+                    .filter(|l| {
+                        l.action == entry.action
+                            && l.provider == p
+                            && (l.callers.is_empty() || l.callers.contains(&dialect))
+                            && !l.cured_by.as_ref().is_some_and(cured)
                     })
-                    .map(|(_, _, _, what)| what.as_str())
+                    .map(|l| match &l.cured_by {
+                        None => l.what.clone(),
+                        Some((setting, value)) if value == "true" => {
+                            format!("{} (cured by `{setting} = true`)", l.what)
+                        }
+                        Some((setting, value)) => format!("{} (cured by `{setting} = \"{value}\"`)", l.what),
+                    })
                     .collect();
                 let verdict = if !speaks {
                     Verdict::Refused(format!("{p} has no {} action", entry.action))
@@ -160,10 +199,23 @@ pub fn render(matrix: &Matrix) -> String {
     out
 }
 
-/// The matrix of the embedded tables, rendered.
+/// True when some state policy has `setting = value`.
+fn cures_something(setting: &str, value: &str) -> bool {
+    use crate::config::{OnRunning, Reboot};
+    let every =
+        StatePolicy { running: OnRunning::ForceStop, reboot: Reboot::IfRunning, wait: Some(Default::default()) };
+    every.has(setting, value)
+}
+
+/// The matrix of the embedded tables, rendered, with the clouds' own rules.
 pub fn render_default() -> Result<String, String> {
+    render_with(&[])
+}
+
+/// The matrix of the embedded tables with `policies` configured, rendered.
+pub fn render_with(policies: &[(Provider, StatePolicy)]) -> Result<String, String> {
     let maps = Mappings::embedded().map_err(|e| e.to_string())?;
-    Ok(render(&matrix(&maps, EMBEDDED)?))
+    Ok(render(&matrix(&maps, EMBEDDED, policies)?))
 }
 
 #[cfg(test)]
@@ -173,7 +225,7 @@ mod tests {
     #[test]
     fn every_dialect_action_and_provider_is_covered() {
         let maps = Mappings::embedded().unwrap();
-        let m = matrix(&maps, EMBEDDED).unwrap();
+        let m = matrix(&maps, EMBEDDED, &[]).unwrap();
         for dialect in Dialect::ALL {
             for entry in maps.actions(dialect).entries.iter().filter(|e| e.action.is_for_callers()) {
                 for p in Provider::ALL {
@@ -209,6 +261,49 @@ mod tests {
     fn unknown_names_are_refused() {
         let maps = Mappings::embedded().unwrap();
         let bad = "lossy = [{ action = \"reboot\", provider = \"aliyun-ecs\", what = \"x\" }]\nrefusals = []\n";
-        assert!(matrix(&maps, bad).unwrap_err().contains("reboot"));
+        assert!(matrix(&maps, bad, &[]).unwrap_err().contains("reboot"));
+    }
+
+    #[test]
+    fn a_configured_policy_makes_its_cells_translated() {
+        use crate::config::{OnRunning, Reboot};
+        let maps = Mappings::embedded().unwrap();
+        let verdict = |m: &Matrix, d: Dialect, wire: &str, p: Provider| {
+            m.cells.iter().find(|c| c.dialect == d && c.wire_action == wire && c.provider == p).unwrap().verdict.clone()
+        };
+        let plain = matrix(&maps, EMBEDDED, &[]).unwrap();
+        let Verdict::Lossy(what) = verdict(&plain, Dialect::AliyunEcs, "AttachKeyPair", Provider::TencentCvm) else {
+            panic!()
+        };
+        assert!(what.contains("cured by `running = \"force-stop\"`"), "{what}");
+        let policies = [
+            (Provider::TencentCvm, StatePolicy { running: OnRunning::ForceStop, ..StatePolicy::default() }),
+            (
+                Provider::TencentLighthouse,
+                StatePolicy { wait: Some(std::time::Duration::from_secs(1)), ..StatePolicy::default() },
+            ),
+            (Provider::AliyunEcs, StatePolicy { reboot: Reboot::IfRunning, ..StatePolicy::default() }),
+        ];
+        let cured = matrix(&maps, EMBEDDED, &policies).unwrap();
+        assert_eq!(
+            verdict(&cured, Dialect::TencentLighthouse, "AssociateInstancesKeyPairs", Provider::TencentCvm),
+            Verdict::Translated
+        );
+        let Verdict::Lossy(what) = verdict(&cured, Dialect::AliyunEcs, "AttachKeyPair", Provider::TencentCvm) else {
+            panic!()
+        };
+        assert!(!what.contains("RUNNING"), "only the uncured loss is left: {what}");
+        let Verdict::Lossy(what) =
+            verdict(&cured, Dialect::TencentCvm, "AssociateInstancesKeyPairs", Provider::TencentLighthouse)
+        else {
+            panic!()
+        };
+        assert!(!what.contains("asynchronous"), "{what}");
+        let Verdict::Lossy(what) =
+            verdict(&cured, Dialect::TencentCvm, "AssociateInstancesKeyPairs", Provider::AliyunEcs)
+        else {
+            panic!()
+        };
+        assert!(!what.contains("reboot") && what.contains("per instance"), "{what}");
     }
 }

@@ -1,8 +1,9 @@
 //! The innermost service: one request's own work, top to bottom.
 //!
 //! decode (done by the auth layer) -> route each instance -> translate ids and keys (resolving key names
-//! on Tencent targets by look-up) -> split to the upstreams' limits -> call every leg concurrently ->
-//! merge back into one outcome named as the caller named things. The respond layer renders it.
+//! on Tencent targets by look-up) -> split to the upstreams' limits -> call every leg concurrently, each
+//! within its upstream's state policy ([`crate::policy`]) -> merge back into one outcome named as the
+//! caller named things. The respond layer renders it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,6 @@ use http::Request;
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::audit::UpstreamCall;
 use crate::audit::{AuditHandle, InstanceAudit};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,7 +24,7 @@ use crate::layer::auth::Caller;
 use crate::layer::deadline::RequestDeadline;
 use crate::mapping::Mappings;
 use crate::model::{Action, Answer, Code, Fault, Keys, Operation, Outcome};
-use crate::provider::Attempt;
+use crate::policy;
 use crate::provider::{Upstream, Upstreams};
 use crate::route::{self, Asker};
 use crate::translate::{self, Leg, Placed};
@@ -116,14 +116,13 @@ async fn handle(
     });
     let calls = legs.iter().map(|leg| {
         let upstream = shared.upstreams[&leg.upstream].clone();
-        async move { upstream.call_recorded(&leg.op, &shared.maps, shared.clock.as_ref(), deadline).await }
+        async move {
+            let on =
+                policy::Leg { upstream: &upstream, maps: &shared.maps, clock: shared.clock.as_ref(), deadline, audit };
+            policy::run(on, &leg.op).await
+        }
     });
-    let calls = join_all(calls).await;
-    let mut results = Vec::with_capacity(calls.len());
-    for call in calls {
-        record_attempts(audit, &call.attempts);
-        results.push(call.result);
-    }
+    let results = join_all(calls).await;
     record(audit, &legs, &results);
     let back = translate::Back { caller: reply.dialect.provider(), keys: &shared.config.keys };
     translate::merge(&reply.request_id, op, &legs, results, back)
@@ -220,7 +219,7 @@ async fn resolve_key_name(shared: &Shared, scope: Scope<'_>, upstream: &Upstream
     lookup.region = Some(upstream.config.region.clone());
     lookup.keys = Keys::Names(vec![name.to_owned()]);
     let call = upstream.call_recorded(&lookup, &shared.maps, shared.clock.as_ref(), scope.deadline).await;
-    record_attempts(scope.audit, &call.attempts);
+    policy::record_attempts(scope.audit, &call.attempts);
     let outcome = call.result?;
     let Answer::KeyPairs(found) = outcome.answer else {
         return Err(Fault::upstream(Code::UpstreamUnavailable, "The key look-up answered no key pairs.", None));
@@ -249,21 +248,6 @@ fn permit(caller: &Caller, legs: &[Leg]) -> Result<(), Fault> {
             format!("The caller `{}` may not use the upstream `{}`.", caller.name, leg.upstream),
         )),
     }
-}
-
-/// Every upstream attempt, for the audit: retries and pages included.
-fn record_attempts(audit: &AuditHandle, attempts: &[Attempt]) {
-    audit.update(|e| {
-        e.upstream_calls.extend(attempts.iter().map(|a| UpstreamCall {
-            upstream: a.upstream.clone(),
-            action: a.action.name().to_owned(),
-            attempt: a.number,
-            ending: a.ending.name().to_owned(),
-            status: a.status,
-            fault: a.fault.map(|c| c.name().to_owned()),
-            elapsed_ms: a.elapsed_ms,
-        }));
-    });
 }
 
 fn record(audit: &AuditHandle, legs: &[Leg], results: &[Result<Outcome, Fault>]) {

@@ -21,6 +21,7 @@ pub mod layer;
 pub mod mapping;
 pub mod metrics;
 pub mod model;
+pub mod policy;
 pub mod provider;
 pub mod replay;
 pub mod route;

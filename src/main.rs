@@ -53,7 +53,12 @@ enum Command {
         seed: Option<PathBuf>,
     },
     /// Print what translates, what is lossy and what is refused, for every caller dialect and provider.
-    Coverage,
+    Coverage {
+        /// Show the cells as the state policies of this config's upstreams leave them (without it: the
+        /// clouds' own rules, each loss naming the policy that cures it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Make a self-signed development certificate and key (PEM).
     Certs {
         /// Where to write dev.pem and dev-key.pem.
@@ -239,7 +244,7 @@ fn main() -> ExitCode {
         Command::Health { target, timeout_ms } => runtime().and_then(|rt| rt.block_on(health(&target, timeout_ms))),
         Command::Audit(command) => audit(command),
         Command::Sim { listen, seed } => runtime().and_then(|rt| rt.block_on(sim(listen, seed))),
-        Command::Coverage => crossgate::coverage::render_default().map(|text| print!("{text}")),
+        Command::Coverage { config } => coverage(config.as_deref()).map(|text| print!("{text}")),
         Command::Certs { out, name } => crossgate::certs::write(&out, &name).map(|paths| {
             println!("wrote {} and {}", paths.0.display(), paths.1.display());
         }),
@@ -251,6 +256,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn coverage(config: Option<&std::path::Path>) -> Result<String, String> {
+    let Some(path) = config else { return crossgate::coverage::render_default() };
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let policies: Vec<_> = config.upstreams.values().map(|u| (u.provider, u.policy)).collect();
+    crossgate::coverage::render_with(&policies)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

@@ -85,6 +85,8 @@ struct RawLimits {
     requests_per_second: Option<u32>,
     disassociate_requests_per_second: Option<u32>,
     states: Vec<String>,
+    running_state: String,
+    stopped_state: String,
     instance_id: RawIdFormat,
     key_id: RawIdFormat,
 }
@@ -238,6 +240,10 @@ pub struct Limits {
     pub key_id: IdFormat,
     /// Every instance state the provider reports, in its own spelling.
     pub states: Vec<String>,
+    /// The state of a running instance, in the provider's spelling (`RUNNING`, `Running`).
+    pub running_state: String,
+    /// The state of a stopped instance (`STOPPED`, `Stopped`).
+    pub stopped_state: String,
     /// The page size of a key look-up whose caller names none (at most `lookup_keys`).
     pub lookup_page_size: usize,
 }
@@ -610,6 +616,8 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             requests_per_second,
             disassociate_requests_per_second,
             states,
+            running_state,
+            stopped_state,
             instance_id,
             key_id,
         } = spanned.into_inner();
@@ -624,6 +632,16 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
         }
         if states.is_empty() {
             return Err(err(file, text, at, format!("`{}`: `states` lists no instance state", dialect.name())));
+        }
+        for (name, state) in [("running_state", &running_state), ("stopped_state", &stopped_state)] {
+            if !states.contains(state) {
+                return Err(err(
+                    file,
+                    text,
+                    at,
+                    format!("`{}`: `{name} = \"{state}\"` is not one of its `states`", dialect.name()),
+                ));
+            }
         }
         if instances == 0 || keys == 0 || lookup_instances == 0 || lookup_keys == 0 || timestamp_window_secs <= 0 {
             return Err(err(file, text, at, format!("`{}`: limits must be positive", dialect.name())));
@@ -652,6 +670,8 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
                 instance_id,
                 key_id,
                 states,
+                running_state,
+                stopped_state,
                 lookup_page_size,
             },
         );

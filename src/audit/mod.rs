@@ -113,6 +113,9 @@ pub struct AuditEntry {
     pub results: Vec<InstanceAudit>,
     /// Every upstream attempt, in order.
     pub upstream_calls: Vec<UpstreamCall>,
+    /// What a state policy or key replication did, and why, step by step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
     /// The final code the caller saw (`Success`, or the dialect's error code).
     pub code: String,
     /// The canonical kind of the final fault, if any.

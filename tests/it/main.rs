@@ -11,11 +11,13 @@ mod detection; // end to end: dialects weighed from their evidence, answer forma
 mod door; // the audited door under faults: clients that leave, a full disk, restarts, replays, permissions, overload
 mod failures; // end to end: upstreams that refuse connections or never answer, and concurrent legs
 mod fake_cvm; // a CVM-speaking upstream on a real socket that counts and keeps what it receives
+mod fault_proxy; // a proxy that forwards to the simulator but refuses chosen actions, for failures mid-sequence
 mod fuzz_regressions; // every input a fuzz target once failed on, replayed through that target's checks
 mod gateway; // end to end: every caller dialect x every upstream, through the gateway and the simulator
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
 mod load; // crossgate-load, the performance kit's load generator, for one second against an in-process gateway
+mod policies; // state policies end to end: CVM force-stop, ECS reboot, Lighthouse wait, failures mid-sequence
 mod postgres; // the PostgreSQL audit store against real throwaway servers: replicas, tampering, filters, outages
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
 mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
