@@ -14,6 +14,7 @@ use crate::audit::store;
 use crate::clock::Clock;
 use crate::config::{Config, Endpoint};
 use crate::gateway::Gateway;
+use crate::keybook::KeyBook;
 use crate::layer::{self, audit::AuditSink};
 use crate::mapping::Mappings;
 use crate::metrics::{MeteredSink, Metrics};
@@ -45,9 +46,15 @@ pub fn mappings(config: &Config) -> Result<Mappings, String> {
     .map_err(|e| e.to_string())
 }
 
-/// Starts the gateway described by `config` (and the simulator if an upstream uses it).
-pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clock>) -> Result<Started, String> {
-    let maps = Arc::new(mappings(&config)?);
+/// The in-process simulator, when an upstream uses it.
+pub type Simulator = Option<(Running, sim::SimHandle)>;
+
+/// The upstream clients of `config`, with the in-process simulator started when an upstream uses it.
+pub async fn upstreams(
+    config: &Config,
+    maps: &Arc<Mappings>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(crate::provider::Upstreams, Simulator), String> {
     let simulator = if config.uses_simulator() {
         let state = match config.simulator.clone().flatten() {
             Some(path) => sim::seed::load(&path).map_err(|e| e.to_string())?,
@@ -70,8 +77,26 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     for (name, up) in &config.upstreams {
         upstreams.insert(name.clone(), Arc::new(Upstream::new(up.clone(), sim_addr)?));
     }
+    Ok((upstreams, simulator))
+}
+
+/// The key table: with its state file, unless every upstream is the in-process simulator, whose clouds
+/// (and so the names learned on them) live only as long as the process.
+pub fn key_book(config: &Config) -> Result<KeyBook, String> {
+    if config.upstreams.values().all(|u| u.endpoint == Endpoint::Simulator) {
+        Ok(KeyBook::in_memory(config))
+    } else {
+        KeyBook::open(config)
+    }
+}
+
+/// Starts the gateway described by `config` (and the simulator if an upstream uses it).
+pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clock>) -> Result<Started, String> {
+    let maps = Arc::new(mappings(&config)?);
+    let (upstreams, simulator) = upstreams(&config, &maps, &clock).await?;
     let tls = config.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     check_permissions(&config, &maps)?;
+    let book = Arc::new(key_book(&config)?);
     let metrics = Arc::new(Metrics::new(upstreams.clone()));
     let audit: Arc<dyn AuditSink> = Arc::new(MeteredSink::new(audit, metrics.clone()));
     let replay = MemoryReplayStore::with_capacity(config.replay.capacity);
@@ -109,7 +134,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         max_in_flight: config.inbound.max_in_flight,
         request_timeout: config.request_timeout,
     };
-    let service = layer::pipeline(front, Gateway::new(config, maps, upstreams, clock));
+    let service = layer::pipeline(front, Gateway::new(config, book, maps, upstreams, clock));
     Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator, admin, metrics })
 }
 

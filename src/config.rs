@@ -101,9 +101,25 @@ struct RawConfig {
     upstreams: BTreeMap<Spanned<String>, Spanned<RawUpstream>>,
     routing: Option<Spanned<RawRouting>>,
     #[serde(default)]
-    keys: Vec<Spanned<BTreeMap<Spanned<String>, String>>>,
+    keys: Vec<Spanned<BTreeMap<Spanned<String>, RawCell>>>,
+    replication: Option<Spanned<RawReplication>>,
     #[serde(default)]
-    instances: Vec<Spanned<BTreeMap<Spanned<String>, String>>>,
+    instances: Vec<RawNames>,
+}
+
+/// A `[[keys]]` cell: a provider's name for the key, or one of the row's settings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCell {
+    Text(String),
+    Flag(bool),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    replicate: Option<bool>,
+    state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -296,8 +312,43 @@ pub struct Config {
     pub routing: Routing,
     /// Key pairs named on several providers.
     pub keys: Vec<Names>,
+    /// Each `[[keys]]` row's replication settings, at the same index as in `keys`.
+    pub key_options: Vec<KeyOptions>,
+    /// `[replication]`.
+    pub replication: ReplicationConfig,
     /// Instances known on several providers.
     pub instances: Vec<Names>,
+}
+
+/// A `[[keys]]` row's replication settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    /// Import the key on a provider that lacks it before binding it there (`replicate = true`, or the
+    /// `[replication]` default).
+    pub replicate: bool,
+    /// The public key, for a provider that does not report it (ECS).
+    pub public_key: Option<String>,
+}
+
+/// `[replication]`: key replication's default and where learned names are kept.
+///
+/// ```toml
+/// [replication]
+/// replicate = false              # the default of every [[keys]] row's `replicate`
+/// state = "crossgate-keys.json"  # the ids and names learned by replication, kept across restarts
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// The default of every row's `replicate`.
+    pub replicate: bool,
+    /// The file learned ids and names are kept in.
+    pub state: PathBuf,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig { replicate: false, state: PathBuf::from("crossgate-keys.json") }
+    }
 }
 
 /// The demo caller's SecretId / AccessKeyId.
@@ -362,6 +413,7 @@ impl Config {
             upstreams,
             routing,
             keys,
+            replication,
             instances,
         } = raw;
 
@@ -581,8 +633,15 @@ impl Config {
             }
         };
 
-        let keys = names_table(&at, "keys", keys)?;
-        let instances = names_table(&at, "instances", instances)?;
+        let replication = replication.map_or_else(ReplicationConfig::default, |r| {
+            let RawReplication { replicate, state } = r.into_inner();
+            ReplicationConfig {
+                replicate: replicate.unwrap_or(false),
+                state: state.map_or_else(|| ReplicationConfig::default().state, PathBuf::from),
+            }
+        });
+        let (keys, key_options) = key_rows(&at, keys, replication.replicate)?;
+        let instances = names_table(&at, "instances", instances.into_iter().map(|r| (r, 2)).collect())?;
 
         Ok(Config {
             listen,
@@ -600,6 +659,8 @@ impl Config {
             upstreams: checked_upstreams,
             routing: Routing { default, rules: checked_rules },
             keys,
+            key_options,
+            replication,
             instances,
         })
     }
@@ -620,13 +681,54 @@ fn section<R, T>(
     check(raw.map(Spanned::into_inner)).map_err(|problem| at(span, problem))
 }
 
+/// `[[keys]]`: each row's names, and its replication settings (`replicate`, `public_key`). A row that
+/// replicates may name the key on one provider only.
+fn key_rows(
+    at: &dyn Fn(usize, String) -> ConfigError,
+    rows: Vec<Spanned<BTreeMap<Spanned<String>, RawCell>>>,
+    replicate_default: bool,
+) -> Result<(Vec<Names>, Vec<KeyOptions>), ConfigError> {
+    let mut names = Vec::with_capacity(rows.len());
+    let mut options = Vec::with_capacity(rows.len());
+    for row in rows {
+        let span = row.span();
+        let mut option = KeyOptions { replicate: replicate_default, public_key: None };
+        let mut cells = BTreeMap::new();
+        for (name, cell) in row.into_inner() {
+            let offset = name.span().start;
+            match (name.get_ref().as_str(), cell) {
+                ("replicate", RawCell::Flag(flag)) => option.replicate = flag,
+                ("public_key", RawCell::Text(key)) => {
+                    crate::sshkey::PublicKey::parse(&key)
+                        .map_err(|why| at(offset, format!("[[keys]]: `public_key` is not an OpenSSH public key: {why}")))?;
+                    option.public_key = Some(key.trim().to_owned());
+                }
+                (_, RawCell::Text(text)) => {
+                    cells.insert(name, text);
+                }
+                (other, RawCell::Flag(_)) => {
+                    return Err(at(offset, format!("[[keys]]: `{other}` takes a name, not true or false")));
+                }
+            }
+        }
+        let min = if option.replicate { 1 } else { 2 };
+        names.push((Spanned::new(span, cells), min));
+        options.push(option);
+    }
+    Ok((names_table(at, "keys", names)?, options))
+}
+
+/// A names row as written: provider -> name.
+type RawNames = Spanned<BTreeMap<Spanned<String>, String>>;
+
+/// Rows of names, each with the fewest providers it must name.
 fn names_table(
     at: &dyn Fn(usize, String) -> ConfigError,
     table: &str,
-    rows: Vec<Spanned<BTreeMap<Spanned<String>, String>>>,
+    rows: Vec<(RawNames, usize)>,
 ) -> Result<Vec<Names>, ConfigError> {
     let mut out: Vec<Names> = Vec::with_capacity(rows.len());
-    for row in rows {
+    for (row, min) in rows {
         let span = row.span().start;
         let mut names = Names::new();
         for (provider, name) in row.into_inner() {
@@ -644,8 +746,13 @@ fn names_table(
             }
             names.insert(p, name);
         }
-        if names.len() < 2 {
-            return Err(at(span, format!("[[{table}]]: a row must name the resource on at least two providers")));
+        if names.len() < min {
+            let why = if min == 2 {
+                "a row must name the resource on at least two providers (or, for a key, set `replicate = true`)"
+            } else {
+                "a row must name the key on at least one provider"
+            };
+            return Err(at(span, format!("[[{table}]]: {why}")));
         }
         out.push(names);
     }

@@ -24,7 +24,9 @@ use crate::layer::auth::Caller;
 use crate::layer::deadline::RequestDeadline;
 use crate::mapping::Mappings;
 use crate::model::{Action, Answer, Code, Fault, Keys, Operation, Outcome};
+use crate::keybook::KeyBook;
 use crate::policy;
+use crate::replicate::Replicator;
 use crate::provider::{Upstream, Upstreams};
 use crate::route::{self, Asker};
 use crate::translate::{self, Leg, Placed};
@@ -41,6 +43,7 @@ pub struct Gateway {
 #[derive(Debug)]
 struct Shared {
     config: Arc<Config>,
+    book: Arc<KeyBook>,
     maps: Arc<Mappings>,
     upstreams: Upstreams,
     clock: Arc<dyn Clock>,
@@ -49,8 +52,14 @@ struct Shared {
 
 impl Gateway {
     /// A gateway over configured upstreams.
-    pub fn new(config: Arc<Config>, maps: Arc<Mappings>, upstreams: Upstreams, clock: Arc<dyn Clock>) -> Gateway {
-        Gateway { shared: Arc::new(Shared { config, maps, upstreams, clock, key_cache: Mutex::default() }) }
+    pub fn new(
+        config: Arc<Config>,
+        book: Arc<KeyBook>,
+        maps: Arc<Mappings>,
+        upstreams: Upstreams,
+        clock: Arc<dyn Clock>,
+    ) -> Gateway {
+        Gateway { shared: Arc::new(Shared { config, book, maps, upstreams, clock, key_cache: Mutex::default() }) }
     }
 }
 
@@ -124,7 +133,8 @@ async fn handle(
     });
     let results = join_all(calls).await;
     record(audit, &legs, &results);
-    let back = translate::Back { caller: reply.dialect.provider(), keys: &shared.config.keys };
+    let table = shared.book.table();
+    let back = translate::Back { caller: reply.dialect.provider(), keys: &table };
     translate::merge(&reply.request_id, op, &legs, results, back)
 }
 
@@ -152,6 +162,12 @@ async fn plan(
             .into_iter()
             .collect()
     };
+    if op.action == Action::AssociateKeys {
+        for (name, _) in &groups {
+            replicate_keys(shared, scope, &shared.upstreams[*name], op, dialect.provider()).await?;
+        }
+    }
+    let table = shared.book.table();
     let mut checked = Vec::with_capacity(groups.len());
     for (name, instances) in groups {
         let target = shared.upstreams[name].config.provider;
@@ -162,7 +178,7 @@ async fn plan(
                 Ok(Placed { caller_id, upstream_id })
             })
             .collect::<Result<Vec<_>, Fault>>()?;
-        translate::check_ids(&shared.maps, &config.keys, op, dialect.provider(), target, &placed)?;
+        translate::check_ids(&shared.maps, &table, op, dialect.provider(), target, &placed)?;
         checked.push((name, placed));
     }
     let mut legs = Vec::new();
@@ -176,6 +192,33 @@ async fn plan(
     Ok(legs)
 }
 
+/// Before a bind: every key of a `[[keys]]` row that replicates and is not yet on `target`'s provider is
+/// imported there first ([`crate::replicate`]).
+async fn replicate_keys(
+    shared: &Shared,
+    scope: Scope<'_>,
+    target: &Upstream,
+    op: &Operation,
+    from: crate::model::Provider,
+) -> Result<(), Fault> {
+    for key in op.keys.as_slice() {
+        let Some(row) = shared.book.row_of(from, key) else { continue };
+        let lacking = !shared.book.table()[row].contains_key(&target.config.provider);
+        if lacking && shared.book.options(row).replicate {
+            let replicator = Replicator {
+                book: &shared.book,
+                upstreams: &shared.upstreams,
+                maps: &shared.maps,
+                clock: shared.clock.as_ref(),
+                deadline: scope.deadline,
+                audit: Some(scope.audit),
+            };
+            replicator.ensure(row, target).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The keys as the upstream names them, resolving names on Tencent targets by exact look-up.
 async fn keys_for(
     shared: &Shared,
@@ -186,7 +229,7 @@ async fn keys_for(
     action: Action,
 ) -> Result<Keys, Fault> {
     let target = upstream.config.provider;
-    match translate::keys_on(&shared.config.keys, keys, from, target)? {
+    match translate::keys_on(&shared.book.table(), keys, from, target)? {
         Ok(keys) => Ok(keys),
         Err(names) if action == Action::DescribeKeys => {
             // A name look-up on a Tencent target stays a name filter.

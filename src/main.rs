@@ -43,6 +43,10 @@ enum Command {
     /// Read the audit trail back: check its hash chain, find records, follow new ones.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Key replication: import every `[[keys]]` row that replicates where it is missing (`sync`), or
+    /// report drift without changing anything (`check`: exit 1 when there is any).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run the built-in cloud simulator alone.
     Sim {
         /// Where to listen.
@@ -68,6 +72,15 @@ enum Command {
         #[arg(long, default_values = ["localhost", "127.0.0.1"])]
         name: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Import each replicating key on every provider with an upstream that lacks it, checking the
+    /// fingerprint; learned ids and names go to `[replication] state`.
+    Sync(Configured),
+    /// Report keys missing on a provider, fingerprint mismatches and names taken by another key.
+    Check(Configured),
 }
 
 #[derive(Subcommand)]
@@ -243,6 +256,7 @@ fn main() -> ExitCode {
         Command::Serve(target) => runtime().and_then(|rt| rt.block_on(serve(&target))),
         Command::Health { target, timeout_ms } => runtime().and_then(|rt| rt.block_on(health(&target, timeout_ms))),
         Command::Audit(command) => audit(command),
+        Command::Keys(command) => runtime().and_then(|rt| rt.block_on(keys(command))),
         Command::Sim { listen, seed } => runtime().and_then(|rt| rt.block_on(sim(listen, seed))),
         Command::Coverage { config } => coverage(config.as_deref()).map(|text| print!("{text}")),
         Command::Certs { out, name } => crossgate::certs::write(&out, &name).map(|paths| {
@@ -254,6 +268,55 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("crossgate: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn keys(command: KeysCommand) -> Result<(), String> {
+    use crossgate::replicate::{self, Replicator};
+    let (KeysCommand::Sync(configured) | KeysCommand::Check(configured)) = &command;
+    let config = match &configured.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::demo(),
+    };
+    let clock: Arc<dyn crossgate::clock::Clock> = Arc::new(SystemClock);
+    let maps = Arc::new(app::mappings(&config)?);
+    let (upstreams, _simulator) = app::upstreams(&config, &maps, &clock).await?;
+    let book = app::key_book(&config)?;
+    let r = Replicator {
+        book: &book,
+        upstreams: &upstreams,
+        maps: &maps,
+        clock: clock.as_ref(),
+        deadline: None,
+        audit: None,
+    };
+    match command {
+        KeysCommand::Sync(_) => {
+            let done = replicate::sync(&r).await;
+            let failed = done.iter().filter(|(_, _, r)| r.is_err()).count();
+            for (key, provider, result) in &done {
+                match result {
+                    Ok(name) => println!("{key}: on {provider} as {name}"),
+                    Err(e) => println!("{key}: not on {provider}: {e}"),
+                }
+            }
+            if done.is_empty() {
+                println!("every replicating key is on every provider");
+            }
+            if failed > 0 { Err(format!("{failed} key(s) could not be replicated")) } else { Ok(()) }
+        }
+        KeysCommand::Check(_) => {
+            let drift = replicate::check(&r).await;
+            for d in &drift {
+                println!("{d}");
+            }
+            if drift.is_empty() {
+                println!("no drift: every key is where the table says, with the same public key");
+                Ok(())
+            } else {
+                Err(format!("{} drift(s) found", drift.len()))
+            }
         }
     }
 }
