@@ -35,6 +35,8 @@ pub struct Started {
     pub admin: Option<Running>,
     /// The gateway's metrics.
     pub metrics: Arc<Metrics>,
+    /// The upstream clients.
+    pub upstreams: crate::provider::Upstreams,
 }
 
 /// Loads the mapping tables the config asks for.
@@ -134,8 +136,15 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         max_in_flight: config.inbound.max_in_flight,
         request_timeout: config.request_timeout,
     };
+    let kept_upstreams = upstreams.clone();
     let service = layer::pipeline(front, Gateway::new(config, book, maps, upstreams, clock));
-    Ok(Started { gateway: Running::spawn_with(bound, service, inbound, Some(drain)), simulator, admin, metrics })
+    Ok(Started {
+        gateway: Running::spawn_with(bound, service, inbound, Some(drain)),
+        simulator,
+        admin,
+        metrics,
+        upstreams: kept_upstreams,
+    })
 }
 
 /// Every `allow_actions` name must be an action: a wire name of some dialect or a canonical name, so

@@ -699,8 +699,9 @@ fn key_rows(
             match (name.get_ref().as_str(), cell) {
                 ("replicate", RawCell::Flag(flag)) => option.replicate = flag,
                 ("public_key", RawCell::Text(key)) => {
-                    crate::sshkey::PublicKey::parse(&key)
-                        .map_err(|why| at(offset, format!("[[keys]]: `public_key` is not an OpenSSH public key: {why}")))?;
+                    crate::sshkey::PublicKey::parse(&key).map_err(|why| {
+                        at(offset, format!("[[keys]]: `public_key` is not an OpenSSH public key: {why}"))
+                    })?;
                     option.public_key = Some(key.trim().to_owned());
                 }
                 (_, RawCell::Text(text)) => {

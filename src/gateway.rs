@@ -20,14 +20,14 @@ use crate::audit::{AuditHandle, InstanceAudit};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dialect::{Dialect, Reply};
+use crate::keybook::KeyBook;
 use crate::layer::auth::Caller;
 use crate::layer::deadline::RequestDeadline;
 use crate::mapping::Mappings;
 use crate::model::{Action, Answer, Code, Fault, Keys, Operation, Outcome};
-use crate::keybook::KeyBook;
 use crate::policy;
-use crate::replicate::Replicator;
 use crate::provider::{Upstream, Upstreams};
+use crate::replicate::Replicator;
 use crate::route::{self, Asker};
 use crate::translate::{self, Leg, Placed};
 

@@ -109,7 +109,9 @@ impl fmt::Display for Drift {
             Drift::NameTaken { key, provider, name } => {
                 write!(f, "{key}: the name `{name}` is taken on {provider} by another key")
             }
-            Drift::Gone { key, provider, name } => write!(f, "{key}: `{name}` is named for {provider}, which has no such key"),
+            Drift::Gone { key, provider, name } => {
+                write!(f, "{key}: `{name}` is named for {provider}, which has no such key")
+            }
             Drift::Unknown { key, why } => write!(f, "{key}: not checked: {why}"),
         }
     }
@@ -218,8 +220,9 @@ impl Replicator<'_> {
                 ),
             )
         })?;
-        let key = PublicKey::parse(&public)
-            .map_err(|why| Fault::gateway(Code::InvalidPublicKey, format!("The public key of {}: {why}.", label(&names))))?;
+        let key = PublicKey::parse(&public).map_err(|why| {
+            Fault::gateway(Code::InvalidPublicKey, format!("The public key of {}: {why}.", label(&names)))
+        })?;
         Ok((key, name.unwrap_or_else(|| "replicated_key".to_owned())))
     }
 
@@ -247,7 +250,11 @@ impl Replicator<'_> {
         }
         let (key, source_name) = self.source(row).await?;
         let name = fitted_name(&source_name, provider);
-        self.step(format!("replicate {what} to {}: as `{name}`, fingerprint {}", target.config.name, key.md5_fingerprint()));
+        self.step(format!(
+            "replicate {what} to {}: as `{name}`, fingerprint {}",
+            target.config.name,
+            key.md5_fingerprint()
+        ));
         if let Some(existing) = self.find_name(target, &name).await? {
             return match Self::same_key(&existing, &key) {
                 Some(true) => {
@@ -259,7 +266,9 @@ impl Replicator<'_> {
                     self.step(format!("`{name}` on {provider} is another key; nothing imported"));
                     Err(Fault::caller(
                         Code::KeyNameTaken,
-                        format!("The key pair {what} cannot be replicated: the name `{name}` is taken on {provider} by another key."),
+                        format!(
+                            "The key pair {what} cannot be replicated: the name `{name}` is taken on {provider} by another key."
+                        ),
                     ))
                 }
             };
@@ -280,7 +289,10 @@ impl Replicator<'_> {
         match reported.as_ref().and_then(|r| Self::same_key(r, &key)) {
             Some(true) => {}
             verdict => {
-                self.step(format!("`{name}` imported on {provider} as {}, but its fingerprint does not match", imported.id));
+                self.step(format!(
+                    "`{name}` imported on {provider} as {}, but its fingerprint does not match",
+                    imported.id
+                ));
                 return Err(Fault::upstream(
                     Code::InvalidPublicKey,
                     format!(
@@ -339,7 +351,11 @@ pub async fn check(r: &Replicator<'_>) -> Vec<Drift> {
                         if let Some(public) = &public
                             && Replicator::same_key(&found, public) == Some(false)
                         {
-                            out.push(Drift::FingerprintMismatch { key: key.clone(), provider, name: reference.clone() });
+                            out.push(Drift::FingerprintMismatch {
+                                key: key.clone(),
+                                provider,
+                                name: reference.clone(),
+                            });
                         }
                     }
                     Err(e) => out.push(Drift::Unknown { key: key.clone(), why: e.to_string() }),

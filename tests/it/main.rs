@@ -20,6 +20,7 @@ mod load; // crossgate-load, the performance kit's load generator, for one secon
 mod policies; // state policies end to end: CVM force-stop, ECS reboot, Lighthouse wait, failures mid-sequence
 mod postgres; // the PostgreSQL audit store against real throwaway servers: replicas, tampering, filters, outages
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
+mod replication; // key replication end to end: both directions, a taken name, import then failed bind, restart, check and sync
 mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
