@@ -168,6 +168,7 @@ struct RawUpstream {
     reboot: Option<Spanned<String>>,
     wait: Option<Spanned<bool>>,
     wait_timeout_ms: Option<Spanned<u64>>,
+    shadow: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +255,9 @@ pub struct UpstreamConfig {
     pub idle_connections: usize,
     /// What crossgate does about the cloud's state rules (see [`StatePolicy`]).
     pub policy: StatePolicy,
+    /// The upstream on another cloud this one's look-ups are also sent to and compared with (shadow
+    /// mode); binds and unbinds are never sent there, only recorded as they would have been.
+    pub shadow: Option<String>,
 }
 
 /// One routing rule: the first whose every given condition matches wins.
@@ -461,6 +465,7 @@ impl Config {
         }
 
         let mut checked_upstreams = BTreeMap::new();
+        let mut shadows: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for (name, up) in upstreams {
             let span = up.span().start;
             let RawUpstream {
@@ -483,6 +488,7 @@ impl Config {
                 reboot,
                 wait,
                 wait_timeout_ms,
+                shadow,
             } = up.into_inner();
             // A number with a lower (and optional upper) bound, or its default.
             let bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, min: u64, max: Option<u64>| {
@@ -564,7 +570,11 @@ impl Config {
                     },
                 )
                 .map_err(|(offset, problem)| at(offset, problem))?,
+                shadow: shadow.as_ref().map(|s| s.get_ref().clone()),
             };
+            if let Some(s) = &shadow {
+                shadows.insert(name.get_ref().clone(), (s.span().start, s.get_ref().clone()));
+            }
             if upstream.secret_id.is_empty() || upstream.secret_key.is_empty() {
                 return Err(at(
                     span,
@@ -575,6 +585,23 @@ impl Config {
         }
         if checked_upstreams.is_empty() {
             return Err(at(text.len(), "no upstream configured; add an [upstreams.NAME] table".to_owned()));
+        }
+        for (name, (offset, shadow)) in &shadows {
+            let Some(other) = checked_upstreams.get(shadow) else {
+                let names: Vec<_> = checked_upstreams.keys().map(String::as_str).collect();
+                return Err(at(
+                    *offset,
+                    format!("`shadow = \"{shadow}\"` is no upstream; configured: {}", names.join(", ")),
+                ));
+            };
+            if other.provider == checked_upstreams[name].provider || other.shadow.is_some() {
+                return Err(at(
+                    *offset,
+                    format!(
+                        "`shadow = \"{shadow}\"` must be an upstream on another cloud that has no shadow of its own"
+                    ),
+                ));
+            }
         }
 
         let routing = routing
@@ -942,6 +969,17 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert_eq!(c.request_timeout, Duration::from_secs(55), "five CVM calls of 10 s, and 5 s");
         let e = error_for("timeout_ms = 500", "timeout_ms = 500\nrunning = \"force-stop\"", "running");
         assert!(e.problem.contains("tencent-cvm policy"), "{e}");
+    }
+
+    #[test]
+    fn a_shadow_is_another_cloud_s_upstream() {
+        let shadowed = GOOD.replacen("timeout_ms = 500", "timeout_ms = 500\nshadow = \"cvm\"", 1);
+        let c = Config::parse("c.toml", &shadowed, &env).unwrap();
+        assert_eq!(c.upstreams["ecs"].shadow.as_deref(), Some("cvm"));
+        let e = error_for("timeout_ms = 500", "timeout_ms = 500\nshadow = \"nowhere\"", "shadow");
+        assert!(e.problem.contains("no upstream"), "{e}");
+        let e = error_for("timeout_ms = 500", "timeout_ms = 500\nshadow = \"ecs\"", "shadow");
+        assert!(e.problem.contains("another cloud"), "{e}");
     }
 
     #[test]

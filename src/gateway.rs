@@ -29,6 +29,7 @@ use crate::policy;
 use crate::provider::{Upstream, Upstreams};
 use crate::replicate::Replicator;
 use crate::route::{self, Asker};
+use crate::shadow;
 use crate::translate::{self, Leg, Placed};
 
 /// How long a key name resolved on a Tencent upstream is trusted.
@@ -133,6 +134,24 @@ async fn handle(
     });
     let results = join_all(calls).await;
     record(audit, &legs, &results);
+    if legs.iter().any(|l| shared.upstreams[&l.upstream].config.shadow.is_some()) {
+        let table = shared.book.table();
+        let s = shadow::Shadowing {
+            config: &shared.config,
+            keys: &table,
+            maps: &shared.maps,
+            upstreams: &shared.upstreams,
+            clock: shared.clock.as_ref(),
+            deadline,
+            audit,
+            caller: reply.dialect.provider(),
+        };
+        if op.action.is_mutation() {
+            shadow::would_send(s, op, &legs);
+        } else {
+            shadow::look_ups(s, op, &legs, &results).await;
+        }
+    }
     let table = shared.book.table();
     let back = translate::Back { caller: reply.dialect.provider(), keys: &table };
     translate::merge(&reply.request_id, op, &legs, results, back)

@@ -29,6 +29,7 @@ pub mod replicate;
 pub mod route;
 pub mod secret;
 pub mod server;
+pub mod shadow;
 pub mod sign;
 pub mod sim;
 pub mod sshkey;

@@ -47,6 +47,9 @@ enum Command {
     /// report drift without changing anything (`check`: exit 1 when there is any).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Shadow mode: what the shadow upstreams answered differently.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
     /// Run the built-in cloud simulator alone.
     Sim {
         /// Where to listen.
@@ -71,6 +74,18 @@ enum Command {
         /// Names the certificate is valid for.
         #[arg(long, default_values = ["localhost", "127.0.0.1"])]
         name: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShadowCommand {
+    /// Sum up the differences recorded in the audit trail over a period.
+    Report {
+        #[command(flatten)]
+        config: Configured,
+        /// Since: RFC 3339 or a time ago (90s, 15m, 1h, 2d); default: 1d.
+        #[arg(long, default_value = "1d")]
+        since: String,
     },
 }
 
@@ -257,6 +272,7 @@ fn main() -> ExitCode {
         Command::Health { target, timeout_ms } => runtime().and_then(|rt| rt.block_on(health(&target, timeout_ms))),
         Command::Audit(command) => audit(command),
         Command::Keys(command) => runtime().and_then(|rt| rt.block_on(keys(command))),
+        Command::Shadow(ShadowCommand::Report { config, since }) => shadow_report(&config, &since),
         Command::Sim { listen, seed } => runtime().and_then(|rt| rt.block_on(sim(listen, seed))),
         Command::Coverage { config } => coverage(config.as_deref()).map(|text| print!("{text}")),
         Command::Certs { out, name } => crossgate::certs::write(&out, &name).map(|paths| {
@@ -270,6 +286,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn shadow_report(config: &Configured, since: &str) -> Result<(), String> {
+    let now = crossgate::clock::Clock::now_ms(&SystemClock);
+    let mut filter = crossgate::audit::query::Filter { limit: usize::MAX, ..Default::default() };
+    filter.set("since", since, now).map_err(|e| format!("--{e}"))?;
+    filter.set("phase", "completed", now)?;
+    let records = config.trail()?.query(&filter)?;
+    print!("{}", crossgate::shadow::report(&records));
+    Ok(())
 }
 
 async fn keys(command: KeysCommand) -> Result<(), String> {

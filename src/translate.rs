@@ -189,7 +189,7 @@ pub struct Back<'a> {
 
 impl Back<'_> {
     /// A key reference from `from`, as the caller names it (unchanged when no row names it).
-    fn key(&self, from: Provider, key: String) -> String {
+    pub fn key(&self, from: Provider, key: String) -> String {
         if from == self.caller {
             return key;
         }
@@ -202,7 +202,7 @@ impl Back<'_> {
     }
 
     /// A key pair found on `from`, named as the caller names it.
-    fn key_pair(&self, from: Provider, mut info: KeyPairInfo) -> KeyPairInfo {
+    pub fn key_pair(&self, from: Provider, mut info: KeyPairInfo) -> KeyPairInfo {
         match (from.key_kind(), self.caller.key_kind()) {
             (KeyKind::Id, KeyKind::Id) => info.id = self.key(from, info.id),
             (KeyKind::Name, KeyKind::Name) => info.name = self.key(from, info.name),

@@ -79,6 +79,21 @@ pub struct UpstreamCall {
     pub elapsed_ms: u64,
 }
 
+/// One difference between a look-up's answer and its shadow's, in the caller's names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShadowDifference {
+    /// The shadow upstream.
+    pub shadow: String,
+    /// `missing_on_shadow`, `missing_on_primary`, `keys` or `state`.
+    pub kind: String,
+    /// The instance or key pair, as the caller names it.
+    pub subject: String,
+    /// What the caller got.
+    pub primary: String,
+    /// What the shadow answered.
+    pub shadow_value: String,
+}
+
 /// One audit record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -116,6 +131,12 @@ pub struct AuditEntry {
     /// What a state policy or key replication did, and why, step by step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
+    /// Shadow mode: how the shadow upstream's answer differed from the one the caller got.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_differences: Vec<ShadowDifference>,
+    /// Shadow mode: the binds and unbinds that would have been sent to the shadow upstream.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_requests: Vec<String>,
     /// The final code the caller saw (`Success`, or the dialect's error code).
     pub code: String,
     /// The canonical kind of the final fault, if any.

@@ -22,6 +22,7 @@ mod postgres; // the PostgreSQL audit store against real throwaway servers: repl
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
 mod replication; // key replication end to end: both directions, a taken name, import then failed bind, restart, check and sync
 mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
+mod shadow; // shadow mode: look-ups compared with the shadow, binds only recorded, and the report
 mod shapes; // end to end: legacy old-style BindInstanceKey / UnBindInstanceKey and ECS Format=XML
 mod sign_vectors; // every SDK-made known-answer vector: sign, verify, verify after a one-byte flip
 mod state_rules; // end to end: upstream state rules (RUNNING, Windows, busy) in each caller's own code
