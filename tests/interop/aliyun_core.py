@@ -21,7 +21,7 @@ from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerExcept
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkecs.request.v20140526.AttachKeyPairRequest import AttachKeyPairRequest
 from aliyunsdkecs.request.v20140526.DetachKeyPairRequest import DetachKeyPairRequest
-from ecs_fixtures import KEY, REGION, SCENARIOS, plan
+from ecs_fixtures import REGION, SCENARIOS, plan
 
 
 def xml_record(client, request, action, fields):
@@ -65,14 +65,14 @@ def xml_record(client, request, action, fields):
 
 def main():
     args = parse_args(SCENARIOS, {"rpc", "xml"}, __doc__)
-    action, instances = plan(args.scenario)
+    action, instances, key = plan(args.scenario)
     client = AcsClient(DEMO_SECRET_ID, secret_for(args.scenario), REGION, auto_retry=False, timeout=20)
     request = AttachKeyPairRequest() if action == "AttachKeyPair" else DetachKeyPairRequest()
     request.set_endpoint(args.addr)
     request.set_protocol_type("http")
-    request.set_KeyPairName(KEY)
+    request.set_KeyPairName(key)
     request.set_InstanceIds(json.dumps(instances))
-    fields = {"RegionId": REGION, "KeyPairName": KEY, "InstanceIds": instances}
+    fields = {"RegionId": REGION, "KeyPairName": key, "InstanceIds": instances}
     if args.variant == "xml":
         try:
             record = xml_record(client, request, action, fields)

@@ -18,7 +18,7 @@ from alibabacloud_ecs20140526.client import Client
 from alibabacloud_tea_openapi import exceptions as tea_exceptions
 from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_openapi import utils as tea_utils
-from ecs_fixtures import KEY, REGION, SCENARIOS, plan
+from ecs_fixtures import REGION, SCENARIOS, plan
 
 VARIANTS = {"acs3": None, "v2": "v2"}
 
@@ -40,7 +40,7 @@ tea_utils.hmac = _WatchedHmac
 
 def main():
     args = parse_args(SCENARIOS, VARIANTS, __doc__)
-    action, instances = plan(args.scenario)
+    action, instances, key = plan(args.scenario)
     config = open_api_models.Config(
         access_key_id=DEMO_SECRET_ID,
         access_key_secret=secret_for(args.scenario),
@@ -53,8 +53,8 @@ def main():
     if VARIANTS[args.variant]:
         config.signature_algorithm = VARIANTS[args.variant]
     client = Client(config)
-    fields = {"RegionId": REGION, "KeyPairName": KEY, "InstanceIds": instances}
-    kwargs = {"region_id": REGION, "key_pair_name": KEY, "instance_ids": json.dumps(instances)}
+    fields = {"RegionId": REGION, "KeyPairName": key, "InstanceIds": instances}
+    kwargs = {"region_id": REGION, "key_pair_name": key, "instance_ids": json.dumps(instances)}
     try:
         if action == "AttachKeyPair":
             response = client.attach_key_pair(ecs_models.AttachKeyPairRequest(**kwargs))

@@ -6,6 +6,8 @@
   windows            bind on a Windows instance
   too-many           bind on 51 instances (AttachKeyPair takes at most 50)
   bind-elsewhere     bind on the caller's alias for a Lighthouse machine (matrix config only)
+  replicate          bind testKeyPairName on the caller's alias for a CVM machine (i-aaaacvm1), which
+                     CVM lacks: a gateway with the key's [[keys]] row replicating imports it first
 """
 
 REGION = "cn-hangzhou"
@@ -15,12 +17,15 @@ WINDOWS = "i-m5ewindows2022srv001"
 UNKNOWN = "i-bp10000000000000dead"
 # The caller's alias for Lighthouse lhins-3k9d8f7s in the matrix config of tests/it/harness.rs.
 ELSEWHERE = "i-bbbblh01"
+# The caller's alias for CVM ins-1e4r6y8i, and an ECS key that CVM does not have.
+ON_CVM = "i-aaaacvm1"
+REPLICATED_KEY = "testKeyPairName"
 
-SCENARIOS = {"bind", "unbind", "bad-secret", "unknown-instance", "windows", "too-many", "bind-elsewhere"}
+SCENARIOS = {"bind", "unbind", "bad-secret", "unknown-instance", "windows", "too-many", "bind-elsewhere", "replicate"}
 
 
 def plan(scenario):
-    """The action and its instance ids for a scenario (AttachKeyPair takes at most 50)."""
+    """The action, its instance ids and its key pair name for a scenario (AttachKeyPair takes at most 50)."""
     instances = {
         "bind": [LINUX],
         "unbind": [LINUX],
@@ -29,6 +34,8 @@ def plan(scenario):
         "windows": [WINDOWS],
         "too-many": ["i-bp1%017d" % i for i in range(51)],
         "bind-elsewhere": [ELSEWHERE],
+        "replicate": [ON_CVM],
     }[scenario]
     action = "DetachKeyPair" if scenario == "unbind" else "AttachKeyPair"
-    return action, instances
+    key = REPLICATED_KEY if scenario == "replicate" else KEY
+    return action, instances, key

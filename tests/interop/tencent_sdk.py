@@ -10,6 +10,8 @@ Scenarios (ids from the simulator's demo set, src/sim/demo.toml):
   too-many           bind on 101 instances (the API 3.0 limit is 100)
   running            CVM only: bind on a RUNNING instance without ForceStop
   running-force      CVM only: the same with ForceStop=True
+  replicate          CVM only: bind skey-7mig2ecs (known on CVM only) on the caller's alias for the ECS
+                     machine; a gateway whose [[keys]] row replicates imports it on ECS first
   bind-elsewhere     bind on the caller's alias for a machine on another provider (the matrix config of
                      tests/it/harness.rs: CVM ins-ccccecs1 is ECS i-m5eg7be9ndloji64jknv, Lighthouse
                      lhins-aaaacvm1 is CVM ins-1e4r6y8i)
@@ -43,6 +45,7 @@ FIXTURES = {
         "unknown": "ins-0000dead",
         "elsewhere": "ins-ccccecs1",
         "key": "skey-4e5ty7i8",
+        "cvm_only_key": "skey-7mig2ecs",
         "prefix": "ins-",
     },
     "lighthouse": {
@@ -65,6 +68,7 @@ SCENARIOS = {
     "running",
     "running-force",
     "bind-elsewhere",
+    "replicate",
 }
 
 
@@ -84,7 +88,7 @@ def client_for(product, sign_method, addr, secret_key):
 def plan(product, scenario):
     """The SDK method and the request fields for a scenario."""
     f = FIXTURES[product]
-    if scenario in ("running", "running-force") and "running" not in f:
+    if scenario in ("running", "running-force", "replicate") and "running" not in f:
         raise SystemExit("scenario %s is CVM only" % scenario)
     instances = {
         "bind": [f["linux"]],
@@ -96,8 +100,10 @@ def plan(product, scenario):
         "running": [f.get("running")],
         "running-force": [f.get("running")],
         "bind-elsewhere": [f["elsewhere"]],
+        "replicate": [f["elsewhere"]],
     }[scenario]
-    fields = {"InstanceIds": instances, "KeyIds": [f["key"]]}
+    key = f["cvm_only_key"] if scenario == "replicate" else f["key"]
+    fields = {"InstanceIds": instances, "KeyIds": [key]}
     if scenario == "running-force":
         fields["ForceStop"] = True
     call = "DisassociateInstancesKeyPairs" if scenario == "unbind" else "AssociateInstancesKeyPairs"

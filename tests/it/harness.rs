@@ -219,6 +219,13 @@ impl Env {
         Env::start(routed_matrix_config()).await
     }
 
+    /// The matrix gateway, its configuration changed by `edit` first.
+    pub(crate) async fn matrix_with(edit: impl FnOnce(&mut Config)) -> Env {
+        let mut config = routed_matrix_config();
+        edit(&mut config);
+        Env::start(config).await
+    }
+
     /// The matrix gateway serving HTTPS with the PEM `cert` and `key`.
     pub(crate) async fn matrix_over_tls(cert: PathBuf, key: PathBuf) -> Env {
         let mut config = routed_matrix_config();

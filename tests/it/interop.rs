@@ -721,3 +721,111 @@ async fn run_script(
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {l}\nstderr:\n{stderr}")))
         .collect()
 }
+
+// === migrations: state policies and key replication, through the official SDKs ===
+
+/// Runs one scenario of `script --variant variant` against `env`: its one SDK call.
+async fn one_call(env: &Env, script: &str, variant: &str, scenario: &str) -> Value {
+    let calls = run_script(&python(), env, (script, variant), scenario, None).await;
+    assert_eq!(calls.len(), 1, "{script} {scenario}: one SDK call: {calls:?}");
+    calls.into_iter().next().unwrap()
+}
+
+/// A `[[keys]]` row for ECS's testKeyPairName with its public key, replicating.
+fn ecs_key_row() -> crossgate::config::KeyOptions {
+    crossgate::config::KeyOptions {
+        replicate: true,
+        public_key: Some(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7NFhv4rlVDZSU1/RTwoXD7wewSk+UhZDgaKBCW5m+5 test@ecs".into(),
+        ),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn sdks_through_the_state_policies() {
+    use crossgate::config::{OnRunning, Reboot};
+    // CVM: the SDK binds a RUNNING instance without ForceStop; the policy stops and restarts it.
+    let env = Env::matrix_with(|c| c.upstreams.get_mut("cvm").unwrap().policy.running = OnRunning::ForceStop).await;
+    let call = one_call(&env, "tencent_sdk.py", "cvm-tc3", "running").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let vm = env.sim().with_state(|s| s.instance(CVM, "ins-w34e5rl9").unwrap().clone());
+    assert_eq!((vm.state.as_str(), vm.keys.as_slice()), ("RUNNING", ["skey-4e5ty7i8".to_owned()].as_slice()));
+    let line = env.audit_lines().pop().unwrap();
+    assert_eq!(call["request_id"], line.request_id.as_str());
+    assert!(line.upstream_calls.iter().any(|c| c.action == "stop_instances"), "{:?}", line.upstream_calls);
+
+    // ECS: bound and rebooted, so the key is in effect when the SDK gets its answer.
+    let env = Env::matrix_with(|c| c.upstreams.get_mut("ecs").unwrap().policy.reboot = Reboot::IfRunning).await;
+    let call = one_call(&env, "aliyun_tea.py", "acs3", "bind").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let effective = env.sim().with_state(|s| s.effective_key(ECS, "i-m5eg7be9ndloji64jknv").map(str::to_owned));
+    assert_eq!(effective.as_deref(), Some("FinanceJoshuaV25"));
+
+    // Lighthouse: the SDK's answer comes once the operation is done.
+    let env =
+        Env::matrix_with(|c| c.upstreams.get_mut("lighthouse").unwrap().policy.wait = Some(Duration::from_secs(10)))
+            .await;
+    env.sim().with_state(|s| s.set_operation_delay_ms(300));
+    let call = one_call(&env, "tencent_sdk.py", "lighthouse-tc3", "bind").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let keys = env.sim().with_state(|s| s.instance(LIGHTHOUSE, "lhins-ruy9d2tw").unwrap().keys.clone());
+    assert_eq!(keys, ["lhkp-f7rjie1q"], "bound by the time the SDK returned");
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn sdks_see_a_clear_error_when_a_sequence_fails_in_the_middle() {
+    use crossgate::config::{Endpoint, OnRunning};
+    let sim = Env::matrix().await;
+    let failing = BTreeMap::from([("StartInstances", "ResourceInsufficient.CloudDiskUnavailability")]);
+    let proxy = crate::fault_proxy::FaultProxy::start(sim.started.simulator.as_ref().unwrap().0.addr, failing).await;
+    let env = Env::matrix_with(|c| {
+        let cvm = c.upstreams.get_mut("cvm").unwrap();
+        cvm.policy.running = OnRunning::ForceStop;
+        cvm.endpoint = Endpoint::Url { tls: false, authority: proxy.addr.to_string() };
+    })
+    .await;
+    let call = one_call(&env, "tencent_sdk.py", "cvm-tc3", "running").await;
+    assert_eq!(call["ok"], false, "{call}");
+    assert_eq!(call["exception"], "TencentCloudSDKException");
+    assert_eq!(call["code"], "ResourceInsufficient.CloudDiskUnavailability", "{call}");
+    assert!(call["message"].as_str().unwrap().contains("starting it again failed"), "{call}");
+    let line = env.audit_lines().pop().unwrap();
+    assert_eq!(call["request_id"], line.request_id.as_str());
+    let actions: Vec<&str> = line.upstream_calls.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["describe_instances", "stop_instances", "describe_instances", "associate_keys", "start_instances"]
+    );
+    let vm = sim.sim().with_state(|s| s.instance(CVM, "ins-w34e5rl9").unwrap().clone());
+    assert_eq!(vm.state, "STOPPED", "left stopped, as the error says");
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn sdks_bind_keys_their_target_lacked_through_replication() {
+    let state = std::env::temp_dir().join(format!("crossgate-interop-keys-{}.json", uuid::Uuid::new_v4()));
+    let env = Env::matrix_with(|c| {
+        c.replication.state = state.clone();
+        c.keys.push(BTreeMap::from([(ECS, "testKeyPairName".to_owned())]));
+        c.key_options.push(ecs_key_row());
+    })
+    .await;
+    // A Tencent key (CVM only) bound by the CVM SDK on an ECS machine.
+    let call = one_call(&env, "tencent_sdk.py", "cvm-tc3", "replicate").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let keys = env.sim().with_state(|s| s.instance(ECS, "i-m5eg7be9ndloji64jknv").unwrap().keys.clone());
+    assert_eq!(keys, ["releasebot"]);
+    // An ECS key, with its public key configured, bound by the ECS SDK on a CVM machine.
+    let call = one_call(&env, "aliyun_tea.py", "acs3", "replicate").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let imported =
+        env.sim().with_state(|s| s.key_pairs(CVM).iter().find(|k| k.name == "testKeyPairName").map(|k| k.id.clone()));
+    let imported = imported.expect("imported on CVM");
+    let keys = env.sim().with_state(|s| s.instance(CVM, "ins-1e4r6y8i").unwrap().keys.clone());
+    assert_eq!(keys, [imported]);
+    let line = env.audit_lines().pop().unwrap();
+    assert!(line.upstream_calls.iter().any(|c| c.upstream == "cvm" && c.action == "import_key"));
+    assert!(line.steps.iter().any(|s| s.contains("fingerprint matches")), "{:?}", line.steps);
+}
