@@ -912,6 +912,18 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert!(c.callers.iter().any(|k| k.secret_id == DEMO_CALLER_ID));
     }
 
+    #[test]
+    fn the_migration_example_is_valid_and_sets_what_the_readme_walks_through() {
+        let c = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/migration.toml"))).unwrap();
+        assert_eq!(c.upstreams["cvm"].shadow.as_deref(), Some("ecs"));
+        assert_eq!(c.upstreams["cvm"].policy.running, OnRunning::ForceStop);
+        assert_eq!(c.upstreams["ecs"].policy.reboot, Reboot::IfRunning);
+        assert!(c.upstreams["lighthouse"].policy.wait.is_some());
+        assert!(c.key_options.iter().any(|o| o.replicate));
+        let sim = Endpoint::Url { tls: false, authority: "127.0.0.1:9100".into() };
+        assert!(c.upstreams.values().all(|u| u.endpoint == sim), "every cloud is the standalone simulator");
+    }
+
     /// Replaces `from` with `to` and expects an error on the line that contains `marker`.
     fn error_for(from: &str, to: &str, marker: &str) -> ConfigError {
         let text = GOOD.replacen(from, to, 1);
