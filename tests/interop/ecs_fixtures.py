@@ -8,6 +8,7 @@
   bind-elsewhere     bind on the caller's alias for a Lighthouse machine (matrix config only)
   replicate          bind testKeyPairName on the caller's alias for a CVM machine (i-aaaacvm1), which
                      CVM lacks: a gateway with the key's [[keys]] row replicating imports it first
+  replicate-elsewhere  the same on the caller's alias for a Lighthouse machine (i-bbbblh01)
 """
 
 REGION = "cn-hangzhou"
@@ -21,7 +22,17 @@ ELSEWHERE = "i-bbbblh01"
 ON_CVM = "i-aaaacvm1"
 REPLICATED_KEY = "testKeyPairName"
 
-SCENARIOS = {"bind", "unbind", "bad-secret", "unknown-instance", "windows", "too-many", "bind-elsewhere", "replicate"}
+SCENARIOS = {
+    "bind",
+    "unbind",
+    "bad-secret",
+    "unknown-instance",
+    "windows",
+    "too-many",
+    "bind-elsewhere",
+    "replicate",
+    "replicate-elsewhere",
+}
 
 
 def plan(scenario):
@@ -35,7 +46,8 @@ def plan(scenario):
         "too-many": ["i-bp1%017d" % i for i in range(51)],
         "bind-elsewhere": [ELSEWHERE],
         "replicate": [ON_CVM],
+        "replicate-elsewhere": [ELSEWHERE],
     }[scenario]
     action = "DetachKeyPair" if scenario == "unbind" else "AttachKeyPair"
-    key = REPLICATED_KEY if scenario == "replicate" else KEY
+    key = REPLICATED_KEY if scenario.startswith("replicate") else KEY
     return action, instances, key

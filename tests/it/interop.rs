@@ -828,4 +828,43 @@ async fn sdks_bind_keys_their_target_lacked_through_replication() {
     let line = env.audit_lines().pop().unwrap();
     assert!(line.upstream_calls.iter().any(|c| c.upstream == "cvm" && c.action == "import_key"));
     assert!(line.steps.iter().any(|s| s.contains("fingerprint matches")), "{:?}", line.steps);
+    // And on Lighthouse (i-bbbblh01 is lhins-3k9d8f7s there).
+    let call = one_call(&env, "aliyun_tea.py", "acs3", "replicate-elsewhere").await;
+    assert_eq!(call["ok"], true, "{call}");
+    let imported = env.sim().with_state(|s| {
+        s.tick(u64::MAX / 2);
+        s.key_pairs(LIGHTHOUSE).iter().find(|k| k.name == "testKeyPairName").map(|k| k.id.clone())
+    });
+    let imported = imported.expect("imported on Lighthouse");
+    let keys = env.sim().with_state(|s| s.instance(LIGHTHOUSE, "lhins-3k9d8f7s").unwrap().keys.clone());
+    assert!(keys.contains(&imported), "{keys:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the SDK virtualenv; run by tests/run.sh"]
+async fn sdks_see_a_clear_error_when_the_bind_after_an_import_fails() {
+    use crossgate::config::Endpoint;
+    let sim = Env::matrix().await;
+    let failing = BTreeMap::from([("AttachKeyPair", "IncorrectInstanceStatus")]);
+    let proxy = crate::fault_proxy::FaultProxy::start(sim.started.simulator.as_ref().unwrap().0.addr, failing).await;
+    let env = Env::matrix_with(|c| {
+        for up in c.upstreams.values_mut() {
+            up.endpoint = Endpoint::Url { tls: false, authority: proxy.addr.to_string() };
+        }
+        c.replication.state =
+            std::env::temp_dir().join(format!("crossgate-interop-keys-{}.json", uuid::Uuid::new_v4()));
+    })
+    .await;
+    let call = one_call(&env, "tencent_sdk.py", "cvm-tc3", "replicate").await;
+    assert_eq!(call["ok"], false, "{call}");
+    assert_eq!(call["exception"], "TencentCloudSDKException");
+    assert!(call["code"].as_str().is_some_and(|c| !c.is_empty()), "{call}");
+    assert_eq!(proxy.seen(), ["DescribeKeyPairs", "DescribeKeyPairs", "ImportKeyPair", "AttachKeyPair"]);
+    let line = env.audit_lines().pop().unwrap();
+    assert_eq!(call["request_id"], line.request_id.as_str());
+    assert!(line.steps.iter().any(|s| s.contains("imported on aliyun-ecs as releasebot")), "{:?}", line.steps);
+    let imported = sim.sim().with_state(|s| s.key_pairs(ECS).iter().any(|k| k.name == "releasebot"));
+    assert!(imported, "the import stands; the bind did not happen");
+    let keys = sim.sim().with_state(|s| s.instance(ECS, "i-m5eg7be9ndloji64jknv").unwrap().keys.clone());
+    assert!(keys.is_empty());
 }
