@@ -38,6 +38,8 @@ pub struct KeyBook {
     state: Option<PathBuf>,
     /// Serialises learning (and writing the file).
     learning: Mutex<()>,
+    /// Serialises replications, so that two requests needing the same key import it once.
+    replicating: tokio::sync::Mutex<()>,
 }
 
 /// A row's name in the state file: its first configured name.
@@ -54,6 +56,7 @@ impl KeyBook {
             options: config.key_options.clone(),
             state: None,
             learning: Mutex::new(()),
+            replicating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -76,6 +79,11 @@ impl KeyBook {
         book.table = RwLock::new(Arc::new(rows));
         book.state = Some(path);
         Ok(book)
+    }
+
+    /// Waits for the replications under way to end; held while one replication runs.
+    pub async fn replicating(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.replicating.lock().await
     }
 
     /// The table as it is now.

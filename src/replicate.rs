@@ -237,6 +237,8 @@ impl Replicator<'_> {
     /// Makes row `row` exist on `target`'s provider, if it does not yet: its name or id there.
     pub async fn ensure(&self, row: usize, target: &Upstream) -> Result<String, Fault> {
         let provider = target.config.provider;
+        // One replication at a time: a request that waited finds the key learned by the one before.
+        let _one = self.book.replicating().await;
         let names = self.book.table()[row].clone();
         if let Some(name) = names.get(&provider) {
             return Ok(name.clone());

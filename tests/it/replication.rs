@@ -204,3 +204,23 @@ async fn keys_check_reports_drift_and_keys_sync_removes_it() {
         "{drift:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_binds_of_a_missing_key_import_it_once() {
+    let env = Env::start(config(&state_file())).await;
+    let first = key_op(Action::AssociateKeys, Dialect::TencentCvm, &["i-m5e25x2mwr0hk33dwv0h"], &[CVM_ONLY]);
+    let second = key_op(Action::AssociateKeys, Dialect::TencentCvm, &["i-m5eg7be9ndloji64jknv"], &[CVM_ONLY]);
+    let (a, b) = tokio::join!(
+        env.call(Dialect::TencentCvm, Scheme::Tc3, &first),
+        env.call(Dialect::TencentCvm, Scheme::Tc3, &second)
+    );
+    for got in [&a, &b] {
+        assert_eq!(got.error_code(Dialect::TencentCvm), None, "{}", got.text());
+    }
+    let imports: usize =
+        env.audit_lines().iter().map(|e| e.upstream_calls.iter().filter(|c| c.action == "import_key").count()).sum();
+    assert_eq!(imports, 1, "one import for both binds");
+    let copies =
+        env.sim().with_state(|s| s.key_pairs(Provider::AliyunEcs).iter().filter(|k| k.name == "releasebot").count());
+    assert_eq!(copies, 1);
+}
