@@ -26,16 +26,48 @@ pub enum Spend {
     BeforeFloor,
 }
 
+/// A shared store could not be asked (down, unreachable, too slow): nothing is known about the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shared replay store cannot be reached: {0}")]
+pub struct Unavailable(pub String);
+
+/// The answer of [`ReplayStore::spend`]: at once from memory, or later from a shared store.
+pub enum Spending<'a> {
+    /// Known already (taken once).
+    Ready(Option<Result<Spend, Unavailable>>),
+    /// Being asked.
+    Pending(futures_util::future::BoxFuture<'a, Result<Spend, Unavailable>>),
+}
+
+impl Debug for Spending<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spending::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
+            Spending::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
+impl std::future::Future for Spending<'_> {
+    type Output = Result<Spend, Unavailable>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match &mut *self {
+            Spending::Ready(r) => std::task::Poll::Ready(r.take().unwrap_or_else(|| Err(Unavailable("asked twice".into())))),
+            Spending::Pending(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Remembers spent replay keys until their windows close.
 pub trait ReplayStore: Send + Sync + Debug {
     /// Spends `key`, whose window closes at `until` (Unix seconds), at `now`.
-    fn spend(&self, key: &str, until: i64, now: i64) -> Spend;
+    fn spend(&self, key: &str, until: i64, now: i64) -> Spending<'static>;
 
-    /// Remembers keys spent before a restart (read back from the audit trail).
+    /// Remembers keys spent before a restart (read back from the audit trail). A shared store keeps
+    /// them itself.
     fn restore(&self, keys: &[SpentKey], now: i64) {
-        for k in keys {
-            let _ = self.spend(&k.key, k.until, now);
-        }
+        let _ = (keys, now);
     }
 }
 
@@ -103,7 +135,20 @@ impl MemoryReplayStore {
 }
 
 impl ReplayStore for MemoryReplayStore {
-    fn spend(&self, key: &str, until: i64, now: i64) -> Spend {
+    fn spend(&self, key: &str, until: i64, now: i64) -> Spending<'static> {
+        Spending::Ready(Some(Ok(self.spend_now(key, until, now))))
+    }
+
+    fn restore(&self, keys: &[SpentKey], now: i64) {
+        for k in keys {
+            let _ = self.spend_now(&k.key, k.until, now);
+        }
+    }
+}
+
+impl MemoryReplayStore {
+    /// Spends `key`, whose window closes at `until` (Unix seconds), at `now`.
+    pub fn spend_now(&self, key: &str, until: i64, now: i64) -> Spend {
         let hash = self.hasher.hash_one(key);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.forget_closed_before(now);
@@ -159,33 +204,33 @@ mod tests {
     #[test]
     fn a_key_is_accepted_once_within_its_window() {
         let store = MemoryReplayStore::default();
-        assert_eq!(store.spend(&nonce_key("id", "n1"), 100, 0), Spend::Fresh);
-        assert_eq!(store.spend(&nonce_key("id", "n1"), 100, 50), Spend::Replayed);
-        assert_eq!(store.spend(&nonce_key("other", "n1"), 100, 50), Spend::Fresh, "nonces are per credential");
-        assert_eq!(store.spend(&nonce_key("id", "n1"), 300, 101), Spend::Fresh, "an expired key no longer blocks");
+        assert_eq!(store.spend_now(&nonce_key("id", "n1"), 100, 0), Spend::Fresh);
+        assert_eq!(store.spend_now(&nonce_key("id", "n1"), 100, 50), Spend::Replayed);
+        assert_eq!(store.spend_now(&nonce_key("other", "n1"), 100, 50), Spend::Fresh, "nonces are per credential");
+        assert_eq!(store.spend_now(&nonce_key("id", "n1"), 300, 101), Spend::Fresh, "an expired key no longer blocks");
     }
 
     #[test]
     fn memory_stays_bounded_and_what_is_forgotten_is_refused_as_expired() {
         let store = MemoryReplayStore::with_capacity(1_000);
         for i in 0..10_000 {
-            assert_eq!(store.spend(&format!("k{i}"), 1_000 + i, 0), Spend::Fresh);
+            assert_eq!(store.spend_now(&format!("k{i}"), 1_000 + i, 0), Spend::Fresh);
         }
         assert_eq!(store.len(), 1_000);
         // The oldest keys were forgotten: their replays cannot be told apart, so they are refused.
-        assert_eq!(store.spend("k0", 1_000, 1), Spend::BeforeFloor);
-        assert_eq!(store.spend("k8999", 9_999, 1), Spend::BeforeFloor);
-        assert_eq!(store.spend("k9999", 10_999, 1), Spend::Replayed);
-        assert_eq!(store.spend("new", 20_000, 1), Spend::Fresh);
+        assert_eq!(store.spend_now("k0", 1_000, 1), Spend::BeforeFloor);
+        assert_eq!(store.spend_now("k8999", 9_999, 1), Spend::BeforeFloor);
+        assert_eq!(store.spend_now("k9999", 10_999, 1), Spend::Replayed);
+        assert_eq!(store.spend_now("new", 20_000, 1), Spend::Fresh);
     }
 
     #[test]
     fn expired_keys_are_dropped_as_time_passes() {
         let store = MemoryReplayStore::with_capacity(10);
         for i in 0..10 {
-            store.spend(&format!("k{i}"), 100, 0);
+            store.spend_now(&format!("k{i}"), 100, 0);
         }
-        store.spend("late", 500, 200);
+        store.spend_now("late", 500, 200);
         assert_eq!(store.len(), 1);
     }
 
@@ -193,8 +238,8 @@ mod tests {
     fn restored_keys_are_refused_as_replays() {
         let store = MemoryReplayStore::default();
         store.restore(&[SpentKey { key: signature_key("abc", "A"), until: 300 }], 10);
-        assert_eq!(store.spend(&signature_key("abc", "A"), 300, 20), Spend::Replayed);
-        assert_eq!(store.spend(&signature_key("abc", "B"), 300, 20), Spend::Fresh, "another action, another key");
+        assert_eq!(store.spend_now(&signature_key("abc", "A"), 300, 20), Spend::Replayed);
+        assert_eq!(store.spend_now(&signature_key("abc", "B"), 300, 20), Spend::Fresh, "another action, another key");
         assert!(!signature_key("abc", "A").contains("abc"), "the signature itself is never kept");
     }
 }

@@ -27,7 +27,7 @@ use crate::config::{CallerConfig, Permissions, ReplayConfig, Tc3Replay};
 use crate::dialect::{self, Reply};
 use crate::mapping::Mappings;
 use crate::model::{Code, Fault, Operation};
-use crate::replay::{self, ReplayStore, Spend};
+use crate::replay::{self, ReplayStore, Spend, Spending, Unavailable};
 use crate::sign::{self, AuthMaterial, Scheme};
 
 /// The TC3 header naming the body's digest, and the value that leaves the body unsigned.
@@ -50,6 +50,10 @@ pub struct Spent {
     pub key: String,
     /// Unix time its window closes.
     pub until: i64,
+    /// The nonce it was made of, if any (for the refusal's message).
+    pub nonce: Option<String>,
+    /// The credential id the request presented (a refused request is audited by it).
+    pub presented: String,
 }
 
 /// What authentication needs: the callers by credential id, the replay store and policy, the clock and
@@ -94,7 +98,7 @@ pub struct Auth<S> {
 
 impl<S> Service<Request<Bytes>> for Auth<S>
 where
-    S: Service<Request<Bytes>, Error = Fault>,
+    S: Service<Request<Bytes>, Error = Fault> + Clone + Send + 'static,
     S::Response: Send + 'static,
     S::Future: Send + 'static,
 {
@@ -110,19 +114,34 @@ where
         let now = self.cfg.clock.now_unix();
         let audit = req.extensions().get::<AuditHandle>().cloned().unwrap_or_default();
         match authenticate(&req, &self.cfg, now) {
-            Ok((caller, op, spent)) => {
+            Ok((caller, op, to_spend)) => {
                 audit.update(|e| {
                     e.caller = Some(caller.name.clone());
                     e.instances = op.instances.clone();
                     e.keys = op.keys.as_slice().to_vec();
-                    if let Some(spent) = spent {
-                        e.replay_key = Some(spent.key);
-                        e.replay_until = Some(spent.until);
-                    }
                 });
+                let mutation = op.action.is_mutation();
                 req.extensions_mut().insert(caller);
                 req.extensions_mut().insert(op);
-                Box::pin(self.inner.call(req))
+                let Some(to_spend) = to_spend else { return Box::pin(self.inner.call(req)) };
+                // The memory store answers at once; a shared one is asked before the inner call is made.
+                match self.cfg.replay.spend(&to_spend.key, to_spend.until, now) {
+                    Spending::Ready(answer) => {
+                        let answer = answer.unwrap_or_else(|| Err(Unavailable("asked twice".into())));
+                        match spent(answer, to_spend, mutation, &audit) {
+                            Ok(()) => Box::pin(self.inner.call(req)),
+                            Err(fault) => Box::pin(std::future::ready(Err(fault))),
+                        }
+                    }
+                    Spending::Pending(asking) => {
+                        let clone = self.inner.clone();
+                        let mut inner = std::mem::replace(&mut self.inner, clone);
+                        Box::pin(async move {
+                            spent(asking.await, to_spend, mutation, &audit)?;
+                            inner.call(req).await
+                        })
+                    }
+                }
             }
             Err(Refused { fault, who }) => {
                 audit.update(|e| e.caller = who);
@@ -193,8 +212,7 @@ pub fn authenticate(
             format!("The request time {} is more than {window} s away from the server time {now}.", material.timestamp),
         )));
     }
-    let spent =
-        spend(cfg, caller, &material, &reply.wire_action, material.timestamp + window, now).map_err(presented)?;
+    let to_spend = replay_key(cfg, caller, &material, &reply.wire_action, material.timestamp + window);
     let caller = Caller { name: caller.name.clone(), permissions: permissions.clone() };
     let op = dialect::decode_request(reply.dialect, &raw, &material, &cfg.maps)
         .map_err(|fault| Refused { fault, who: Some(caller.name.clone()) })?;
@@ -209,38 +227,63 @@ pub fn authenticate(
     if let Some(why) = denied {
         return Err(Refused { fault: Fault::caller(Code::NoPermission, why), who: Some(caller.name) });
     }
-    Ok((caller, op, spent))
+    Ok((caller, op, to_spend))
 }
 
-/// Spends the request's replay key: its nonce, or for TC3 (which has none) its signature's digest.
-fn spend(
-    cfg: &AuthLayer,
-    caller: &CallerConfig,
-    material: &AuthMaterial<'_>,
-    action: &str,
-    until: i64,
-    now: i64,
-) -> Result<Option<Spent>, Fault> {
+/// The request's replay key: its nonce, or for TC3 (which has none) its signature's digest; none for
+/// a TC3 request when `[replay] tc3 = "window"`.
+fn replay_key(cfg: &AuthLayer, caller: &CallerConfig, material: &AuthMaterial<'_>, action: &str, until: i64) -> Option<Spent> {
     let key = match (&material.nonce, material.scheme) {
         (Some(nonce), _) => replay::nonce_key(&caller.secret_id, nonce),
         (None, Scheme::Tc3) if cfg.policy.tc3 == Tc3Replay::Once => replay::signature_key(&material.signature, action),
-        (None, _) => return Ok(None),
+        (None, _) => return None,
     };
-    match cfg.replay.spend(&key, until, now) {
-        Spend::Fresh => Ok(Some(Spent { key, until })),
-        Spend::Replayed => Err(match &material.nonce {
+    Some(Spent {
+        key,
+        until,
+        nonce: material.nonce.as_ref().map(|n| n.to_string()),
+        presented: material.credential_id.to_string(),
+    })
+}
+
+/// What spending the replay key found: the key recorded as spent, or the refusal. A shared store that
+/// cannot be reached refuses a bind or unbind (nothing is forwarded that could be a replay) and lets a
+/// look-up through unspent.
+fn spent(answer: Result<Spend, Unavailable>, key: Spent, mutation: bool, audit: &AuditHandle) -> Result<(), Fault> {
+    let refused = |fault: Fault| {
+        // Refused before it was let through: audited by the credential it presented, as other refusals.
+        audit.update(|e| e.caller = Some(key.presented.clone()));
+        Err(fault)
+    };
+    match answer {
+        Ok(Spend::Fresh) => {
+            audit.update(|e| {
+                e.replay_key = Some(key.key);
+                e.replay_until = Some(key.until);
+            });
+            Ok(())
+        }
+        Ok(Spend::Replayed) => refused(match &key.nonce {
             Some(nonce) => Fault::caller(Code::NonceReused, format!("The nonce `{nonce}` was used already.")),
             None => Fault::caller(
                 Code::NonceReused,
                 "This signed request was received already; a TC3 signature is accepted once. Sign it afresh.",
             ),
         }),
-        Spend::BeforeFloor => Err(Fault::caller(
+        Ok(Spend::BeforeFloor) => refused(Fault::caller(
             Code::TimestampExpired,
-            format!(
-                "The request time {} is too old to be told apart from a replay; sign it afresh.",
-                material.timestamp
-            ),
+            "The request time is too old to be told apart from a replay; sign it afresh.",
         )),
+        Err(Unavailable(why)) if mutation => {
+            tracing::warn!(error = %why, "A bind or unbind was refused: the shared replay store cannot be reached.");
+            refused(Fault::gateway(
+                Code::UpstreamUnavailable,
+                "The gateway cannot check this request against replays right now; nothing was changed. Try again shortly.",
+            ))
+        }
+        Err(Unavailable(why)) => {
+            tracing::warn!(error = %why, "A look-up went through unspent: the shared replay store cannot be reached.");
+            Ok(())
+        }
     }
 }
