@@ -101,7 +101,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let book = Arc::new(key_book(&config)?);
     let metrics = Arc::new(Metrics::new(upstreams.clone()));
     let audit: Arc<dyn AuditSink> = Arc::new(MeteredSink::new(audit, metrics.clone()));
-    let replay = MemoryReplayStore::with_capacity(config.replay.capacity);
+    let replay = replay_store(&config)?;
     let now = clock.now_unix();
     let spent = audit.spent_keys(now);
     if !spent.is_empty() {
@@ -126,7 +126,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let front = layer::Front {
         maps: maps.clone(),
         callers: config.callers.clone(),
-        replay: Arc::new(replay),
+        replay,
         replay_policy: config.replay.clone(),
         clock: clock.clone(),
         audit,
@@ -144,6 +144,18 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         admin,
         metrics,
         upstreams: kept_upstreams,
+    })
+}
+
+/// The replay store: in memory, or shared on Redis (`[state]`), falling back to memory when asked to.
+fn replay_store(config: &Config) -> Result<Arc<dyn ReplayStore>, String> {
+    let local = Arc::new(MemoryReplayStore::with_capacity(config.replay.capacity));
+    let Some(state) = &config.state else { return Ok(local) };
+    let redis = Arc::new(crate::redis_state::RedisState::new(&state.redis, &state.prefix)?);
+    let shared = crate::redis_state::RedisReplayStore::new(redis);
+    Ok(match state.on_unavailable {
+        crate::config::OnUnavailable::Refuse => Arc::new(shared),
+        crate::config::OnUnavailable::Local => Arc::new(crate::redis_state::FallbackReplayStore::new(shared, local)),
     })
 }
 

@@ -60,6 +60,7 @@ use crate::model::Provider;
 mod admin;
 mod guard;
 mod policy;
+mod state;
 
 use crate::secret::Secret;
 use crate::sign::Scheme;
@@ -67,6 +68,7 @@ use crate::tomlfile;
 pub use admin::AdminConfig;
 pub use guard::{AuditConfig, InboundConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
 pub use policy::{OnRunning, Reboot, StatePolicy};
+pub use state::{OnUnavailable, StateConfig};
 
 /// A configuration error: the file, the line and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +93,7 @@ struct RawConfig {
     replay: Option<Spanned<guard::RawReplay>>,
     inbound: Option<Spanned<guard::RawInbound>>,
     admin: Option<Spanned<admin::RawAdmin>>,
+    state: Option<Spanned<state::RawState>>,
     mappings: Option<String>,
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
@@ -300,6 +303,8 @@ pub struct Config {
     pub inbound: InboundConfig,
     /// The admin listener (`[admin]`), if any.
     pub admin: Option<AdminConfig>,
+    /// Where replicas share state (`[state]`), if anywhere.
+    pub state: Option<StateConfig>,
     /// A folder overriding the embedded mapping tables.
     pub mappings: Option<PathBuf>,
     /// Largest request body accepted.
@@ -409,6 +414,7 @@ impl Config {
             replay,
             inbound,
             admin,
+            state,
             mappings,
             max_body_bytes,
             request_timeout_ms,
@@ -651,6 +657,14 @@ impl Config {
         let audit = section(audit, guard::audit, &at)?;
         let replay = section(replay, guard::replay, &at)?;
         let inbound = section(inbound, guard::inbound, &at)?;
+        let state = match state {
+            None => None,
+            Some(raw) => {
+                let span = raw.span().start;
+                let expand = |v: &str| expand_env(v, env);
+                Some(state::state(raw.into_inner(), &expand).map_err(|problem| at(span, problem))?)
+            }
+        };
         let admin = match admin {
             None => None,
             Some(raw) => {
@@ -677,6 +691,7 @@ impl Config {
             replay,
             inbound,
             admin,
+            state,
             mappings: mappings.map(PathBuf::from),
             max_body_bytes: max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             request_timeout: request_timeout_ms
@@ -981,6 +996,24 @@ aliyun-ecs = "FinanceJoshuaV25"
         assert_eq!(c.request_timeout, Duration::from_secs(55), "five CVM calls of 10 s, and 5 s");
         let e = error_for("timeout_ms = 500", "timeout_ms = 500\nrunning = \"force-stop\"", "running");
         assert!(e.problem.contains("tencent-cvm policy"), "{e}");
+    }
+
+    #[test]
+    fn state_names_redis_and_what_to_do_without_it() {
+        let text = format!("{GOOD}\n[state]\nredis = \"redis://127.0.0.1:6379/0\"\non_unavailable = \"local\"\n");
+        let c = Config::parse("c.toml", &text, &env).unwrap();
+        let state = c.state.unwrap();
+        assert_eq!((state.on_unavailable, state.prefix.as_str()), (OnUnavailable::Local, "crossgate:"));
+        assert!(!format!("{:?}", state.redis).contains("6379"), "the URL is a secret");
+        for (bad, why) in [
+            ("redis = \"http://x\"", "redis://"),
+            ("redis = \"redis://r\"\non_unavailable = \"maybe\"", "not known"),
+            ("prefix = \"p\"", "names no store"),
+        ] {
+            let e = Config::parse("c.toml", &format!("{GOOD}\n[state]\n{bad}\n"), &env).unwrap_err();
+            assert!(e.problem.contains(why), "{bad}: {e}");
+        }
+        assert!(Config::parse("c.toml", GOOD, &env).unwrap().state.is_none());
     }
 
     #[test]

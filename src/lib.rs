@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod provider;
+pub mod redis_state;
 pub mod replay;
 pub mod replicate;
 pub mod route;

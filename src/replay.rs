@@ -53,7 +53,9 @@ impl std::future::Future for Spending<'_> {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match &mut *self {
-            Spending::Ready(r) => std::task::Poll::Ready(r.take().unwrap_or_else(|| Err(Unavailable("asked twice".into())))),
+            Spending::Ready(r) => {
+                std::task::Poll::Ready(r.take().unwrap_or_else(|| Err(Unavailable("asked twice".into()))))
+            }
             Spending::Pending(f) => f.as_mut().poll(cx),
         }
     }

@@ -232,7 +232,13 @@ pub fn authenticate(
 
 /// The request's replay key: its nonce, or for TC3 (which has none) its signature's digest; none for
 /// a TC3 request when `[replay] tc3 = "window"`.
-fn replay_key(cfg: &AuthLayer, caller: &CallerConfig, material: &AuthMaterial<'_>, action: &str, until: i64) -> Option<Spent> {
+fn replay_key(
+    cfg: &AuthLayer,
+    caller: &CallerConfig,
+    material: &AuthMaterial<'_>,
+    action: &str,
+    until: i64,
+) -> Option<Spent> {
     let key = match (&material.nonce, material.scheme) {
         (Some(nonce), _) => replay::nonce_key(&caller.secret_id, nonce),
         (None, Scheme::Tc3) if cfg.policy.tc3 == Tc3Replay::Once => replay::signature_key(&material.signature, action),

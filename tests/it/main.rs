@@ -19,6 +19,7 @@ mod interop; // the clouds' own Python SDKs against a running gateway (ignored; 
 mod load; // crossgate-load, the performance kit's load generator, for one second against an in-process gateway
 mod policies; // state policies end to end: CVM force-stop, ECS reboot, Lighthouse wait, failures mid-sequence
 mod postgres; // the PostgreSQL audit store against real throwaway servers: replicas, tampering, filters, outages
+mod redis; // replay keys shared on a real Redis: a replay refused by other replicas, Redis down and back, local fallback
 mod refusals; // end to end: refusals in the caller's dialect before anything is forwarded; plain 400s
 mod replication; // key replication end to end: both directions, a taken name, import then failed bind, restart, check and sync
 mod secrets; // no configured secret in Debug output, answers, trace logs, audit lines or config errors
