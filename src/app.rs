@@ -75,11 +75,29 @@ pub async fn upstreams(
         None
     };
     let sim_addr = simulator.as_ref().map(|(r, _)| r.addr);
+    let limiter = shared_limiter(config)?;
     let mut upstreams = BTreeMap::new();
     for (name, up) in &config.upstreams {
-        upstreams.insert(name.clone(), Arc::new(Upstream::new(up.clone(), sim_addr)?));
+        let mut upstream = Upstream::new(up.clone(), sim_addr)?;
+        if let Some(limiter) = &limiter {
+            upstream = upstream.with_rate_limiter(limiter.clone());
+        }
+        upstreams.insert(name.clone(), Arc::new(upstream));
     }
     Ok((upstreams, simulator))
+}
+
+/// The rate limiter every upstream shares with the other replicas (`[state]`), if any.
+fn shared_limiter(config: &Config) -> Result<Option<Arc<dyn crate::provider::RateLimiter>>, String> {
+    use crate::redis_state::{FallbackGcra, RedisGcra, RedisState};
+    let Some(state) = &config.state else { return Ok(None) };
+    let shared = RedisGcra::new(Arc::new(RedisState::new(&state.redis, &state.prefix)?));
+    Ok(Some(match state.on_unavailable {
+        crate::config::OnUnavailable::Refuse => Arc::new(shared),
+        crate::config::OnUnavailable::Local => {
+            Arc::new(FallbackGcra::new(shared, Arc::new(crate::provider::LocalGcra::default())))
+        }
+    }))
 }
 
 /// The key table: with its state file, unless every upstream is the in-process simulator, whose clouds
@@ -123,6 +141,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let config = Arc::new(config);
     let tasks = TaskTracker::new();
     let drain = Drain { tasks: tasks.clone(), audit: audit.clone() };
+    let ready = readiness(&config, &audit)?;
     let front = layer::Front {
         maps: maps.clone(),
         callers: config.callers.clone(),
@@ -135,6 +154,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         max_body_bytes: config.max_body_bytes,
         max_in_flight: config.inbound.max_in_flight,
         request_timeout: config.request_timeout,
+        ready,
     };
     let kept_upstreams = upstreams.clone();
     let service = layer::pipeline(front, Gateway::new(config, book, maps, upstreams, clock));
@@ -145,6 +165,28 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
         metrics,
         upstreams: kept_upstreams,
     })
+}
+
+/// What `/readyz` checks: the audit store, and the shared Redis when there is one.
+fn readiness(config: &Config, audit: &Arc<dyn AuditSink>) -> Result<layer::ready::ReadyLayer, String> {
+    use layer::ready::ReadyCheck;
+    let sink = audit.clone();
+    let audit_check: ReadyCheck = Arc::new(move || {
+        let sink = sink.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || sink.ready()).await.unwrap_or_else(|e| Err(e.to_string()))
+        })
+    });
+    let mut checks = vec![("audit store".to_owned(), audit_check)];
+    if let Some(state) = &config.state {
+        let redis = Arc::new(crate::redis_state::RedisState::new(&state.redis, &state.prefix)?);
+        let redis_check: ReadyCheck = Arc::new(move || {
+            let redis = redis.clone();
+            Box::pin(async move { redis.ping().await.map_err(|e| e.0) })
+        });
+        checks.push(("redis".to_owned(), redis_check));
+    }
+    Ok(layer::ready::ReadyLayer::new(checks))
 }
 
 /// The replay store: in memory, or shared on Redis (`[state]`), falling back to memory when asked to.

@@ -270,6 +270,10 @@ impl AuditSink for MeteredSink {
     fn flush(&self) -> AuditReceipt {
         self.inner.flush()
     }
+
+    fn ready(&self) -> Result<(), String> {
+        self.inner.ready()
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! State shared by replicas on Redis (`[state] redis = "redis://..."`): the replay keys, so that a
-//! request replayed to another replica is refused there too.
+//! request replayed to another replica is refused there too, and the upstreams' rate limits, so that
+//! Lighthouse's 10 binds per second hold for all replicas together.
 //!
 //! A replay key is spent with one atomic `SET key 1 NX PXAT <window end>`: the first replica to set it
-//! gets `OK`, every later one nothing, and Redis forgets the key when its window closes. Keys are
-//! prefixed (`crossgate:replay:` by default), so one Redis can serve other uses.
+//! gets `OK`, every later one nothing, and Redis forgets the key when its window closes. A rate limit is
+//! one atomic step per request, a Lua script ([`GCRA`]) over Redis's own clock: GCRA without burst, one
+//! theoretical arrival time per key, expiring on its own. Keys are prefixed (`crossgate:` by default),
+//! so one Redis can serve other uses.
 //!
 //! Redis is asked with a short deadline ([`DEADLINE`]): when it is down or slow, the answer is
 //! [`Unavailable`] at once, never a hang. With `[state] on_unavailable = "refuse"` (the default) a bind or
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::provider::{LocalGcra, RateLimiter, Reserving};
 use crate::replay::{MemoryReplayStore, ReplayStore, Spend, Spending, Unavailable};
 use crate::secret::Secret;
 
@@ -70,13 +74,33 @@ impl RedisState {
         Ok(made)
     }
 
+    /// Forgets the connection after a failure: the next command connects afresh.
+    fn lost(&self, why: String) -> Unavailable {
+        *self.connection.write().unwrap_or_else(|p| p.into_inner()) = None;
+        Unavailable(why)
+    }
+
     /// Runs `cmd`, bounded by [`DEADLINE`].
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Unavailable> {
         let mut c = self.connection().await?;
         match tokio::time::timeout(DEADLINE, cmd.query_async::<T>(&mut c)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Unavailable(format!("Redis answered {}", redis_kind(&e)))),
-            Err(_) => Err(Unavailable(format!("Redis did not answer within {} ms", DEADLINE.as_millis()))),
+            Ok(Err(e)) => Err(self.lost(format!("Redis answered {}", redis_kind(&e)))),
+            Err(_) => Err(self.lost(format!("Redis did not answer within {} ms", DEADLINE.as_millis()))),
+        }
+    }
+
+    /// Runs `script` on `key` with `args`, bounded by [`DEADLINE`].
+    async fn invoke(&self, script: &redis::Script, key: &str, args: &[i64]) -> Result<i64, Unavailable> {
+        let mut c = self.connection().await?;
+        let mut invocation = script.key(key);
+        for a in args {
+            invocation.arg(*a);
+        }
+        match tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.lost(format!("Redis answered {}", redis_kind(&e)))),
+            Err(_) => Err(self.lost(format!("Redis did not answer within {} ms", DEADLINE.as_millis()))),
         }
     }
 
@@ -153,4 +177,92 @@ impl ReplayStore for FallbackReplayStore {
 /// A Redis error's kind, without its detail (which may echo the URL).
 fn redis_kind(e: &redis::RedisError) -> String {
     format!("{:?}", e.kind())
+}
+
+/// The rate-limit step: KEYS[1] the key, ARGV[1] the interval and ARGV[2] the longest acceptable wait,
+/// in microseconds; the wait before the reserved turn, or -1 (nothing reserved) when it would be longer.
+pub const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > tonumber(ARGV[2]) then return -1 end
+local next = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+return wait
+";
+
+/// Rate limits in Redis, shared by every replica.
+#[derive(Debug, Clone)]
+pub struct RedisGcra {
+    state: Arc<RedisState>,
+    script: Arc<redis::Script>,
+}
+
+impl RedisGcra {
+    /// Rate limits in `state`'s Redis.
+    pub fn new(state: Arc<RedisState>) -> RedisGcra {
+        RedisGcra { state, script: Arc::new(redis::Script::new(GCRA)) }
+    }
+
+    async fn reserve_shared(
+        self,
+        key: String,
+        per_second: u32,
+        now: tokio::time::Instant,
+        latest: tokio::time::Instant,
+    ) -> Result<Option<tokio::time::Instant>, Unavailable> {
+        let interval = 1_000_000 / i64::from(per_second.max(1));
+        let longest = i64::try_from(latest.saturating_duration_since(now).as_micros()).unwrap_or(i64::MAX);
+        let wait = self.state.invoke(&self.script, &self.state.key("rate", &key), &[interval, longest]).await?;
+        Ok(u64::try_from(wait).ok().map(|us| now + Duration::from_micros(us)))
+    }
+}
+
+impl RateLimiter for RedisGcra {
+    fn reserve(
+        &self,
+        key: &str,
+        per_second: u32,
+        now: tokio::time::Instant,
+        latest: tokio::time::Instant,
+    ) -> Reserving {
+        Box::pin(self.clone().reserve_shared(key.to_owned(), per_second, now, latest))
+    }
+}
+
+/// Redis first; when it cannot be reached, the in-process limiter (`on_unavailable = "local"`).
+#[derive(Debug, Clone)]
+pub struct FallbackGcra {
+    shared: RedisGcra,
+    local: Arc<LocalGcra>,
+}
+
+impl FallbackGcra {
+    /// Redis, falling back to `local`.
+    pub fn new(shared: RedisGcra, local: Arc<LocalGcra>) -> FallbackGcra {
+        FallbackGcra { shared, local }
+    }
+}
+
+impl RateLimiter for FallbackGcra {
+    fn reserve(
+        &self,
+        key: &str,
+        per_second: u32,
+        now: tokio::time::Instant,
+        latest: tokio::time::Instant,
+    ) -> Reserving {
+        let (shared, local, key) = (self.shared.clone(), self.local.clone(), key.to_owned());
+        Box::pin(async move {
+            match shared.reserve_shared(key.clone(), per_second, now, latest).await {
+                Ok(turn) => Ok(turn),
+                Err(Unavailable(why)) => {
+                    tracing::warn!(error = %why, "Redis cannot be reached: this rate limit is kept in process only.");
+                    Ok(local.reserve_now(&key, per_second, now, latest))
+                }
+            }
+        })
+    }
 }

@@ -278,6 +278,12 @@ pub trait AuditSink: Send + Sync + Debug {
     fn flush(&self) -> AuditReceipt {
         AuditReceipt::done(Ok(()))
     }
+
+    /// Whether the store can be written now (a database server that can be reached); may block
+    /// briefly, so callers run it off the serving threads.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Records kept in memory: for tests and embedding.

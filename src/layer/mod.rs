@@ -27,6 +27,7 @@ pub mod body;
 pub mod deadline;
 pub mod detect;
 pub mod overload;
+pub mod ready;
 pub mod request_id;
 pub mod respond;
 
@@ -61,6 +62,8 @@ pub struct Front {
     pub max_in_flight: usize,
     /// Time limit for a whole request.
     pub request_timeout: Duration,
+    /// What `/readyz` checks.
+    pub ready: ready::ReadyLayer,
 }
 
 /// The request path around `inner`, which sees authenticated, decoded requests and answers with an
@@ -87,8 +90,11 @@ where
         max_body_bytes,
         max_in_flight,
         request_timeout,
+        ready,
     } = front;
     ServiceBuilder::new()
+        // `/readyz`: whether the stores the gateway depends on can be reached now.
+        .layer(ready)
         // First: the RequestId the caller will see, for every layer within and as `x-request-id`.
         .layer(request_id::RequestIdLayer)
         // One body type for every response, whatever the layers within return.

@@ -41,7 +41,7 @@ mod transport;
 
 pub use breaker::{Breaker, BreakerState, Refusal, Ticket};
 pub use paging::MAX_PAGES;
-pub use quota::{LocalGcra, Quota, RateLimiter};
+pub use quota::{LocalGcra, Quota, RateLimiter, Reserving};
 pub use retry::{Attempt, Ending};
 pub use transport::RawReply;
 

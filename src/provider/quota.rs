@@ -17,12 +17,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::model::{Action, Code, Fault};
+use crate::replay::Unavailable;
+
+/// The answer of [`RateLimiter::reserve`]: the turn (or `None`: none before `latest`), or a shared
+/// limiter that cannot be reached.
+pub type Reserving = futures_util::future::BoxFuture<'static, Result<Option<Instant>, Unavailable>>;
 
 /// Hands out turns to send, per key, at a rate.
 pub trait RateLimiter: Send + Sync + fmt::Debug {
     /// Reserves the next turn for one request under `key` at `per_second`: the instant it may be sent
     /// (`now` or later), or `None`, reserving nothing, when the next turn comes after `latest`.
-    fn reserve(&self, key: &str, per_second: u32, now: Instant, latest: Instant) -> Option<Instant>;
+    fn reserve(&self, key: &str, per_second: u32, now: Instant, latest: Instant) -> Reserving;
 }
 
 /// The in-process limiter: GCRA without burst, one theoretical arrival time per key.
@@ -32,7 +37,15 @@ pub struct LocalGcra {
 }
 
 impl RateLimiter for LocalGcra {
-    fn reserve(&self, key: &str, per_second: u32, now: Instant, latest: Instant) -> Option<Instant> {
+    fn reserve(&self, key: &str, per_second: u32, now: Instant, latest: Instant) -> Reserving {
+        let turn = self.reserve_now(key, per_second, now, latest);
+        Box::pin(std::future::ready(Ok(turn)))
+    }
+}
+
+impl LocalGcra {
+    /// [`RateLimiter::reserve`], answered at once.
+    pub fn reserve_now(&self, key: &str, per_second: u32, now: Instant, latest: Instant) -> Option<Instant> {
         let interval = Duration::from_secs(1) / per_second.max(1);
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let turn = next.get(key).map_or(now, |&t| t.max(now));
@@ -87,7 +100,21 @@ impl Quota {
         let place = Place::take(&self.waiting, self.bound);
         let latest = if place.is_some() { deadline } else { now };
         let key = format!("{}/{}", self.upstream, action.name());
-        match self.limiter.reserve(&key, rate, now, latest) {
+        let reserved = match self.limiter.reserve(&key, rate, now, latest).await {
+            Ok(reserved) => reserved,
+            Err(Unavailable(why)) => {
+                tracing::warn!(error = %why, upstream = %self.upstream, "The shared rate limit cannot be reached.");
+                return Err(Fault::gateway(
+                    Code::UpstreamUnavailable,
+                    format!(
+                        "The upstream `{}`'s shared rate limit cannot be checked right now; nothing was sent. Try \
+                         again shortly.",
+                        self.upstream
+                    ),
+                ));
+            }
+        };
+        match reserved {
             Some(turn) if turn <= now => Ok(()),
             Some(turn) => {
                 tokio::time::sleep_until(turn).await;
@@ -144,24 +171,27 @@ mod tests {
     async fn turns_are_spaced_by_the_rate() {
         let gcra = LocalGcra::default();
         let t0 = Instant::now();
-        let turns: Vec<Duration> = (0..12).map(|_| gcra.reserve("k", 10, t0, t0 + FAR).unwrap() - t0).collect();
+        let turns: Vec<Duration> = (0..12).map(|_| gcra.reserve_now("k", 10, t0, t0 + FAR).unwrap() - t0).collect();
         assert_eq!(turns[0], Duration::ZERO);
         assert!(turns.windows(2).all(|w| w[1] - w[0] == Duration::from_millis(100)), "{turns:?}");
         // Any one-second window holds at most the rate: the 11th turn is a whole second after the 1st.
         assert_eq!(turns[10] - turns[0], Duration::from_secs(1));
-        assert_eq!(gcra.reserve("other", 10, t0, t0), Some(t0), "keys are independent");
+        assert_eq!(gcra.reserve_now("other", 10, t0, t0), Some(t0), "keys are independent");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_turn_after_the_latest_is_refused_and_reserves_nothing() {
         let gcra = LocalGcra::default();
         let t0 = Instant::now();
-        assert_eq!(gcra.reserve("k", 2, t0, t0), Some(t0));
-        assert_eq!(gcra.reserve("k", 2, t0, t0 + Duration::from_millis(499)), None);
-        assert_eq!(gcra.reserve("k", 2, t0, t0 + Duration::from_millis(500)), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(gcra.reserve_now("k", 2, t0, t0), Some(t0));
+        assert_eq!(gcra.reserve_now("k", 2, t0, t0 + Duration::from_millis(499)), None);
+        assert_eq!(
+            gcra.reserve_now("k", 2, t0, t0 + Duration::from_millis(500)),
+            Some(t0 + Duration::from_millis(500))
+        );
         tokio::time::advance(Duration::from_secs(5)).await;
         let later = Instant::now();
-        assert_eq!(gcra.reserve("k", 2, later, later), Some(later), "an idle key starts afresh");
+        assert_eq!(gcra.reserve_now("k", 2, later, later), Some(later), "an idle key starts afresh");
     }
 
     fn quota(bound: usize) -> Arc<Quota> {

@@ -112,6 +112,7 @@ where
         max_body_bytes: MAX_BODY_BYTES,
         max_in_flight: MAX_IN_FLIGHT,
         request_timeout: REQUEST_TIMEOUT,
+        ready: layer::ready::ReadyLayer::default(),
     };
     layer::pipeline(front, Cloud { handle })
 }

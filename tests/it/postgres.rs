@@ -416,7 +416,11 @@ async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_
     assert_eq!(upstream.calls(), 3);
     // The database goes away: a bind is refused in the caller's dialect, promptly, and nothing is
     // forwarded unaudited; once it is back, binds go through again.
+    assert_eq!(crate::redis::readyz(gateway).await.0, 200);
     server.down();
+    let (status, text) = crate::redis::readyz(gateway).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.starts_with("not ready: audit store:"), "{text}");
     let asked = Instant::now();
     let refused = send_to(gateway, &crate::admin::bind(gateway, "ins-t0000008")).await;
     assert!(asked.elapsed() < Duration::from_secs(5), "took {:?}", asked.elapsed());

@@ -115,7 +115,12 @@ async fn with_redis_down_binds_are_refused_promptly_and_look_ups_go_through_unti
     let ok = send_to(addr(&gw), &crate::admin::bind(addr(&gw), "ins-t0000001")).await;
     assert_eq!(ok.error_code(Dialect::TencentCvm), None, "{}", ok.text());
 
+    assert_eq!(readyz(addr(&gw)).await, (200, "ready".to_owned()));
+
     redis.down();
+    let (status, text) = readyz(addr(&gw)).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.starts_with("not ready: redis:"), "{text}");
     let asked = Instant::now();
     let refused = send_to(addr(&gw), &crate::admin::bind(addr(&gw), "ins-t0000002")).await;
     assert!(asked.elapsed() < Duration::from_secs(1), "answered within a second: {:?}", asked.elapsed());
@@ -147,6 +152,13 @@ async fn with_redis_down_binds_are_refused_promptly_and_look_ups_go_through_unti
         assert!(Instant::now() < until, "still refused after Redis came back: {}", back.text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(readyz(addr(&gw)).await.0, 200);
+}
+
+/// `GET /readyz` on a gateway: its status and text.
+pub(crate) async fn readyz(gateway: SocketAddr) -> (u16, String) {
+    let got = crate::admin::get(gateway, "/readyz", None).await;
+    (got.status, got.text().trim().to_owned())
 }
 
 #[tokio::test]
@@ -162,4 +174,73 @@ async fn on_unavailable_local_keeps_going_on_memory() {
     let replayed = send_to(addr(&gw), &wire).await;
     assert!(replayed.error_message(Dialect::TencentCvm).contains("received already"), "{}", replayed.text());
     assert_eq!(fake.calls(), 1);
+}
+
+/// A gateway whose Lighthouse upstream `fakelh` (for `lhins-t*`) is `fake`, with a one-second call limit,
+/// sharing its rate limits on `redis`.
+async fn lighthouse_replica(fake: &FakeCvm, redis: &RedisServer) -> Started {
+    let extra = format!(
+        "\n[upstreams.fakelh]\nprovider = \"tencent-lighthouse\"\nendpoint = \"http://{}\"\nregion = \"ap-guangzhou\"\n\
+         secret_id = \"AKIDfakelh\"\nsecret_key = \"fakelh-secret\"\ntimeout_ms = 1000\nretries = 0\n",
+        fake.addr
+    );
+    let mut config = crate::admin::config(fake, None, &extra);
+    config.routing.rules.insert(
+        0,
+        crossgate::config::Rule {
+            instance: Some(wildmatch::WildMatch::new("lhins-t*")),
+            caller: None,
+            dialect: None,
+            upstream: "fakelh".into(),
+        },
+    );
+    config.state = Some(StateConfig {
+        redis: Secret::new(redis.url()),
+        on_unavailable: OnUnavailable::Refuse,
+        prefix: format!("crossgate-test-{}:", redis.port),
+    });
+    let sink = std::sync::Arc::new(crossgate::audit::MemorySink::default());
+    crossgate::app::start(config, sink, std::sync::Arc::new(crossgate::clock::SystemClock))
+        .await
+        .expect("gateway starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server from the system's packages; run by tests/run.sh"]
+async fn lighthouses_rate_limit_holds_across_replicas_together() {
+    let redis = RedisServer::start();
+    let fake = FakeCvm::start(Duration::ZERO).await;
+    let replicas = [
+        lighthouse_replica(&fake, &redis).await,
+        lighthouse_replica(&fake, &redis).await,
+        lighthouse_replica(&fake, &redis).await,
+    ];
+    // 60 binds at once, 20 to each replica: Lighthouse takes 10 per second, and each call may wait 1 s.
+    let mut sends = Vec::new();
+    for (i, r) in replicas.iter().enumerate().cycle().take(60).enumerate().map(|(n, (i, r))| (n * 3 + i, r)) {
+        let gw = addr(r);
+        let body = serde_json::json!({"InstanceIds": [format!("lhins-t{i:07}")], "KeyIds": ["lhkp-f7rjie1q"]});
+        let wire = crate::harness::tc3_request(
+            &gw.to_string(),
+            "lighthouse",
+            "AssociateInstancesKeyPairs",
+            "2020-03-24",
+            &body,
+            &crate::harness::Signer::demo(),
+        );
+        sends.push(tokio::spawn(async move { send_to(gw, &wire).await }));
+    }
+    let mut throttled = 0;
+    for s in sends {
+        let got = s.await.unwrap();
+        match got.error_code(Dialect::TencentLighthouse) {
+            None => {}
+            Some(code) if code == "RequestLimitExceeded" => throttled += 1,
+            Some(other) => panic!("unexpected {other}: {}", got.text()),
+        }
+    }
+    let forwarded = fake.calls();
+    // Turns every 100 ms from the first, for one second (both ends): 11, within 10% of the rate.
+    assert!((10..=11).contains(&forwarded), "{forwarded} binds reached Lighthouse in one second from three replicas");
+    assert_eq!(forwarded + throttled, 60, "the rest got the caller's throttling error");
 }

@@ -53,6 +53,7 @@ enum Job {
     Flush(Ack),
     Spent(i64, mpsc::Sender<Result<Vec<SpentKey>, String>>),
     Retain(u64, mpsc::Sender<Result<u64, String>>),
+    Ready(mpsc::Sender<Result<(), String>>),
 }
 
 /// The PostgreSQL store.
@@ -179,6 +180,12 @@ impl AuditSink for Postgres {
         })
     }
 
+    fn ready(&self) -> Result<(), String> {
+        let (reply, answer) = mpsc::channel();
+        self.jobs.send(Job::Ready(reply)).map_err(|_| stopped().0)?;
+        answer.recv_timeout(CONNECT_TIMEOUT * 2).map_err(|_| "the PostgreSQL audit writer did not answer".to_owned())?
+    }
+
     fn flush(&self) -> AuditReceipt {
         let (ack, receipt) = AuditReceipt::pending();
         if self.jobs.send(Job::Flush(ack)).is_err() {
@@ -229,6 +236,11 @@ impl Writer {
                     }
                     Job::Retain(now, reply) => {
                         let _ = reply.send(self.retain(now));
+                    }
+                    Job::Ready(reply) => {
+                        let _ = reply.send(
+                            self.with_client(|c, _| c.simple_query("SELECT 1").map(|_| ()).map_err(|e| describe(&e))),
+                        );
                     }
                 }
                 if records.len() < MAX_GROUP {
