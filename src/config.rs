@@ -928,6 +928,17 @@ aliyun-ecs = "FinanceJoshuaV25"
     }
 
     #[test]
+    fn the_deployment_example_is_valid_for_a_fleet() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crossgate.toml")).unwrap();
+        let env = |name: &str| Some(format!("{name}-value-for-the-test"));
+        let c = Config::parse("deploy/crossgate.toml", &text, &env).unwrap();
+        assert!(matches!(c.audit.store, crate::audit::store::StoreSpec::Postgres(_)));
+        assert_eq!(c.state.as_ref().map(|s| s.on_unavailable), Some(OnUnavailable::Refuse));
+        assert!(c.admin.as_ref().is_some_and(|a| a.token.is_some() && !a.listen.ip().is_loopback()));
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
     fn the_migration_example_is_valid_and_sets_what_the_readme_walks_through() {
         let c = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/migration.toml"))).unwrap();
         assert_eq!(c.upstreams["cvm"].shadow.as_deref(), Some("ecs"));

@@ -222,6 +222,10 @@ struct Target {
     /// listen`; an empty value keeps the config's. An address other than loopback needs `[admin] token`.
     #[arg(long, env = "CROSSGATE_ADMIN_LISTEN", value_parser = listen_override)]
     admin_listen: Option<ListenOverride>,
+    /// The name this gateway's audit records carry in a shared trail, instead of `[audit] replica` (so
+    /// that replicas can share one config file).
+    #[arg(long, env = "CROSSGATE_REPLICA")]
+    replica: Option<String>,
 }
 
 impl Target {
@@ -232,6 +236,9 @@ impl Target {
         };
         if let Some(ListenOverride(Some(listen))) = self.listen {
             config.listen = listen;
+        }
+        if let Some(replica) = self.replica.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            config.audit.replica = replica.to_owned();
         }
         if let Some(ListenOverride(Some(listen))) = self.admin_listen {
             let token = config.admin.take().and_then(|a| a.token);

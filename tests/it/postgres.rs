@@ -457,5 +457,11 @@ async fn kill_9_of_a_gateway_on_postgres_keeps_the_admission_of_every_forwarded_
     let server = PgServer::start();
     let url = server.database();
     let all = || on_trail(&url, |t| t.query(&Filter { limit: 100_000, ..Filter::default() }).unwrap());
-    crate::trail::kill_9_under_load(&format!("store = \"{url}\"\nreplica = \"gw-kill\""), &all).await;
+    crate::trail::kill_9_under_load(&format!("store = \"{url}\"\nreplica = \"from-the-config\""), &all).await;
+    // `serve --replica` named the records, over the config's `replica`.
+    let replicas: Vec<String> = off(|| {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query("SELECT DISTINCT replica FROM crossgate_audit", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+    });
+    assert_eq!(replicas, ["gw-kill"]);
 }

@@ -208,7 +208,7 @@ impl Drop for Child {
 /// `crossgate serve --config`, once it prints `listening on`; killed (SIGKILL) when dropped.
 fn serve(config: &Path) -> Served {
     let dir = config.parent().unwrap_or(Path::new("."));
-    Served::start(&["--config", config.to_str().unwrap()], dir)
+    Served::start(&["--config", config.to_str().unwrap(), "--replica", "gw-kill"], dir)
 }
 
 /// A config for the demo caller and one CVM upstream at `upstream`, with `audit` as its `[audit]` table.
