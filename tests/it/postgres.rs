@@ -1,12 +1,17 @@
-//! The PostgreSQL audit store against a real server (PostgreSQL from the system's packages: each test
-//! starts a throwaway cluster of its own, copied from one made by `initdb` once per run): concurrent
-//! writers, a restart of the gateway's store, two replicas in one trail, tampering caught and named
-//! per replica, every query filter, the server stopped mid-run and started again, an unreachable
-//! server at start, and a real gateway whose trail `crossgate audit verify` proves.
+//! The PostgreSQL audit store against a real server: each test starts a throwaway cluster of its own
+//! (PostgreSQL from the system's packages, copied from one made by `initdb` once per run), or, when
+//! `CROSSGATE_POSTGRES_URL` names a server, a fresh database there (the user must be allowed to create
+//! databases; stopping that server is played by a proxy in front of it that cuts every connection).
+//! Concurrent writers, a restart of the gateway's store, two replicas in one trail, tampering caught and
+//! named per replica, every query filter, `follow` across replicas, the server stopped mid-run and
+//! started again, an unreachable server at start, and a real gateway whose trail `crossgate audit
+//! verify` proves.
 
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossgate::app;
@@ -22,8 +27,15 @@ use crossgate::secret::Secret;
 use crate::harness::send_to;
 use crate::trail::{audit_config, fill, query, query_cases, request, varied, verify};
 
-/// The directory holding `initdb` and `postgres`.
+/// The variable naming a server to use instead of starting one.
+const SERVER_URL: &str = "CROSSGATE_POSTGRES_URL";
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: `CROSSGATE_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`.
 fn binaries() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CROSSGATE_PG_BIN") {
+        return PathBuf::from(dir);
+    }
     let found = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|dir| {
         let mut versions: Vec<PathBuf> =
             dir.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).filter(|b| b.join("initdb").is_file()).collect();
@@ -31,7 +43,10 @@ fn binaries() -> PathBuf {
         versions.pop()
     });
     found.unwrap_or_else(|| {
-        panic!("PostgreSQL is not installed: `apt-get install postgresql` (.ci/run does), then run the tests again")
+        panic!(
+            "PostgreSQL is not installed, so these tests cannot start a server: `apt-get install postgresql` \
+             (.ci/run does), or set {SERVER_URL}=postgres://USER:PASSWORD@HOST:PORT/DB to use a running one"
+        )
     })
 }
 
@@ -55,7 +70,7 @@ fn pg(program: &str, args: &[&str]) -> std::process::Output {
 fn give_to_postgres(path: &Path) {
     if is_root() {
         let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().unwrap().success();
-        assert!(ok, "chown {}", path.display());
+        assert!(ok, "chown {} (running as root, the server runs as the user `postgres`)", path.display());
     }
 }
 
@@ -69,69 +84,175 @@ fn template() -> &'static PathBuf {
         let data = dir.join("data");
         let out =
             pg("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb could not make a cluster (set {SERVER_URL} to use a running server instead): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         data
     })
 }
 
-/// A running throwaway PostgreSQL server, stopped (immediately) on drop.
-pub(crate) struct PgServer {
-    dir: PathBuf,
-    port: u16,
+/// A URL's parts around its host and database: `(scheme and user, host:port, database, ?parameters)`.
+fn url_parts(url: &str) -> (&str, &str, &str, &str) {
+    let fail = || panic!("{SERVER_URL} must be a URL, postgres://USER:PASSWORD@HOST:PORT/DB");
+    let after_scheme = url.find("://").unwrap_or_else(fail) + 3;
+    let rest = &url[after_scheme..];
+    let authority_len = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let host_at = authority.rfind('@').map_or(0, |at| at + 1);
+    let tail = &rest[authority_len..];
+    let (path, query) = tail.split_at(tail.find('?').unwrap_or(tail.len()));
+    (&url[..after_scheme + host_at], &authority[host_at..], path.trim_start_matches('/'), query)
 }
+
+/// A proxy in front of a server, which can refuse and cut every connection as a stopped server would.
+struct Cutter {
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Cutter {
+    fn start(target: String) -> Cutter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (down, open) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
+        let (refusing, kept) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if refusing.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let mut open = kept.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                open.extend([client, server]);
+            }
+        });
+        Cutter { addr, down, open }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+enum Server {
+    /// A cluster of our own, in `dir`.
+    Local { dir: PathBuf, port: u16 },
+    /// The server `CROSSGATE_POSTGRES_URL` names, reached through a proxy; the databases made there.
+    Given { url: String, cutter: Cutter, made: Mutex<Vec<String>> },
+}
+
+/// A PostgreSQL server for one test: a throwaway one, stopped (immediately) on drop, or the one
+/// `CROSSGATE_POSTGRES_URL` names, whose databases made by the test are dropped on drop.
+pub(crate) struct PgServer(Server);
 
 impl PgServer {
     pub(crate) fn start() -> PgServer {
+        if let Some(url) = std::env::var(SERVER_URL).ok().filter(|u| !u.is_empty()) {
+            let (_, host, _, _) = url_parts(&url);
+            let cutter = Cutter::start(host.to_owned());
+            return PgServer(Server::Given { url, cutter, made: Mutex::new(Vec::new()) });
+        }
         let dir = std::env::temp_dir().join(format!("crossgate-pg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let copied = Command::new("cp").arg("-a").arg(template()).arg(dir.join("data")).status().unwrap();
         assert!(copied.success());
         give_to_postgres(&dir);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = PgServer { dir, port };
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = PgServer(Server::Local { dir, port });
         server.up();
         server
     }
 
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
+    fn data(dir: &Path) -> String {
+        dir.join("data").display().to_string()
     }
 
     /// Starts the server (again).
     pub(crate) fn up(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("log").display().to_string();
-        let out = pg("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-        );
+        match &self.0 {
+            Server::Given { cutter, .. } => cutter.restore(),
+            Server::Local { dir, port } => {
+                let options = format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+                    dir.display()
+                );
+                let log = dir.join("log").display().to_string();
+                let out =
+                    pg("pg_ctl", &["-D", &Self::data(dir), "-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
+                assert!(
+                    out.status.success(),
+                    "pg_ctl start: {}{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+                );
+            }
+        }
     }
 
     /// Stops the server at once, as a crash would.
     pub(crate) fn down(&self) {
-        let out = pg("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
-        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        match &self.0 {
+            Server::Given { cutter, .. } => cutter.cut(),
+            Server::Local { dir, .. } => {
+                let out = pg("pg_ctl", &["-D", &Self::data(dir), "-m", "immediate", "-w", "stop"]);
+                assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
     }
 
     /// A fresh database on this server, as a URL.
     pub(crate) fn database(&self) -> String {
         let name = format!("audit_{}", uuid::Uuid::new_v4().simple());
-        sql(&format!("postgres://postgres@127.0.0.1:{}/postgres", self.port), &format!("CREATE DATABASE {name}"));
-        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        match &self.0 {
+            Server::Local { port, .. } => {
+                sql(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), &format!("CREATE DATABASE {name}"));
+                format!("postgres://postgres@127.0.0.1:{port}/{name}")
+            }
+            Server::Given { url, cutter, made } => {
+                sql(url, &format!("CREATE DATABASE {name}"));
+                made.lock().unwrap().push(name.clone());
+                let (user, _, _, query) = url_parts(url);
+                format!("{user}{}/{name}{query}", cutter.addr)
+            }
+        }
     }
 }
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let _ = pg("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        match &self.0 {
+            Server::Local { dir, .. } => {
+                let _ = pg("pg_ctl", &["-D", &Self::data(dir), "-m", "immediate", "stop"]);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Server::Given { url, made, .. } => {
+                let names = std::mem::take(&mut *made.lock().unwrap());
+                let _ = off(|| {
+                    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+                    for name in names {
+                        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+                    }
+                    Ok::<(), postgres::Error>(())
+                });
+            }
+        }
     }
 }
 
@@ -164,7 +285,6 @@ fn sql(url: &str, statements: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn concurrent_records_are_committed_in_chain_order_and_the_chain_and_keys_survive_a_restart() {
     let server = PgServer::start();
     let url = server.database();
@@ -203,7 +323,6 @@ async fn concurrent_records_are_committed_in_chain_order_and_the_chain_and_keys_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn two_replicas_share_one_trail_and_tampering_is_named_with_its_replica() {
     let server = PgServer::start();
     let url = server.database();
@@ -295,7 +414,6 @@ async fn two_replicas_share_one_trail_and_tampering_is_named_with_its_replica() 
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn query_answers_every_filter_as_the_other_stores_do() {
     let server = PgServer::start();
     let url = server.database();
@@ -322,7 +440,6 @@ async fn query_answers_every_filter_as_the_other_stores_do() {
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn a_server_that_goes_away_fails_records_promptly_and_one_that_returns_takes_them_again() {
     let server = PgServer::start();
     let url = server.database();
@@ -345,9 +462,13 @@ async fn a_server_that_goes_away_fails_records_promptly_and_one_that_returns_tak
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn an_unreachable_server_or_a_newer_schema_is_refused_at_start_without_the_password() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Postgres::open(&Secret::new("postgres://u:hunter2@127.0.0.1:1/x"), PostgresOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot connect to PostgreSQL at 127.0.0.1 (database x)"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("postgres://audit:hunter2secret@127.0.0.1:{closed}/audit");
     let err = Postgres::open(&Secret::new(&url), PostgresOptions::default()).unwrap_err().to_string();
     assert!(err.contains("cannot connect to PostgreSQL at 127.0.0.1"), "{err}");
@@ -365,7 +486,6 @@ async fn an_unreachable_server_or_a_newer_schema_is_refused_at_start_without_the
 }
 
 #[tokio::test]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn retention_deletes_a_replicas_old_rows_in_a_new_segment() {
     let server = PgServer::start();
     let url = server.database();
@@ -395,7 +515,6 @@ async fn retention_deletes_a_replicas_old_rows_in_a_new_segment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_served() {
     let server = PgServer::start();
     let url = server.database();
@@ -448,7 +567,6 @@ async fn a_gateway_on_postgres_audits_every_request_and_its_trail_is_proved_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL from the system's packages; run by tests/run.sh"]
 async fn kill_9_of_a_gateway_on_postgres_keeps_the_admission_of_every_forwarded_request() {
     let server = PgServer::start();
     let url = server.database();
