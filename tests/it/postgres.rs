@@ -573,3 +573,49 @@ async fn kill_9_of_a_gateway_on_postgres_keeps_the_admission_of_every_forwarded_
     let all = || on_trail(&url, |t| t.query(&Filter { limit: 100_000, ..Filter::default() }).unwrap());
     crate::trail::kill_9_under_load(&format!("store = \"{url}\"\nreplica = \"gw-kill\""), &all).await;
 }
+
+#[tokio::test]
+async fn follow_sees_a_replicas_record_committed_after_a_later_one_of_another_replica() {
+    let server = PgServer::start();
+    let url = server.database();
+    let a = open(&url, "gw-a");
+    a.submit(&request(0, SystemClock.now_ms())).await.unwrap();
+    let mut reader = off(|| PostgresTrail::open(&Secret::new(&url)).unwrap());
+    // A transaction of gw-b takes a row id and stays open while gw-a commits a later one.
+    let (inserted, commit) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (b_url, b_record) = (url.clone(), serde_json::to_string(&request(500, SystemClock.now_ms())).unwrap());
+    let b = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&b_url, postgres::NoTls).unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('gw-b'))", &[]).unwrap();
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO crossgate_audit (replica, time, phase, request_id, record, prev_hash, hash) \
+                 VALUES ('gw-b', '2026-01-01T00:00:00.000Z', 'completed', 'R-500', $1, 'p', 'h') RETURNING id",
+                &[&b_record],
+            )
+            .unwrap()
+            .get(0);
+        inserted.0.send(id).unwrap();
+        commit.1.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    let b_id = inserted.1.recv().unwrap();
+    a.submit(&request(1, SystemClock.now_ms())).await.unwrap();
+    let a_id: i64 = off(|| {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query_one("SELECT max(id) FROM crossgate_audit WHERE replica = 'gw-a'", &[]).unwrap().get(0)
+    });
+    assert!(a_id > b_id, "gw-a's record is numbered after gw-b's uncommitted one");
+    let ids = |reader: &mut PostgresTrail| -> Vec<String> {
+        off(|| reader.follow().unwrap()).into_iter().map(|e| e.request_id).collect()
+    };
+    assert_eq!(ids(&mut reader), ["R-1"]);
+    commit.0.send(()).unwrap();
+    b.join().unwrap();
+    assert_eq!(ids(&mut reader), ["R-500"], "committed later, under a smaller id: still followed");
+    assert!(ids(&mut reader).is_empty());
+    a.submit(&request(2, SystemClock.now_ms())).await.unwrap();
+    assert_eq!(ids(&mut reader), ["R-2"]);
+    off(move || drop(reader));
+}

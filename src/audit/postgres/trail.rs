@@ -1,12 +1,13 @@
 //! Reading the PostgreSQL trail back: queries in SQL over the indexed columns and the terms table
 //! (across every replica), the chain's walk replica by replica in one repeatable-read snapshot (so
 //! running gateways' new rows do not move under it), with every row's indexed columns checked against
-//! its record, and `follow` by row id.
+//! its record, and `follow` by row id within each replica (a replica's rows become visible in id order,
+//! since each of its transactions holds its advisory lock; rows of different replicas need not).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, Row};
+use postgres::{Client, GenericClient, IsolationLevel, Row};
 
 use super::schema;
 use crate::audit::AuditEntry;
@@ -18,8 +19,8 @@ use crate::secret::Secret;
 /// A PostgreSQL trail opened for reading.
 pub struct PostgresTrail {
     client: Client,
-    /// The last row `follow` has seen.
-    seen: i64,
+    /// Per replica, the last row `follow` has seen (a replica not in it: none yet).
+    seen: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for PostgresTrail {
@@ -34,12 +35,33 @@ impl PostgresTrail {
         let config = super::config(url)?;
         let mut client = super::connect(&config, url)?;
         schema::check_readable(&mut client).map_err(|e| format!("the PostgreSQL database: {e}"))?;
-        let seen = client
-            .query_one("SELECT coalesce(max(id), 0) FROM crossgate_audit", &[])
-            .map_err(|e| super::describe(&e))?
-            .get(0);
+        let mut seen = HashMap::new();
+        for replica in replicas(&mut client).map_err(|e| super::describe(&e))? {
+            let last: Option<i64> = client
+                .query_one("SELECT max(id) FROM crossgate_audit WHERE replica = $1", &[&replica])
+                .map_err(|e| super::describe(&e))?
+                .get(0);
+            seen.insert(replica, last.unwrap_or(0));
+        }
         Ok(PostgresTrail { client, seen })
     }
+}
+
+/// Every replica with a row, in name order: one index probe per replica rather than a scan of the table.
+fn replicas(client: &mut impl GenericClient) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "WITH RECURSIVE r (replica) AS ( \
+               (SELECT replica FROM crossgate_audit ORDER BY replica LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT a.replica FROM crossgate_audit a WHERE a.replica > r.replica ORDER BY a.replica LIMIT 1) \
+               FROM r WHERE r.replica IS NOT NULL) \
+             SELECT replica FROM r WHERE replica IS NOT NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 fn entry(json: &str) -> Result<AuditEntry, String> {
@@ -171,12 +193,7 @@ impl Trail for PostgresTrail {
             .read_only(true)
             .start()
             .map_err(|e| super::describe(&e))?;
-        let replicas: Vec<String> = tx
-            .query("SELECT DISTINCT replica FROM crossgate_audit ORDER BY replica", &[])
-            .map_err(|e| super::describe(&e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let replicas = replicas(&mut tx).map_err(|e| super::describe(&e))?;
         let mut total = Checked { records: 0, segments: 0, unchained: 0, head: GENESIS.to_owned() };
         let mut heads = Vec::new();
         for replica in &replicas {
@@ -201,17 +218,26 @@ impl Trail for PostgresTrail {
     }
 
     fn follow(&mut self) -> Result<Vec<AuditEntry>, String> {
-        let rows = self
-            .client
-            .query("SELECT id, phase, record FROM crossgate_audit WHERE id > $1 ORDER BY id LIMIT 10000", &[&self.seen])
-            .map_err(|e| super::describe(&e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            self.seen = row.get(0);
-            if row.get::<_, String>(1) != "segment" {
-                out.push(entry(&row.get::<_, String>(2))?);
+        let mut found = Vec::new();
+        for replica in replicas(&mut self.client).map_err(|e| super::describe(&e))? {
+            let since = self.seen.get(&replica).copied().unwrap_or(0);
+            let rows = self
+                .client
+                .query(
+                    "SELECT id, phase, record FROM crossgate_audit WHERE replica = $1 AND id > $2 ORDER BY id \
+                     LIMIT 10000",
+                    &[&replica, &since],
+                )
+                .map_err(|e| super::describe(&e))?;
+            for row in rows {
+                let id: i64 = row.get(0);
+                self.seen.insert(replica.clone(), id);
+                if row.get::<_, String>(1) != "segment" {
+                    found.push((id, entry(&row.get::<_, String>(2))?));
+                }
             }
         }
-        Ok(out)
+        found.sort_by_key(|(id, _)| *id);
+        Ok(found.into_iter().map(|(_, e)| e).collect())
     }
 }
