@@ -619,3 +619,16 @@ async fn follow_sees_a_replicas_record_committed_after_a_later_one_of_another_re
     assert_eq!(ids(&mut reader), ["R-2"]);
     off(move || drop(reader));
 }
+
+#[tokio::test]
+async fn a_server_restarted_while_the_store_is_idle_costs_no_record() {
+    let server = PgServer::start();
+    let url = server.database();
+    let store = open(&url, "gw-1");
+    fill(&store, 1).await;
+    server.down();
+    server.up();
+    store.submit(&request(1, SystemClock.now_ms())).await.expect("the stale connection is replaced at once");
+    assert_eq!(store.spent_keys(SystemClock.now_unix()), vec![]);
+    assert_eq!(request_ids(&url, Filter::default()), ["R-0", "R-1"]);
+}

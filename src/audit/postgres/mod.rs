@@ -196,6 +196,39 @@ struct Writer {
     options: PostgresOptions,
 }
 
+/// Why work on the connection failed.
+enum Fault {
+    /// Nothing reached the database: the connection was found closed at the work's first statement
+    /// (a `BEGIN`, or a read), so the work may run again on a new connection.
+    Stale(String),
+    /// Anything else, the outcome of a `COMMIT` cut short included.
+    Failed(String),
+}
+
+impl Fault {
+    /// The failure of a work's first statement, which changes nothing.
+    fn first(e: &postgres::Error) -> Fault {
+        if e.is_closed() { Fault::Stale(describe(e)) } else { Fault::Failed(describe(e)) }
+    }
+
+    /// The failure of a later statement.
+    fn later(e: &postgres::Error) -> Fault {
+        Fault::Failed(describe(e))
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Fault::Stale(e) | Fault::Failed(e) => e,
+        }
+    }
+}
+
+impl From<String> for Fault {
+    fn from(e: String) -> Fault {
+        Fault::Failed(e)
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -257,29 +290,38 @@ impl Writer {
     }
 
     /// The connection, made again if it was lost.
-    fn client(&mut self) -> Result<&mut Client, String> {
+    fn client(&mut self) -> Result<&mut Client, Fault> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
-            self.client = Some(connect(&self.config, &self.url)?);
+            self.client = Some(connect(&self.config, &self.url).map_err(Fault::Failed)?);
         }
-        self.client.as_mut().ok_or_else(|| "no connection".to_owned())
+        self.client.as_mut().ok_or_else(|| Fault::Failed("no connection".to_owned()))
     }
 
     /// Runs `work` on the connection; on failure the connection is dropped, so the next job connects
-    /// afresh.
-    fn with_client<T>(&mut self, work: impl FnOnce(&mut Client, &str) -> Result<T, String>) -> Result<T, String> {
+    /// afresh. A connection that turns out to have closed while it was idle (the server restarted) before
+    /// `work` sent anything is replaced at once and `work` runs again on the new one.
+    fn with_client<T>(&mut self, work: impl Fn(&mut Client, &str) -> Result<T, Fault>) -> Result<T, String> {
         let replica = self.options.replica.clone();
-        let result = self.client().and_then(|c| work(c, &replica));
-        if result.is_err() {
+        let fresh = self.client.as_ref().is_none_or(Client::is_closed);
+        let mut result = self.client().and_then(|c| work(c, &replica));
+        if let Err(Fault::Stale(e)) = &result
+            && !fresh
+        {
+            tracing::info!(error = %e, "The audit database's connection was lost while idle; connecting again.");
             self.client = None;
+            result = self.client().and_then(|c| work(c, &replica));
         }
-        result
+        result.map_err(|fault| {
+            self.client = None;
+            fault.into_text()
+        })
     }
 
     fn append(&mut self, records: &[Box<AuditEntry>]) -> Result<(), AuditError> {
         self.with_client(|client, replica| {
-            let failed = |e: postgres::Error| format!("the audit database: {}", describe(&e));
-            let mut tx = client.transaction().map_err(failed)?;
+            let failed = |e: postgres::Error| Fault::later(&e);
+            let mut tx = client.transaction().map_err(|e| Fault::first(&e))?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&replica]).map_err(failed)?;
             let mut prev = schema::last_hash(&mut tx, replica).map_err(failed)?.unwrap_or_else(|| GENESIS.to_owned());
             for record in records {
@@ -291,12 +333,12 @@ impl Writer {
             }
             tx.commit().map_err(failed)
         })
-        .map_err(AuditError)
+        .map_err(|e| AuditError(format!("the audit database: {e}")))
     }
 
     fn spent(&mut self, now: i64) -> Result<Vec<SpentKey>, String> {
         self.with_client(|client, _| {
-            let e = |e: postgres::Error| describe(&e);
+            let e = |e: postgres::Error| Fault::first(&e);
             let rows = client
                 .query(
                     "SELECT replay_key, replay_until FROM crossgate_audit WHERE replay_until >= $1 \
@@ -317,10 +359,10 @@ impl Writer {
     fn retain(&mut self, now_ms: u64) -> Result<u64, String> {
         let Some(days) = self.options.retain_days else { return Ok(0) };
         self.with_client(|client, replica| {
-            let e = |e: postgres::Error| describe(&e);
+            let e = |e: postgres::Error| Fault::later(&e);
             let cutoff = rfc3339(now_ms.saturating_sub(u64::from(days) * 86_400_000));
             let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-            let mut tx = client.transaction().map_err(e)?;
+            let mut tx = client.transaction().map_err(|e| Fault::first(&e))?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&replica]).map_err(e)?;
             let old: Option<i64> = tx
                 .query_one("SELECT max(id) FROM crossgate_audit WHERE replica = $1 AND time < $2", &[&replica, &cutoff])
