@@ -26,6 +26,7 @@ use super::chain::{self, GENESIS, Segment, SegmentReason};
 use super::columns::Columns;
 use super::{AuditEntry, AuditError, AuditReceipt, AuditSink, SpentKey, rfc3339};
 use crate::secret::Secret;
+use schema::Linked;
 
 pub mod schema;
 pub mod trail;
@@ -324,13 +325,19 @@ impl Writer {
             let mut tx = client.transaction().map_err(|e| Fault::first(&e))?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&replica]).map_err(failed)?;
             let mut prev = schema::last_hash(&mut tx, replica).map_err(failed)?.unwrap_or_else(|| GENESIS.to_owned());
+            let mut linked = Vec::with_capacity(records.len());
             for record in records {
                 let json =
                     serde_json::to_string(record.as_ref()).map_err(|e| format!("cannot encode the record: {e}"))?;
                 let hash = chain::link(&prev, json.as_bytes());
-                schema::insert(&mut tx, replica, &Columns::of(record), &json, &prev, &hash).map_err(failed)?;
-                prev = hash;
+                linked.push(Linked {
+                    columns: Columns::of(record),
+                    json,
+                    prev: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                });
             }
+            schema::insert(&mut tx, replica, &linked)?;
             tx.commit().map_err(failed)
         })
         .map_err(|e| AuditError(format!("the audit database: {e}")))
@@ -399,7 +406,8 @@ impl Writer {
             segment.cut_before = Some(cutoff);
             let json = serde_json::to_string(&segment).map_err(|e| e.to_string())?;
             let hash = chain::link(&last, json.as_bytes());
-            schema::insert(&mut tx, replica, &Columns::of_segment(&segment), &json, &last, &hash).map_err(e)?;
+            let columns = Columns::of_segment(&segment);
+            schema::insert(&mut tx, replica, &[Linked { columns, json, prev: last, hash }])?;
             tx.commit().map_err(e)?;
             tracing::info!(records = dropped, %replica, "Audit retention deleted old records.");
             Ok(dropped)
