@@ -7,10 +7,11 @@
 //! started again, an unreachable server at start, and a real gateway whose trail `crossgate audit
 //! verify` proves.
 
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -106,48 +107,74 @@ fn url_parts(url: &str) -> (&str, &str, &str, &str) {
     (&url[..after_scheme + host_at], &authority[host_at..], path.trim_start_matches('/'), query)
 }
 
-/// A proxy in front of a server, which can refuse and cut every connection as a stopped server would.
+/// A proxy in front of a server, which can refuse and cut every connection as a stopped server would,
+/// or hold everything sent either way as a frozen server (or a cut cable) would.
 struct Cutter {
     addr: SocketAddr,
-    down: Arc<AtomicBool>,
+    /// 0: forwarding; [`CUT`]; [`FROZEN`].
+    state: Arc<AtomicU8>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+const CUT: u8 = 1;
+const FROZEN: u8 = 2;
+
+/// Copies `from` to `to` until either ends, holding the data while the proxy is frozen.
+fn pipe(mut from: TcpStream, mut to: TcpStream, state: Arc<AtomicU8>) {
+    let mut buf = [0u8; 16384];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        while state.load(Ordering::SeqCst) == FROZEN {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
 }
 
 impl Cutter {
     fn start(target: String) -> Cutter {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let (down, open) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
-        let (refusing, kept) = (down.clone(), open.clone());
+        let (state, open) = (Arc::new(AtomicU8::new(0)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
+        let (shared, kept) = (state.clone(), open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                if refusing.load(Ordering::SeqCst) {
+                if shared.load(Ordering::SeqCst) == CUT {
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(&target) else { continue };
                 let mut open = kept.lock().unwrap();
                 for (from, to) in [(&client, &server), (&server, &client)] {
-                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
+                    let (from, to, state) = (from.try_clone().unwrap(), to.try_clone().unwrap(), shared.clone());
+                    std::thread::spawn(move || pipe(from, to, state));
                 }
                 open.extend([client, server]);
             }
         });
-        Cutter { addr, down, open }
+        Cutter { addr, state, open }
+    }
+
+    /// `url` with this proxy in place of its host.
+    fn before(&self, url: &str) -> String {
+        let (user, _, database, query) = url_parts(url);
+        format!("{user}{}/{database}{query}", self.addr)
     }
 
     fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
+        self.state.store(CUT, Ordering::SeqCst);
         for stream in self.open.lock().unwrap().drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
 
+    fn freeze(&self) {
+        self.state.store(FROZEN, Ordering::SeqCst);
+    }
+
     fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
+        self.state.store(0, Ordering::SeqCst);
     }
 }
 
@@ -228,8 +255,8 @@ impl PgServer {
             Server::Given { url, cutter, made } => {
                 sql(url, &format!("CREATE DATABASE {name}"));
                 made.lock().unwrap().push(name.clone());
-                let (user, _, _, query) = url_parts(url);
-                format!("{user}{}/{name}{query}", cutter.addr)
+                let (user, host, _, query) = url_parts(url);
+                cutter.before(&format!("{user}{host}/{name}{query}"))
             }
         }
     }
@@ -631,4 +658,45 @@ async fn a_server_restarted_while_the_store_is_idle_costs_no_record() {
     store.submit(&request(1, SystemClock.now_ms())).await.expect("the stale connection is replaced at once");
     assert_eq!(store.spent_keys(SystemClock.now_unix()), vec![]);
     assert_eq!(request_ids(&url, Filter::default()), ["R-0", "R-1"]);
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_fails_records_at_the_deadline_and_the_chain_survives_it() {
+    let server = PgServer::start();
+    let url = server.database();
+    let (_, host, _, _) = url_parts(&url);
+    let proxy = Cutter::start(host.to_owned());
+    let store = open(&proxy.before(&url), "gw-1");
+    fill(&store, 2).await;
+    proxy.freeze();
+    let submit = |i| {
+        let store = &store;
+        async move {
+            let asked = Instant::now();
+            let answer = tokio::time::timeout(Duration::from_secs(20), store.submit(&request(i, SystemClock.now_ms())))
+                .await
+                .expect("an answer, not a hang");
+            (answer, asked.elapsed())
+        }
+    };
+    let (answer, took) = submit(10).await;
+    let err = answer.unwrap_err().to_string();
+    assert!(err.contains("did not answer within 5 s"), "{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // A new connection waits as long; after that, records fail at once while the others still wait.
+    let (answer, took) = submit(11).await;
+    assert!(answer.is_err() && took < Duration::from_secs(8), "{answer:?} {took:?}");
+    let (answer, took) = submit(12).await;
+    let err = answer.unwrap_err().to_string();
+    assert!(err.contains("still waiting") && took < Duration::from_secs(1), "{err} {took:?}");
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.submit(&request(20, SystemClock.now_ms())).await.is_err() {
+        assert!(Instant::now() < deadline, "records are written again once the server answers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What the waiting connections held may have been committed late; the chain is whole either way.
+    let ids = request_ids(&url, Filter::default());
+    assert!(ids.starts_with(&["R-0".to_owned(), "R-1".to_owned()]) && ids.contains(&"R-20".to_owned()), "{ids:?}");
+    assert_eq!(verified(&url).records, ids.len() as u64);
 }
