@@ -3,9 +3,9 @@
 //! `CROSSGATE_POSTGRES_URL` names a server, a fresh database there (the user must be allowed to create
 //! databases; stopping that server is played by a proxy in front of it that cuts every connection).
 //! Concurrent writers, a restart of the gateway's store, two replicas in one trail, tampering caught and
-//! named per replica, every query filter, `follow` across replicas, the server stopped mid-run and
-//! started again, an unreachable server at start, and a real gateway whose trail `crossgate audit
-//! verify` proves.
+//! named per replica, every query filter, `follow` and `crossgate audit tail` across replicas, the
+//! server stopped mid-run and started again, restarted while idle, frozen, an unreachable server at
+//! start, and a real gateway whose trail `crossgate audit verify` proves.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -699,4 +699,46 @@ async fn a_server_that_stops_answering_fails_records_at_the_deadline_and_the_cha
     let ids = request_ids(&url, Filter::default());
     assert!(ids.starts_with(&["R-0".to_owned(), "R-1".to_owned()]) && ids.contains(&"R-20".to_owned()), "{ids:?}");
     assert_eq!(verified(&url).records, ids.len() as u64);
+}
+
+#[tokio::test]
+async fn audit_tail_prints_every_replicas_new_records() {
+    use std::io::BufRead;
+    let server = PgServer::start();
+    let url = server.database();
+    let (a, b) = (open(&url, "gw-a"), open(&url, "gw-b"));
+    a.submit(&request(0, SystemClock.now_ms())).await.unwrap(); // written before: not shown
+    let dir = std::env::temp_dir().join(format!("crossgate-pgcfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = audit_config(&dir, &format!("store = \"{url}\""));
+    let mut child = crate::trail::Child(
+        Command::new(crate::trail::BIN)
+            .args(["audit", "tail", "--json", "--interval-ms", "50", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it open the store and find its end
+    a.submit(&request(1, SystemClock.now_ms())).await.unwrap();
+    b.submit(&request(2, SystemClock.now_ms())).await.unwrap();
+    a.submit(&request(3, SystemClock.now_ms())).await.unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 3 {
+        let line = seen.recv_timeout(Duration::from_secs(10)).expect("tail printed the new records");
+        ids.push(serde_json::from_str::<AuditEntry>(&line).unwrap().request_id);
+    }
+    ids.sort();
+    assert_eq!(ids, ["R-1", "R-2", "R-3"]);
+    assert!(seen.recv_timeout(Duration::from_millis(300)).is_err(), "nothing twice");
 }
