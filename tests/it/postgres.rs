@@ -75,10 +75,18 @@ fn give_to_postgres(path: &Path) {
     }
 }
 
-/// A cluster made once per run, copied by each server.
+/// A cluster made by `initdb`, copied by each server: kept in the temporary directory under a name of
+/// its binaries' version and made at most once (a run that finds none makes one aside and renames it
+/// into place, so that runs at once never see half of one).
 fn template() -> &'static PathBuf {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
+        let bin = binaries();
+        let version = bin.parent().and_then(Path::file_name).map_or("pg".into(), |v| v.to_string_lossy().into_owned());
+        let kept = std::env::temp_dir().join(format!("crossgate-pg-template-{version}"));
+        if kept.join("data/PG_VERSION").is_file() {
+            return kept.join("data");
+        }
         let dir = std::env::temp_dir().join(format!("crossgate-pg-template-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         give_to_postgres(&dir);
@@ -90,7 +98,11 @@ fn template() -> &'static PathBuf {
             "initdb could not make a cluster (set {SERVER_URL} to use a running server instead): {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        data
+        if std::fs::rename(&dir, &kept).is_err() {
+            // Another run put its own in place first.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        kept.join("data")
     })
 }
 
