@@ -258,14 +258,22 @@ impl PgServer {
 
     /// A fresh database on this server, as a URL.
     pub(crate) fn database(&self) -> String {
+        self.database_with("")
+    }
+
+    /// A fresh database on this server made with `options` (`CREATE DATABASE name options`), as a URL.
+    pub(crate) fn database_with(&self, options: &str) -> String {
         let name = format!("audit_{}", uuid::Uuid::new_v4().simple());
         match &self.0 {
             Server::Local { port, .. } => {
-                sql(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), &format!("CREATE DATABASE {name}"));
+                sql(
+                    &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                    &format!("CREATE DATABASE {name} {options}"),
+                );
                 format!("postgres://postgres@127.0.0.1:{port}/{name}")
             }
             Server::Given { url, cutter, made } => {
-                sql(url, &format!("CREATE DATABASE {name}"));
+                sql(url, &format!("CREATE DATABASE {name} {options}"));
                 made.lock().unwrap().push(name.clone());
                 let (user, host, _, query) = url_parts(url);
                 cutter.before(&format!("{user}{host}/{name}{query}"))
@@ -753,4 +761,55 @@ async fn audit_tail_prints_every_replicas_new_records() {
     ids.sort();
     assert_eq!(ids, ["R-1", "R-2", "R-3"]);
     assert!(seen.recv_timeout(Duration::from_millis(300)).is_err(), "nothing twice");
+}
+
+/// The row id and request id of `replica`'s `n`th row (from 1).
+fn nth_row(url: &str, replica: &str, n: i64) -> (i64, String) {
+    off(|| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let row = c
+            .query_one(
+                "SELECT id, request_id FROM crossgate_audit WHERE replica = $1 ORDER BY id OFFSET $2 LIMIT 1",
+                &[&replica, &(n - 1)],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_walks_a_long_chain_in_chunks_whatever_the_databases_collation() {
+    let server = PgServer::start();
+    // A collation that orders "alpha" before "Beta", unlike bytes.
+    let url = server.database_with("LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0");
+    let store = Arc::new(open(&url, "gw-1"));
+    let now = SystemClock.now_ms();
+    let tasks: Vec<_> = (0..2500)
+        .map(|i| {
+            let store = store.clone();
+            let mut record = request(i, now);
+            record.keys = vec!["alpha".into(), "Beta".into(), format!("k-{i}")];
+            tokio::spawn(async move { store.submit(&record).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(verified(&url).records, 2500, "intact, read in three chunks");
+    assert_eq!(request_ids(&url, Filter { key: Some("Beta".into()), limit: 5000, ..Filter::default() }).len(), 2500);
+    // Two rows far down the chain trade places.
+    let ((x, _), (y, _)) = (nth_row(&url, "gw-1", 2200), nth_row(&url, "gw-1", 2201));
+    let columns = "time, phase, request_id, caller, dialect, action, result, code, status, replay_key, replay_until, \
+                   record, prev_hash, hash";
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE t AS SELECT * FROM crossgate_audit WHERE id IN ({x}, {y});
+             UPDATE crossgate_audit SET ({columns}) = (SELECT {columns} FROM t WHERE t.id = {x} + {y} - crossgate_audit.id)
+               WHERE id IN ({x}, {y});
+             UPDATE crossgate_audit_terms SET record_id = {x} + {y} - record_id WHERE record_id IN ({x}, {y});"
+        ),
+    );
+    let err = on_trail(&url, |t| t.verify().unwrap().unwrap_err().to_string());
+    assert!(err.contains("record 2200 (") && err.contains("it follows record 2201"), "{err}");
 }

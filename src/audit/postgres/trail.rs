@@ -4,7 +4,8 @@
 //! its record, and `follow` by row id within each replica (a replica's rows become visible in id order,
 //! since each of its transactions holds its advisory lock; rows of different replicas need not).
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, Row};
@@ -86,7 +87,39 @@ fn stored_columns(row: &Row, terms: Vec<(String, String)>) -> Result<Columns, po
     })
 }
 
-/// Walks one replica's chain in `tx`.
+/// Rows fetched at a time while a chain is walked: the walk holds no more than these in memory.
+const WALK_CHUNK: i32 = 1000;
+
+/// A row as a link of its replica's chain: its stored columns (its terms sorted as Rust sorts them,
+/// whatever the database's collation) checked against those its record gives.
+fn link_of(row: &Row, replica: &str) -> Result<Link, postgres::Error> {
+    let id: i64 = row.try_get("id")?;
+    let json: String = row.try_get("record")?;
+    let kinds: Option<Vec<String>> = row.try_get("term_kinds")?;
+    let values: Option<Vec<String>> = row.try_get("term_values")?;
+    let mut terms: Vec<(String, String)> =
+        kinds.unwrap_or_default().into_iter().zip(values.unwrap_or_default()).collect();
+    terms.sort();
+    let stored = stored_columns(row, terms)?;
+    let mismatch = match Columns::of_json(&json) {
+        Err(e) => Some(format!("its record cannot be read: {e}")),
+        Ok(derived) => {
+            let mut derived = schema::storable(&derived);
+            derived.terms.sort();
+            let names = stored.differing(&derived);
+            (!names.is_empty()).then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
+        }
+    };
+    Ok(Link {
+        place: format!("replica {replica}, row {id}"),
+        request_id: stored.request_id,
+        json: json.into_bytes(),
+        chain: Some((row.try_get("prev_hash")?, row.try_get("hash")?)),
+        mismatch,
+    })
+}
+
+/// Walks one replica's chain in `tx`, its rows fetched [`WALK_CHUNK`] at a time.
 fn walk_replica(tx: &mut postgres::Transaction<'_>, replica: &str) -> Result<Result<Checked, Broken>, String> {
     let e = |e: postgres::Error| super::describe(&e);
     let mut cuts = HashSet::new();
@@ -99,45 +132,58 @@ fn walk_replica(tx: &mut postgres::Transaction<'_>, replica: &str) -> Result<Res
             cuts.insert(cut);
         }
     }
-    let rows = tx.query("SELECT * FROM crossgate_audit WHERE replica = $1 ORDER BY id", &[&replica]).map_err(e)?;
-    let mut terms: std::collections::HashMap<i64, Vec<(String, String)>> = std::collections::HashMap::new();
-    for row in tx
-        .query(
-            "SELECT t.record_id, t.kind, t.value FROM crossgate_audit_terms t JOIN crossgate_audit a \
-             ON a.id = t.record_id WHERE a.replica = $1 ORDER BY t.record_id, t.kind, t.value",
+    let portal = tx
+        .bind(
+            "SELECT a.*, t.term_kinds, t.term_values FROM crossgate_audit a LEFT JOIN LATERAL \
+             (SELECT array_agg(kind ORDER BY kind, value) AS term_kinds, array_agg(value ORDER BY kind, value) \
+             AS term_values FROM crossgate_audit_terms WHERE record_id = a.id) t ON true \
+             WHERE a.replica = $1 ORDER BY a.id",
             &[&replica],
         )
-        .map_err(e)?
-    {
-        terms.entry(row.get(0)).or_default().push((row.get(1), row.get(2)));
-    }
-    let mut links = Vec::with_capacity(rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: i64 = row.get("id");
-        let json: String = row.get("record");
-        let stored = stored_columns(row, terms.remove(&id).unwrap_or_default()).map_err(e)?;
-        let mismatch = match Columns::of_json(&json) {
-            Err(e) => Some(format!("its record cannot be read: {e}")),
-            Ok(derived) => {
-                let mut derived = schema::storable(&derived);
-                derived.terms.sort();
-                let names = stored.differing(&derived);
-                (!names.is_empty())
-                    .then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
+        .map_err(e)?;
+    let tx = RefCell::new(tx);
+    let mut failure: Option<String> = None;
+    let mut fetched: VecDeque<Row> = VecDeque::new();
+    let mut exhausted = false;
+    let links = std::iter::from_fn(|| {
+        if fetched.is_empty() && !exhausted {
+            match tx.borrow_mut().query_portal(&portal, WALK_CHUNK) {
+                Ok(rows) => {
+                    exhausted = rows.len() < WALK_CHUNK as usize;
+                    fetched.extend(rows);
+                }
+                Err(err) => {
+                    failure = Some(e(err));
+                    return None;
+                }
             }
-        };
-        ids.push(row.get::<_, String>("hash"));
-        links.push(Ok(Link {
-            place: format!("replica {replica}, row {id}"),
-            request_id: stored.request_id,
-            json: json.into_bytes(),
-            chain: Some((row.get("prev_hash"), row.get("hash"))),
-            mismatch,
-        }));
+        }
+        let row = fetched.pop_front()?;
+        match link_of(&row, replica) {
+            Ok(link) => Some(Ok(link)),
+            Err(err) => {
+                failure = Some(e(err));
+                None
+            }
+        }
+    });
+    let locate = |hash: &str| {
+        tx.borrow_mut()
+            .query_one(
+                "SELECT count(*) FROM crossgate_audit WHERE replica = $1 AND id <= \
+                 (SELECT id FROM crossgate_audit WHERE replica = $1 AND hash = $2 ORDER BY id LIMIT 1)",
+                &[&replica, &hash],
+            )
+            .ok()
+            .map(|r| r.get::<_, i64>(0))
+            .filter(|n| *n > 0)
+            .map(|n| n as u64)
+    };
+    let outcome = chain::walk(links, &cuts, locate);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(outcome),
     }
-    let locate = |hash: &str| ids.iter().position(|h| h == hash).map(|i| i as u64 + 1);
-    Ok(chain::walk(links, &cuts, locate))
 }
 
 impl Trail for PostgresTrail {
