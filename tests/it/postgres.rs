@@ -34,8 +34,9 @@ const SERVER_URL: &str = "CROSSGATE_POSTGRES_URL";
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: `CROSSGATE_PG_BIN`, else the newest
 /// `/usr/lib/postgresql/*/bin`.
 fn binaries() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CROSSGATE_PG_BIN") {
-        return PathBuf::from(dir);
+    if let Some(dir) = std::env::var_os("CROSSGATE_PG_BIN").map(PathBuf::from) {
+        assert!(dir.join("initdb").is_file(), "CROSSGATE_PG_BIN={} holds no initdb", dir.display());
+        return dir;
     }
     let found = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|dir| {
         let mut versions: Vec<PathBuf> =
