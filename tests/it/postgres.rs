@@ -209,9 +209,10 @@ impl PgServer {
             let cutter = Cutter::start(host.to_owned());
             return PgServer(Server::Given { url, cutter, made: Mutex::new(Vec::new()) });
         }
+        let template = template();
         let dir = std::env::temp_dir().join(format!("crossgate-pg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let copied = Command::new("cp").arg("-a").arg(template()).arg(dir.join("data")).status().unwrap();
+        let copied = Command::new("cp").arg("-a").arg(template).arg(dir.join("data")).status().unwrap();
         assert!(copied.success());
         give_to_postgres(&dir);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
