@@ -27,7 +27,7 @@ use crate::cli::Served;
 use crate::fake_cvm::FakeCvm;
 use crate::harness::{Signer, config_with, send_to, tc3_request, v1_request};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crossgate");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_crossgate");
 
 // === a CVM upstream that keeps the bodies it receives ===
 
@@ -196,7 +196,7 @@ async fn a_sqlite_store_on_a_full_disk_refuses_in_the_callers_dialect_and_forwar
 // === the binary: kill -9 under load ===
 
 /// A running `crossgate` child process, killed when dropped.
-struct Child(std::process::Child);
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {

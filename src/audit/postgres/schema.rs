@@ -122,45 +122,84 @@ pub fn storable(c: &Columns) -> Columns {
     }
 }
 
-/// Appends one record of `replica` (its JSON as hashed, and its chain fields) in `tx`.
-pub fn insert(
-    tx: &mut Transaction<'_>,
-    replica: &str,
-    columns: &Columns,
-    json: &str,
-    prev: &str,
-    hash: &str,
-) -> Result<(), postgres::Error> {
-    let c = &storable(columns);
-    let replay_key = c.replay_key.as_ref().map(String::as_bytes);
-    let row = tx.query_one(
-        "INSERT INTO crossgate_audit (replica, time, phase, request_id, caller, dialect, action, result, code, \
-         status, replay_key, replay_until, record, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        &[
-            &replica,
-            &c.time,
-            &c.phase,
-            &c.request_id,
-            &c.caller,
-            &c.dialect,
-            &c.action,
-            &c.result,
-            &c.code,
-            &c.status,
-            &replay_key,
-            &c.replay_until,
-            &json,
-            &prev,
-            &hash,
-        ],
-    )?;
-    let id: i64 = row.get(0);
-    for (kind, value) in &c.terms {
+/// A record ready to append: its columns, its JSON as hashed, and its chain fields.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    /// The columns derived from the record.
+    pub columns: Columns,
+    /// The record's JSON, as hashed.
+    pub json: String,
+    /// The hash of the replica's record before it.
+    pub prev: String,
+    /// Its own hash.
+    pub hash: String,
+}
+
+/// Appends `records` of `replica` in `tx`, numbered in their order: two statements, whatever their
+/// number (one round trip each, which matters when the server is across a network).
+pub fn insert(tx: &mut Transaction<'_>, replica: &str, records: &[Linked]) -> Result<(), String> {
+    let e = |e: postgres::Error| super::describe(&e);
+    let columns: Vec<Columns> = records.iter().map(|r| storable(&r.columns)).collect();
+    let text = |pick: fn(&Columns) -> &String| columns.iter().map(|c| pick(c).as_str()).collect::<Vec<&str>>();
+    let maybe = |pick: fn(&Columns) -> &Option<String>| columns.iter().map(|c| pick(c).as_deref()).collect::<Vec<_>>();
+    let status: Vec<Option<i64>> = columns.iter().map(|c| c.status).collect();
+    let replay_key: Vec<Option<&[u8]>> = columns.iter().map(|c| c.replay_key.as_deref().map(str::as_bytes)).collect();
+    let replay_until: Vec<Option<i64>> = columns.iter().map(|c| c.replay_until).collect();
+    let record: Vec<&str> = records.iter().map(|r| r.json.as_str()).collect();
+    let prev: Vec<&str> = records.iter().map(|r| r.prev.as_str()).collect();
+    let hash: Vec<&str> = records.iter().map(|r| r.hash.as_str()).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO crossgate_audit (replica, time, phase, request_id, caller, dialect, action, result, code, \
+             status, replay_key, replay_until, record, prev_hash, hash) \
+             SELECT $1, tm, ph, rid, caller, dialect, action, result, code, status, rkey, runtil, record, prev, hash \
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::text[], $10::int8[], $11::bytea[], $12::int8[], $13::text[], $14::text[], $15::text[]) \
+             WITH ORDINALITY AS t (tm, ph, rid, caller, dialect, action, result, code, status, rkey, runtil, record, \
+             prev, hash, n) ORDER BY n RETURNING id, hash",
+            &[
+                &replica,
+                &text(|c| &c.time),
+                &text(|c| &c.phase),
+                &text(|c| &c.request_id),
+                &maybe(|c| &c.caller),
+                &maybe(|c| &c.dialect),
+                &maybe(|c| &c.action),
+                &maybe(|c| &c.result),
+                &maybe(|c| &c.code),
+                &status,
+                &replay_key,
+                &replay_until,
+                &record,
+                &prev,
+                &hash,
+            ],
+        )
+        .map_err(e)?;
+    let numbered: std::collections::HashMap<&str, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    let ids = records
+        .iter()
+        .map(|r| numbered.get(r.hash.as_str()).copied())
+        .collect::<Option<Vec<i64>>>()
+        .ok_or_else(|| "a record was not stored".to_owned())?;
+    if !ids.is_sorted() {
+        return Err("the records were numbered out of their chain's order".to_owned());
+    }
+    let (mut record_id, mut kind, mut value) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, c) in ids.iter().zip(&columns) {
+        for (k, v) in &c.terms {
+            record_id.push(*id);
+            kind.push(k.as_str());
+            value.push(v.as_str());
+        }
+    }
+    if !record_id.is_empty() {
         tx.execute(
-            "INSERT INTO crossgate_audit_terms (record_id, kind, value) VALUES ($1, $2, $3)",
-            &[&id, kind, value],
-        )?;
+            "INSERT INTO crossgate_audit_terms (record_id, kind, value) \
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[])",
+            &[&record_id, &kind, &value],
+        )
+        .map_err(e)?;
     }
     Ok(())
 }

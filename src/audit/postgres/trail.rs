@@ -1,12 +1,14 @@
 //! Reading the PostgreSQL trail back: queries in SQL over the indexed columns and the terms table
 //! (across every replica), the chain's walk replica by replica in one repeatable-read snapshot (so
 //! running gateways' new rows do not move under it), with every row's indexed columns checked against
-//! its record, and `follow` by row id.
+//! its record, and `follow` by row id within each replica (a replica's rows become visible in id order,
+//! since each of its transactions holds its advisory lock; rows of different replicas need not).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, Row};
+use postgres::{Client, GenericClient, IsolationLevel, Row};
 
 use super::schema;
 use crate::audit::AuditEntry;
@@ -18,8 +20,8 @@ use crate::secret::Secret;
 /// A PostgreSQL trail opened for reading.
 pub struct PostgresTrail {
     client: Client,
-    /// The last row `follow` has seen.
-    seen: i64,
+    /// Per replica, the last row `follow` has seen (a replica not in it: none yet).
+    seen: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for PostgresTrail {
@@ -34,12 +36,33 @@ impl PostgresTrail {
         let config = super::config(url)?;
         let mut client = super::connect(&config, url)?;
         schema::check_readable(&mut client).map_err(|e| format!("the PostgreSQL database: {e}"))?;
-        let seen = client
-            .query_one("SELECT coalesce(max(id), 0) FROM crossgate_audit", &[])
-            .map_err(|e| super::describe(&e))?
-            .get(0);
+        let mut seen = HashMap::new();
+        for replica in replicas(&mut client).map_err(|e| super::describe(&e))? {
+            let last: Option<i64> = client
+                .query_one("SELECT max(id) FROM crossgate_audit WHERE replica = $1", &[&replica])
+                .map_err(|e| super::describe(&e))?
+                .get(0);
+            seen.insert(replica, last.unwrap_or(0));
+        }
         Ok(PostgresTrail { client, seen })
     }
+}
+
+/// Every replica with a row, in name order: one index probe per replica rather than a scan of the table.
+fn replicas(client: &mut impl GenericClient) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "WITH RECURSIVE r (replica) AS ( \
+               (SELECT replica FROM crossgate_audit ORDER BY replica LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT a.replica FROM crossgate_audit a WHERE a.replica > r.replica ORDER BY a.replica LIMIT 1) \
+               FROM r WHERE r.replica IS NOT NULL) \
+             SELECT replica FROM r WHERE replica IS NOT NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 fn entry(json: &str) -> Result<AuditEntry, String> {
@@ -64,7 +87,39 @@ fn stored_columns(row: &Row, terms: Vec<(String, String)>) -> Result<Columns, po
     })
 }
 
-/// Walks one replica's chain in `tx`.
+/// Rows fetched at a time while a chain is walked: the walk holds no more than these in memory.
+const WALK_CHUNK: i32 = 1000;
+
+/// A row as a link of its replica's chain: its stored columns (its terms sorted as Rust sorts them,
+/// whatever the database's collation) checked against those its record gives.
+fn link_of(row: &Row, replica: &str) -> Result<Link, postgres::Error> {
+    let id: i64 = row.try_get("id")?;
+    let json: String = row.try_get("record")?;
+    let kinds: Option<Vec<String>> = row.try_get("term_kinds")?;
+    let values: Option<Vec<String>> = row.try_get("term_values")?;
+    let mut terms: Vec<(String, String)> =
+        kinds.unwrap_or_default().into_iter().zip(values.unwrap_or_default()).collect();
+    terms.sort();
+    let stored = stored_columns(row, terms)?;
+    let mismatch = match Columns::of_json(&json) {
+        Err(e) => Some(format!("its record cannot be read: {e}")),
+        Ok(derived) => {
+            let mut derived = schema::storable(&derived);
+            derived.terms.sort();
+            let names = stored.differing(&derived);
+            (!names.is_empty()).then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
+        }
+    };
+    Ok(Link {
+        place: format!("replica {replica}, row {id}"),
+        request_id: stored.request_id,
+        json: json.into_bytes(),
+        chain: Some((row.try_get("prev_hash")?, row.try_get("hash")?)),
+        mismatch,
+    })
+}
+
+/// Walks one replica's chain in `tx`, its rows fetched [`WALK_CHUNK`] at a time.
 fn walk_replica(tx: &mut postgres::Transaction<'_>, replica: &str) -> Result<Result<Checked, Broken>, String> {
     let e = |e: postgres::Error| super::describe(&e);
     let mut cuts = HashSet::new();
@@ -77,45 +132,58 @@ fn walk_replica(tx: &mut postgres::Transaction<'_>, replica: &str) -> Result<Res
             cuts.insert(cut);
         }
     }
-    let rows = tx.query("SELECT * FROM crossgate_audit WHERE replica = $1 ORDER BY id", &[&replica]).map_err(e)?;
-    let mut terms: std::collections::HashMap<i64, Vec<(String, String)>> = std::collections::HashMap::new();
-    for row in tx
-        .query(
-            "SELECT t.record_id, t.kind, t.value FROM crossgate_audit_terms t JOIN crossgate_audit a \
-             ON a.id = t.record_id WHERE a.replica = $1 ORDER BY t.record_id, t.kind, t.value",
+    let portal = tx
+        .bind(
+            "SELECT a.*, t.term_kinds, t.term_values FROM crossgate_audit a LEFT JOIN LATERAL \
+             (SELECT array_agg(kind ORDER BY kind, value) AS term_kinds, array_agg(value ORDER BY kind, value) \
+             AS term_values FROM crossgate_audit_terms WHERE record_id = a.id) t ON true \
+             WHERE a.replica = $1 ORDER BY a.id",
             &[&replica],
         )
-        .map_err(e)?
-    {
-        terms.entry(row.get(0)).or_default().push((row.get(1), row.get(2)));
-    }
-    let mut links = Vec::with_capacity(rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: i64 = row.get("id");
-        let json: String = row.get("record");
-        let stored = stored_columns(row, terms.remove(&id).unwrap_or_default()).map_err(e)?;
-        let mismatch = match Columns::of_json(&json) {
-            Err(e) => Some(format!("its record cannot be read: {e}")),
-            Ok(derived) => {
-                let mut derived = schema::storable(&derived);
-                derived.terms.sort();
-                let names = stored.differing(&derived);
-                (!names.is_empty())
-                    .then(|| format!("its indexed columns disagree with its record: {}", names.join(", ")))
+        .map_err(e)?;
+    let tx = RefCell::new(tx);
+    let mut failure: Option<String> = None;
+    let mut fetched: VecDeque<Row> = VecDeque::new();
+    let mut exhausted = false;
+    let links = std::iter::from_fn(|| {
+        if fetched.is_empty() && !exhausted {
+            match tx.borrow_mut().query_portal(&portal, WALK_CHUNK) {
+                Ok(rows) => {
+                    exhausted = rows.len() < WALK_CHUNK as usize;
+                    fetched.extend(rows);
+                }
+                Err(err) => {
+                    failure = Some(e(err));
+                    return None;
+                }
             }
-        };
-        ids.push(row.get::<_, String>("hash"));
-        links.push(Ok(Link {
-            place: format!("replica {replica}, row {id}"),
-            request_id: stored.request_id,
-            json: json.into_bytes(),
-            chain: Some((row.get("prev_hash"), row.get("hash"))),
-            mismatch,
-        }));
+        }
+        let row = fetched.pop_front()?;
+        match link_of(&row, replica) {
+            Ok(link) => Some(Ok(link)),
+            Err(err) => {
+                failure = Some(e(err));
+                None
+            }
+        }
+    });
+    let locate = |hash: &str| {
+        tx.borrow_mut()
+            .query_one(
+                "SELECT count(*) FROM crossgate_audit WHERE replica = $1 AND id <= \
+                 (SELECT id FROM crossgate_audit WHERE replica = $1 AND hash = $2 ORDER BY id LIMIT 1)",
+                &[&replica, &hash],
+            )
+            .ok()
+            .map(|r| r.get::<_, i64>(0))
+            .filter(|n| *n > 0)
+            .map(|n| n as u64)
+    };
+    let outcome = chain::walk(links, &cuts, locate);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(outcome),
     }
-    let locate = |hash: &str| ids.iter().position(|h| h == hash).map(|i| i as u64 + 1);
-    Ok(chain::walk(links, &cuts, locate))
 }
 
 impl Trail for PostgresTrail {
@@ -171,12 +239,7 @@ impl Trail for PostgresTrail {
             .read_only(true)
             .start()
             .map_err(|e| super::describe(&e))?;
-        let replicas: Vec<String> = tx
-            .query("SELECT DISTINCT replica FROM crossgate_audit ORDER BY replica", &[])
-            .map_err(|e| super::describe(&e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let replicas = replicas(&mut tx).map_err(|e| super::describe(&e))?;
         let mut total = Checked { records: 0, segments: 0, unchained: 0, head: GENESIS.to_owned() };
         let mut heads = Vec::new();
         for replica in &replicas {
@@ -201,17 +264,26 @@ impl Trail for PostgresTrail {
     }
 
     fn follow(&mut self) -> Result<Vec<AuditEntry>, String> {
-        let rows = self
-            .client
-            .query("SELECT id, phase, record FROM crossgate_audit WHERE id > $1 ORDER BY id LIMIT 10000", &[&self.seen])
-            .map_err(|e| super::describe(&e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            self.seen = row.get(0);
-            if row.get::<_, String>(1) != "segment" {
-                out.push(entry(&row.get::<_, String>(2))?);
+        let mut found = Vec::new();
+        for replica in replicas(&mut self.client).map_err(|e| super::describe(&e))? {
+            let since = self.seen.get(&replica).copied().unwrap_or(0);
+            let rows = self
+                .client
+                .query(
+                    "SELECT id, phase, record FROM crossgate_audit WHERE replica = $1 AND id > $2 ORDER BY id \
+                     LIMIT 10000",
+                    &[&replica, &since],
+                )
+                .map_err(|e| super::describe(&e))?;
+            for row in rows {
+                let id: i64 = row.get(0);
+                self.seen.insert(replica.clone(), id);
+                if row.get::<_, String>(1) != "segment" {
+                    found.push((id, entry(&row.get::<_, String>(2))?));
+                }
             }
         }
-        Ok(out)
+        found.sort_by_key(|(id, _)| *id);
+        Ok(found.into_iter().map(|(_, e)| e).collect())
     }
 }
