@@ -9,7 +9,9 @@
 #      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
 #   5. half-floor / half-crossgate: the floor and crossgate-tc3-cvm again at a fixed rate of half of
 #      crossgate's peak, for the latency crossgate adds;
-#   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory.
+#   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory;
+#   7. scale-1, -2, -3:    1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis
+#      (redis-server, installed by the script if absent), printed as ratios to one replica.
 #
 # For every crossgate run, a fresh gateway (release build, audit on, to a file) and its CPU time per
 # request (utime+stime from /proc/PID/stat, before and after) and peak RSS (VmHWM). The last line is
@@ -18,7 +20,7 @@
 #   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
 #                         [--rss-connections N] [--keep]
 #
-# Defaults (15 s per run, 64 connections) finish in about three minutes on 2 cores, build excluded.
+# Defaults (15 s per run, 64 connections) finish in about four minutes on 2 cores, build excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +51,10 @@ script=compare.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 ticks_per_second=$(getconf CLK_TCK)
+# The scale run's ports, taken now: later, the runs' client connections may hold ports in TIME_WAIT.
+scale_ports=("$(free_port)" "$(free_port)" "$(free_port)")
+scale_port=$(free_port)
+redis_port=$(free_port)
 
 # === runs ===
 
@@ -153,6 +159,43 @@ gateway_run half-crossgate --dialect tc3 --instance-prefix ins- --connections "$
 # 6. A thousand client connections: crossgate's peak memory.
 gateway_run rss-"$rss_connections" --dialect tc3 --instance-prefix ins- --connections "$rss_connections"
 
+# 7. Scale: 1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis, each auditing to its
+#    own file. On one machine this shows what the shared state costs, not linear growth.
+if ! command -v redis-server >/dev/null; then
+    echo "== redis-server is not installed: installing it with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > "$tmp/logs/redis.out" 2>&1 &
+redis_pid=$!
+started+=("$redis_pid")
+wait_listening "$redis_pid" "$redis_port" redis-server
+for n in 1 2 3; do
+    servers=""
+    pids=()
+    for r in $(seq 1 "$n"); do
+        port=${scale_ports[$((r - 1))]}
+        sed -e "s|^listen = .*|listen = \"127.0.0.1:$port\"|" \
+            -e "s|^path = \"$tmp/audit.jsonl\"|path = \"$tmp/scale-$n-$r.jsonl\"|" "$tmp/crossgate.toml" > "$tmp/scale-$r.toml"
+        printf '\n[state]\nredis = "redis://127.0.0.1:%s/0"\n' "$redis_port" >> "$tmp/scale-$r.toml"
+        "$gateway_bin" serve --config "$tmp/scale-$r.toml" --replica "gw-$r" > "$tmp/logs/scale-$n-$r.out" 2>&1 &
+        pids+=("$!")
+        started+=("$!")
+        wait_listening "$!" "$port" "replica $r"
+        servers="$servers        server 127.0.0.1:$port;\n"
+    done
+    sed -e "s|listen 127.0.0.1:$proxy_port|listen 127.0.0.1:$scale_port|" -e "s|server 127.0.0.1:$cvm_port;|@SERVERS@|" \
+        -e "s|/proxy|/scale-proxy|g" "$tmp/proxy.conf" | awk -v s="$servers" '{ gsub(/@SERVERS@/, s); print }' > "$tmp/scale.conf"
+    "$nginx" -p "$tmp/" -c "$tmp/scale.conf" -e "$tmp/scale-error.log" &
+    scale_pid=$!
+    started+=("$scale_pid")
+    wait_listening "$scale_pid" "$scale_port" "nginx before the replicas"
+    run_load "scale-$n" --target "http://127.0.0.1:$scale_port" --dialect tc3 --instance-prefix ins- --connections "$connections"
+    add_row - -
+    stop "$scale_pid"
+    for p in "${pids[@]}"; do stop "$p"; done
+done
+stop "$redis_pid"
+
 # === summary ===
 
 echo
@@ -172,6 +215,8 @@ echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$
 nginx_thr=$(column_of nginx 3)
 ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)
+one=$(column_of scale-1 3)
+echo "scale behind nginx, replay keys on Redis: 1 replica $one req/s, 2 replicas $(column_of scale-2 3) ($(awk -v a="$(column_of scale-2 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')), 3 replicas $(column_of scale-3 3) ($(awk -v a="$(column_of scale-3 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'))"
 echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (crossgate, nginx and the load generator count in it)"
 # The slower of the two translating runs, over nginx: the product's throughput goal is at least 1.0.
 echo "ratio crossgate-translating/nginx: $(awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$nginx_thr" \

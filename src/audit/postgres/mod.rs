@@ -345,9 +345,7 @@ impl Writer {
                         let _ = reply.send(self.call(RETENTION_DEADLINE, move |s| s.retain(now)));
                     }
                     Job::Ready(reply) => {
-                        let _ = reply.send(
-                            self.with_client(|c, _| c.simple_query("SELECT 1").map(|_| ()).map_err(|e| describe(&e))),
-                        );
+                        let _ = reply.send(self.call(WRITE_DEADLINE, |s| s.ping()));
                     }
                 }
                 if records.len() < MAX_GROUP {
@@ -476,6 +474,11 @@ impl Session {
             tx.commit().map_err(failed)
         })
         .map_err(|e| format!("the audit database: {e}"))
+    }
+
+    /// Whether the database answers now.
+    fn ping(&mut self) -> Result<(), String> {
+        self.with_client(|client, _| client.simple_query("SELECT 1").map(drop).map_err(|e| Fault::first(&e)))
     }
 
     fn spent(&mut self, now: i64) -> Result<Vec<SpentKey>, String> {
