@@ -6,6 +6,7 @@
 //! `CROSSGATE_UPDATE_SCREENSHOT=1`).
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // ChromeDriver and the browsers it started are one process group: a test that fails before it
+        // closes its session leaves no Chromium behind.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -45,6 +49,7 @@ async fn driver() -> Driver {
     let chromedriver = program("CROSSGATE_CHROMEDRIVER", "/usr/bin/chromedriver");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(chromedriver)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
