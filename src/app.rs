@@ -19,6 +19,7 @@ use crate::layer::{self, audit::AuditSink};
 use crate::mapping::Mappings;
 use crate::metrics::{MeteredSink, Metrics};
 use crate::provider::Upstream;
+use crate::redis_state::RedisState;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::secret::Secret;
 use crate::server::{Bound, Drain, Running};
@@ -56,6 +57,7 @@ pub async fn upstreams(
     config: &Config,
     maps: &Arc<Mappings>,
     clock: &Arc<dyn Clock>,
+    shared: Option<&Arc<RedisState>>,
 ) -> Result<(crate::provider::Upstreams, Simulator), String> {
     let simulator = if config.uses_simulator() {
         let state = match config.simulator.clone().flatten() {
@@ -75,7 +77,7 @@ pub async fn upstreams(
         None
     };
     let sim_addr = simulator.as_ref().map(|(r, _)| r.addr);
-    let limiter = shared_limiter(config)?;
+    let limiter = shared.map(|state| shared_limiter(config, state));
     let mut upstreams = BTreeMap::new();
     for (name, up) in &config.upstreams {
         let mut upstream = Upstream::new(up.clone(), sim_addr)?;
@@ -87,17 +89,22 @@ pub async fn upstreams(
     Ok((upstreams, simulator))
 }
 
-/// The rate limiter every upstream shares with the other replicas (`[state]`), if any.
-fn shared_limiter(config: &Config) -> Result<Option<Arc<dyn crate::provider::RateLimiter>>, String> {
-    use crate::redis_state::{FallbackGcra, RedisGcra, RedisState};
-    let Some(state) = &config.state else { return Ok(None) };
-    let shared = RedisGcra::new(Arc::new(RedisState::new(&state.redis, &state.prefix)?));
-    Ok(Some(match state.on_unavailable {
-        crate::config::OnUnavailable::Refuse => Arc::new(shared),
-        crate::config::OnUnavailable::Local => {
+/// The rate limiter every upstream shares with the other replicas on `state`'s Redis.
+fn shared_limiter(config: &Config, state: &Arc<RedisState>) -> Arc<dyn crate::provider::RateLimiter> {
+    use crate::redis_state::{FallbackGcra, RedisGcra};
+    let shared = RedisGcra::new(state.clone());
+    match config.state.as_ref().map(|s| s.on_unavailable) {
+        Some(crate::config::OnUnavailable::Local) => {
             Arc::new(FallbackGcra::new(shared, Arc::new(crate::provider::LocalGcra::default())))
         }
-    }))
+        _ => Arc::new(shared),
+    }
+}
+
+/// The Redis replicas share (`[state]`), if any: one per gateway, for the replay keys, the rate limits
+/// and `/readyz`.
+pub fn shared_state(config: &Config) -> Result<Option<Arc<RedisState>>, String> {
+    config.state.as_ref().map(|s| RedisState::new(&s.redis, &s.prefix).map(Arc::new)).transpose()
 }
 
 /// The key table: with its state file, unless every upstream is the in-process simulator, whose clouds
@@ -113,13 +120,14 @@ pub fn key_book(config: &Config) -> Result<KeyBook, String> {
 /// Starts the gateway described by `config` (and the simulator if an upstream uses it).
 pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clock>) -> Result<Started, String> {
     let maps = Arc::new(mappings(&config)?);
-    let (upstreams, simulator) = upstreams(&config, &maps, &clock).await?;
+    let shared = shared_state(&config)?;
+    let (upstreams, simulator) = upstreams(&config, &maps, &clock, shared.as_ref()).await?;
     let tls = config.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     check_permissions(&config, &maps)?;
     let book = Arc::new(key_book(&config)?);
-    let metrics = Arc::new(Metrics::new(upstreams.clone()));
+    let metrics = Arc::new(Metrics::new(upstreams.clone(), shared.clone()));
     let audit: Arc<dyn AuditSink> = Arc::new(MeteredSink::new(audit, metrics.clone()));
-    let replay = replay_store(&config)?;
+    let replay = replay_store(&config, shared.as_ref());
     let now = clock.now_unix();
     let spent = audit.spent_keys(now);
     if !spent.is_empty() {
@@ -141,7 +149,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let config = Arc::new(config);
     let tasks = TaskTracker::new();
     let drain = Drain { tasks: tasks.clone(), audit: audit.clone() };
-    let ready = readiness(&config, &audit)?;
+    let ready = readiness(shared.as_ref(), &audit);
     let front = layer::Front {
         maps: maps.clone(),
         callers: config.callers.clone(),
@@ -168,7 +176,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
 }
 
 /// What `/readyz` checks: the audit store, and the shared Redis when there is one.
-fn readiness(config: &Config, audit: &Arc<dyn AuditSink>) -> Result<layer::ready::ReadyLayer, String> {
+fn readiness(shared: Option<&Arc<RedisState>>, audit: &Arc<dyn AuditSink>) -> layer::ready::ReadyLayer {
     use layer::ready::ReadyCheck;
     let sink = audit.clone();
     let audit_check: ReadyCheck = Arc::new(move || {
@@ -178,27 +186,28 @@ fn readiness(config: &Config, audit: &Arc<dyn AuditSink>) -> Result<layer::ready
         })
     });
     let mut checks = vec![("audit store".to_owned(), audit_check)];
-    if let Some(state) = &config.state {
-        let redis = Arc::new(crate::redis_state::RedisState::new(&state.redis, &state.prefix)?);
+    if let Some(redis) = shared {
+        let redis = redis.clone();
         let redis_check: ReadyCheck = Arc::new(move || {
             let redis = redis.clone();
             Box::pin(async move { redis.ping().await.map_err(|e| e.0) })
         });
         checks.push(("redis".to_owned(), redis_check));
     }
-    Ok(layer::ready::ReadyLayer::new(checks))
+    layer::ready::ReadyLayer::new(checks)
 }
 
 /// The replay store: in memory, or shared on Redis (`[state]`), falling back to memory when asked to.
-fn replay_store(config: &Config) -> Result<Arc<dyn ReplayStore>, String> {
+fn replay_store(config: &Config, shared: Option<&Arc<RedisState>>) -> Arc<dyn ReplayStore> {
     let local = Arc::new(MemoryReplayStore::with_capacity(config.replay.capacity));
-    let Some(state) = &config.state else { return Ok(local) };
-    let redis = Arc::new(crate::redis_state::RedisState::new(&state.redis, &state.prefix)?);
-    let shared = crate::redis_state::RedisReplayStore::new(redis);
-    Ok(match state.on_unavailable {
-        crate::config::OnUnavailable::Refuse => Arc::new(shared),
-        crate::config::OnUnavailable::Local => Arc::new(crate::redis_state::FallbackReplayStore::new(shared, local)),
-    })
+    let Some(redis) = shared else { return local };
+    let store = crate::redis_state::RedisReplayStore::new(redis.clone());
+    match config.state.as_ref().map(|s| s.on_unavailable) {
+        Some(crate::config::OnUnavailable::Local) => {
+            Arc::new(crate::redis_state::FallbackReplayStore::new(store, local))
+        }
+        _ => Arc::new(store),
+    }
 }
 
 /// Every `allow_actions` name must be an action: a wire name of some dialect or a canonical name, so

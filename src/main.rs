@@ -314,7 +314,7 @@ async fn keys(command: KeysCommand) -> Result<(), String> {
     };
     let clock: Arc<dyn crossgate::clock::Clock> = Arc::new(SystemClock);
     let maps = Arc::new(app::mappings(&config)?);
-    let (upstreams, _simulator) = app::upstreams(&config, &maps, &clock).await?;
+    let (upstreams, _simulator) = app::upstreams(&config, &maps, &clock, None).await?;
     let book = app::key_book(&config)?;
     let r = Replicator {
         book: &book,

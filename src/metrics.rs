@@ -18,6 +18,8 @@
 //! | `crossgate_limiter_refusals_total` | counter | `upstream` |
 //! | `crossgate_audit_write_duration_seconds` | histogram | `phase` |
 //! | `crossgate_audit_write_failures_total` | counter | `phase` |
+//! | `crossgate_shared_state_unavailable_total` | counter | (with `[state]`) Redis commands that found it unavailable |
+//! | `crossgate_shared_state_fallbacks_total` | counter | (with `on_unavailable = "local"`) answers kept in memory instead |
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,7 @@ use prometheus_client::registry::Registry;
 use crate::audit::query::phase_name;
 use crate::audit::{AuditEntry, AuditReceipt, AuditSink, Phase, SpentKey};
 use crate::provider::{BreakerState, Upstreams};
+use crate::redis_state::RedisState;
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -92,8 +95,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics for a gateway whose upstreams (breakers and rate limiters) are `upstreams`.
-    pub fn new(upstreams: Upstreams) -> Metrics {
+    /// Metrics for a gateway whose upstreams (breakers and rate limiters) are `upstreams`, sharing
+    /// state on `shared` when it does.
+    pub fn new(upstreams: Upstreams, shared: Option<Arc<RedisState>>) -> Metrics {
         let mut registry = Registry::with_prefix("crossgate");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -133,6 +137,9 @@ impl Metrics {
             audit_failures.clone(),
         );
         registry.register_collector(Box::new(UpstreamState(upstreams)));
+        if let Some(shared) = shared {
+            registry.register_collector(Box::new(SharedState(shared)));
+        }
         Metrics {
             registry,
             requests,
@@ -238,6 +245,33 @@ impl Collector for UpstreamState {
     }
 }
 
+/// The shared state's health, read at each scrape.
+#[derive(Debug)]
+struct SharedState(Arc<RedisState>);
+
+impl Collector for SharedState {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering;
+        let counters = [
+            (
+                "shared_state_unavailable",
+                "Redis commands that found Redis unavailable (down, unreachable, too slow)",
+                &self.0.unavailable,
+            ),
+            (
+                "shared_state_fallbacks",
+                "Replay keys and rate-limit turns kept in memory because Redis was unavailable (on_unavailable = \"local\")",
+                &self.0.fallbacks,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value.load(Ordering::Relaxed));
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 /// An audit store that feeds [`Metrics`]: every record it stores is observed, every write timed.
 #[derive(Debug)]
 pub struct MeteredSink {
@@ -316,7 +350,7 @@ mod tests {
 
     #[test]
     fn final_records_are_counted_and_admissions_are_not() {
-        let metrics = Metrics::new(Upstreams::new());
+        let metrics = Metrics::new(Upstreams::new(), None);
         metrics.observe(&AuditEntry { phase: Phase::Admitted, ..completed(None) });
         metrics.observe(&completed(None));
         metrics.observe(&completed(None));

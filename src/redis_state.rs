@@ -13,6 +13,7 @@
 //! unbind is then refused in the caller's dialect; with `"local"` the in-memory store answers instead, and
 //! the log says so. The connection is made when first needed and made again after it is lost.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct RedisState {
     connection: RwLock<Option<ConnectionManager>>,
     connecting: tokio::sync::Mutex<()>,
     prefix: String,
+    /// Commands that found Redis unavailable (for the metrics).
+    pub unavailable: AtomicU64,
+    /// Replay keys and rate-limit turns kept in memory instead (`on_unavailable = "local"`).
+    pub fallbacks: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -49,6 +54,8 @@ impl RedisState {
             connection: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             prefix: prefix.to_owned(),
+            unavailable: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
         })
     }
 
@@ -68,8 +75,8 @@ impl RedisState {
             .set_max_delay(Duration::from_millis(200));
         let made = tokio::time::timeout(DEADLINE * 2, ConnectionManager::new_with_config(self.client.clone(), config))
             .await
-            .map_err(|_| Unavailable("connecting to Redis took too long".to_owned()))?
-            .map_err(|e| Unavailable(format!("connecting to Redis: {}", redis_kind(&e))))?;
+            .map_err(|_| self.lost("connecting to Redis took too long".to_owned()))?
+            .map_err(|e| self.lost(format!("connecting to Redis: {}", redis_kind(&e))))?;
         *self.connection.write().unwrap_or_else(|p| p.into_inner()) = Some(made.clone());
         Ok(made)
     }
@@ -77,6 +84,7 @@ impl RedisState {
     /// Forgets the connection after a failure: the next command connects afresh.
     fn lost(&self, why: String) -> Unavailable {
         *self.connection.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.unavailable.fetch_add(1, Ordering::Relaxed);
         Unavailable(why)
     }
 
@@ -159,9 +167,10 @@ impl ReplayStore for FallbackReplayStore {
     fn spend(&self, key: &str, until: i64, now: i64) -> Spending<'static> {
         let (shared, local, key) = (self.shared.state.clone(), self.local.clone(), key.to_owned());
         Spending::Pending(Box::pin(async move {
-            match RedisReplayStore::spend_shared(shared, key.clone(), until).await {
+            match RedisReplayStore::spend_shared(shared.clone(), key.clone(), until).await {
                 Ok(spend) => Ok(spend),
                 Err(Unavailable(why)) => {
+                    shared.fallbacks.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %why, "Redis cannot be reached: this replay key is kept in memory only.");
                     Ok(local.spend_now(&key, until, now))
                 }
@@ -256,9 +265,10 @@ impl RateLimiter for FallbackGcra {
     ) -> Reserving {
         let (shared, local, key) = (self.shared.clone(), self.local.clone(), key.to_owned());
         Box::pin(async move {
-            match shared.reserve_shared(key.clone(), per_second, now, latest).await {
+            match shared.clone().reserve_shared(key.clone(), per_second, now, latest).await {
                 Ok(turn) => Ok(turn),
                 Err(Unavailable(why)) => {
+                    shared.state.fallbacks.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %why, "Redis cannot be reached: this rate limit is kept in process only.");
                     Ok(local.reserve_now(&key, per_second, now, latest))
                 }

@@ -174,6 +174,15 @@ async fn on_unavailable_local_keeps_going_on_memory() {
     let replayed = send_to(addr(&gw), &wire).await;
     assert!(replayed.error_message(Dialect::TencentCvm).contains("received already"), "{}", replayed.text());
     assert_eq!(fake.calls(), 1);
+    // Said in the metrics, too.
+    let text = gw.metrics.render();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<u64>().ok()))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert!(value("crossgate_shared_state_fallbacks_total ") >= 2, "{text}");
+    assert!(value("crossgate_shared_state_unavailable_total ") >= 2, "{text}");
 }
 
 /// A gateway whose Lighthouse upstream `fakelh` (for `lhins-t*`) is `fake`, with a one-second call limit,
