@@ -188,7 +188,7 @@ fn redis_kind(e: &redis::RedisError) -> String {
     format!("{:?}", e.kind())
 }
 
-/// The rate-limit step: KEYS[1] the key, ARGV[1] the interval and ARGV[2] the longest acceptable wait,
+/// The rate-limit step: `KEYS[1]` the key, `ARGV[1]` the interval and `ARGV[2]` the longest acceptable wait,
 /// in microseconds; the wait before the reserved turn, or -1 (nothing reserved) when it would be longer.
 pub const GCRA: &str = r"
 local t = redis.call('TIME')
