@@ -19,6 +19,9 @@ use tokio::time::Instant;
 use crate::model::{Action, Code, Fault};
 use crate::replay::Unavailable;
 
+/// The least time a turn must leave the call before its deadline.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
+
 /// The answer of [`RateLimiter::reserve`]: the turn (or `None`: none before `latest`), or a shared
 /// limiter that cannot be reached.
 pub type Reserving = futures_util::future::BoxFuture<'static, Result<Option<Instant>, Unavailable>>;
@@ -98,7 +101,9 @@ impl Quota {
         let now = Instant::now();
         // A place in the queue first, so that a caller who may not wait reserves no later turn.
         let place = Place::take(&self.waiting, self.bound);
-        let latest = if place.is_some() { deadline } else { now };
+        // A turn must leave the call some time before its deadline: one at the deadline itself would be
+        // sent with none, and fail after taking the turn from another caller.
+        let latest = if place.is_some() { deadline.checked_sub(MIN_CALL_TIME).unwrap_or(now).max(now) } else { now };
         let key = format!("{}/{}", self.upstream, action.name());
         let reserved = match self.limiter.reserve(&key, rate, now, latest).await {
             Ok(reserved) => reserved,
