@@ -67,7 +67,7 @@ use crate::sign::Scheme;
 use crate::tomlfile;
 pub use admin::AdminConfig;
 pub use guard::{AuditConfig, InboundConfig, OnAuditFailure, Permissions, ReplayConfig, Tc3Replay};
-pub use policy::{OnRunning, Reboot, StatePolicy};
+pub use policy::{CURES, OnRunning, Reboot, StatePolicy};
 pub use state::{OnUnavailable, StateConfig};
 
 /// A configuration error: the file, the line and what to do.

@@ -123,7 +123,7 @@ pub fn matrix(maps: &Mappings, coverage_toml: &str, policies: &[(Provider, State
                 let (setting, value) = cure
                     .split_once('=')
                     .ok_or_else(|| format!("mappings/coverage.toml: `cured_by = \"{cure}\"` is not `setting=value`"))?;
-                if !cures_something(setting, value) {
+                if !crate::config::CURES.contains(&(setting, value)) {
                     return Err(format!("mappings/coverage.toml: `cured_by = \"{cure}\"` names no state policy"));
                 }
                 Some((setting.to_owned(), value.to_owned()))
@@ -197,14 +197,6 @@ pub fn render(matrix: &Matrix) -> String {
         let _ = writeln!(out, "- {}: when {}: {}", r.provider, r.when, r.why);
     }
     out
-}
-
-/// True when some state policy has `setting = value`.
-fn cures_something(setting: &str, value: &str) -> bool {
-    use crate::config::{OnRunning, Reboot};
-    let every =
-        StatePolicy { running: OnRunning::ForceStop, reboot: Reboot::IfRunning, wait: Some(Default::default()) };
-    every.has(setting, value)
 }
 
 /// The matrix of the embedded tables, rendered, with the clouds' own rules.

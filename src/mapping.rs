@@ -89,6 +89,7 @@ struct RawLimits {
     stopped_state: String,
     instance_id: RawIdFormat,
     key_id: RawIdFormat,
+    key_name: RawIdFormat,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +159,8 @@ pub enum Charset {
     LowerAlnum,
     /// An Alibaba key pair name: starts with a letter; letters, digits, `:` `_` `.` `-`.
     KeyName,
+    /// A Tencent key pair name: ASCII letters, digits and `_`.
+    Word,
 }
 
 /// The grammar of an instance id or key reference.
@@ -189,6 +192,7 @@ impl IdFormat {
         let what = match self.charset {
             Charset::LowerAlnum => "lower-case letters or digits",
             Charset::KeyName => "characters, starting with a letter; letters, digits, `:` `_` `.` `-`",
+            Charset::Word => "letters, digits or `_`",
         };
         if self.prefix.is_empty() { format!("{count} {what}") } else { format!("`{}` and {count} {what}", self.prefix) }
     }
@@ -210,6 +214,7 @@ impl IdFormat {
                     && !rest.starts_with("http:")
                     && !rest.starts_with("https:")
             }
+            Charset::Word => rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         }
     }
 }
@@ -238,6 +243,8 @@ pub struct Limits {
     pub instance_id: IdFormat,
     /// Key reference grammar (id, or name for Alibaba).
     pub key_id: IdFormat,
+    /// The grammar of a key pair's name, as `ImportKeyPair` takes it.
+    pub key_name: IdFormat,
     /// Every instance state the provider reports, in its own spelling.
     pub states: Vec<String>,
     /// The state of a running instance, in the provider's spelling (`RUNNING`, `Running`).
@@ -620,6 +627,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
             stopped_state,
             instance_id,
             key_id,
+            key_name,
         } = spanned.into_inner();
         let lookup_page_size = lookup_page_size.unwrap_or(lookup_keys);
         if lookup_page_size == 0 || lookup_page_size > lookup_keys {
@@ -656,6 +664,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
         }
         let instance_id = id_format(file, text, at, instance_id)?;
         let key_id = id_format(file, text, at, key_id)?;
+        let key_name = id_format(file, text, at, key_name)?;
         out.insert(
             dialect,
             Limits {
@@ -669,6 +678,7 @@ fn load_limits(file: &str, text: &str) -> Result<BTreeMap<Dialect, Limits>, Mapp
                 disassociate_requests_per_second,
                 instance_id,
                 key_id,
+                key_name,
                 states,
                 running_state,
                 stopped_state,
@@ -684,8 +694,14 @@ fn id_format(file: &str, text: &str, at: usize, raw: RawIdFormat) -> Result<IdFo
     let charset = match charset.as_deref() {
         None | Some("lower_alnum") => Charset::LowerAlnum,
         Some("key_name") => Charset::KeyName,
+        Some("word") => Charset::Word,
         Some(other) => {
-            return Err(err(file, text, at, format!("unknown charset `{other}`; use \"lower_alnum\" or \"key_name\"")));
+            return Err(err(
+                file,
+                text,
+                at,
+                format!("unknown charset `{other}`; use \"lower_alnum\", \"key_name\" or \"word\""),
+            ));
         }
     };
     if min_len > max_len {

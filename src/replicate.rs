@@ -21,14 +21,11 @@ use tokio::time::Instant;
 use crate::audit::AuditHandle;
 use crate::clock::Clock;
 use crate::keybook::KeyBook;
-use crate::mapping::Mappings;
+use crate::mapping::{Charset, IdFormat, Mappings};
 use crate::model::{Action, Answer, Code, Fault, KeyKind, KeyPairInfo, Keys, Operation, Provider};
 use crate::policy::record_attempts;
 use crate::provider::{Upstream, Upstreams};
 use crate::sshkey::{PublicKey, same_fingerprint};
-
-/// The longest Tencent key name.
-const TENCENT_NAME_MAX: usize = 25;
 
 /// What replication works with.
 #[derive(Clone, Copy)]
@@ -122,32 +119,36 @@ fn label(row: &crate::config::Names) -> String {
     row.iter().next().map(|(p, n)| format!("{n} ({p})")).unwrap_or_default()
 }
 
-/// The name a key gets on `target`, from its name elsewhere.
-pub fn fitted_name(name: &str, target: Provider) -> String {
-    match target.key_kind() {
-        KeyKind::Id => {
-            let mut fitted: String =
-                name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-            fitted.truncate(TENCENT_NAME_MAX);
-            if fitted.is_empty() { "replicated_key".to_owned() } else { fitted }
-        }
-        KeyKind::Name => {
-            let mut fitted: String = name
+/// The name a key gets where names follow `format` (`key_name` in `mappings/limits.toml`), from its
+/// name elsewhere: characters the format does not take replaced, cut to its length, and (for a name that
+/// must start with a letter) a `k` put in front when it does not.
+pub fn fitted_name(name: &str, format: &IdFormat) -> String {
+    let mut fitted: String = match format.charset {
+        Charset::Word => name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect(),
+        Charset::KeyName => {
+            let kept: String = name
                 .chars()
                 .map(|c| if c.is_alphanumeric() || matches!(c, ':' | '_' | '.' | '-') { c } else { '-' })
                 .collect();
-            if !fitted.chars().next().is_some_and(char::is_alphabetic) {
-                fitted.insert(0, 'k');
-            }
-            while fitted.chars().count() < 2 {
-                fitted.push('1');
-            }
-            fitted
+            if kept.chars().next().is_some_and(char::is_alphabetic) { kept } else { format!("k{kept}") }
         }
+        Charset::LowerAlnum => {
+            name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+        }
+    };
+    fitted = fitted.chars().take(format.max_len).collect();
+    while fitted.chars().count() < format.min_len.max(1) {
+        fitted.push('1');
     }
+    format!("{}{fitted}", format.prefix)
 }
 
 impl Replicator<'_> {
+    /// How `provider` names key pairs.
+    fn name_format(&self, provider: Provider) -> IdFormat {
+        self.maps.limits(crate::dialect::Dialect::of_provider(provider)).key_name.clone()
+    }
+
     fn upstream_for(&self, provider: Provider) -> Option<&Upstream> {
         self.upstreams.values().find(|u| u.config.provider == provider).map(AsRef::as_ref)
     }
@@ -251,7 +252,7 @@ impl Replicator<'_> {
             ));
         }
         let (key, source_name) = self.source(row).await?;
-        let name = fitted_name(&source_name, provider);
+        let name = fitted_name(&source_name, &self.name_format(provider));
         self.step(format!(
             "replicate {what} to {}: as `{name}`, fingerprint {}",
             target.config.name,
@@ -365,7 +366,7 @@ pub async fn check(r: &Replicator<'_>) -> Vec<Drift> {
                 None => {
                     out.push(Drift::Missing { key: key.clone(), provider });
                     if let Ok((public, name)) = &source {
-                        let name = fitted_name(name, provider);
+                        let name = fitted_name(name, &r.name_format(provider));
                         if let Ok(Some(found)) = r.find_name(upstream, &name).await
                             && Replicator::same_key(&found, public) != Some(true)
                         {
@@ -385,11 +386,18 @@ mod tests {
 
     #[test]
     fn names_are_fitted_to_each_clouds_rules() {
-        assert_eq!(fitted_name("FinanceJoshuaV25", Provider::TencentCvm), "FinanceJoshuaV25");
-        assert_eq!(fitted_name("deploy-key.2026", Provider::TencentCvm), "deploy_key_2026");
-        assert_eq!(fitted_name(&"x".repeat(40), Provider::TencentLighthouse).len(), 25);
-        assert_eq!(fitted_name("releasebot", Provider::AliyunEcs), "releasebot");
-        assert_eq!(fitted_name("2026_key", Provider::AliyunEcs), "k2026_key");
-        assert_eq!(fitted_name("a", Provider::AliyunEcs), "a1");
+        let maps = Mappings::embedded().unwrap();
+        let on = |p: Provider| maps.limits(crate::dialect::Dialect::of_provider(p)).key_name.clone();
+        let (cvm, lighthouse, ecs) =
+            (on(Provider::TencentCvm), on(Provider::TencentLighthouse), on(Provider::AliyunEcs));
+        assert_eq!(fitted_name("FinanceJoshuaV25", &cvm), "FinanceJoshuaV25");
+        assert_eq!(fitted_name("deploy-key.2026", &cvm), "deploy_key_2026");
+        assert_eq!(fitted_name(&"x".repeat(40), &lighthouse).len(), 25);
+        assert_eq!(fitted_name("releasebot", &ecs), "releasebot");
+        assert_eq!(fitted_name("2026_key", &ecs), "k2026_key");
+        assert_eq!(fitted_name("a", &ecs), "a1");
+        for (name, format) in [("deploy-key.2026", &cvm), ("2026_key", &ecs), ("a", &ecs)] {
+            assert!(format.matches(&fitted_name(name, format)), "{name}");
+        }
     }
 }

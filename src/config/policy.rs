@@ -50,6 +50,10 @@ pub struct StatePolicy {
     pub wait: Option<Duration>,
 }
 
+/// Every policy setting that changes something, as `setting=value` names it (`mappings/coverage.toml`'s
+/// `cured_by`).
+pub const CURES: [(&str, &str); 3] = [("running", "force-stop"), ("reboot", "if-running"), ("wait", "true")];
+
 impl StatePolicy {
     /// True when the policy has `setting = value` (`running=force-stop`, `reboot=if-running`,
     /// `wait=true`), as `mappings/coverage.toml` names the policy that cures a loss.

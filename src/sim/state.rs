@@ -290,6 +290,7 @@ struct Rules {
     max_lookup_keys: usize,
     instance_id: IdFormat,
     key_id: IdFormat,
+    key_name: IdFormat,
     associate_per_second: Option<u32>,
     disassociate_per_second: Option<u32>,
     associate_name: String,
@@ -308,6 +309,7 @@ impl Rules {
             max_lookup_keys: limits.lookup_keys,
             instance_id: limits.instance_id.clone(),
             key_id: limits.key_id.clone(),
+            key_name: limits.key_name.clone(),
             associate_per_second: limits.requests_per_second,
             disassociate_per_second: limits.disassociate_requests_per_second.or(limits.requests_per_second),
             associate_name: maps.wire_action(dialect, Action::AssociateKeys).to_owned(),
@@ -716,6 +718,7 @@ fn describe_format(format: &IdFormat) -> String {
     let chars = match format.charset {
         Charset::LowerAlnum => "lower-case letters and digits",
         Charset::KeyName => "characters: a letter, then letters, digits, `:`, `_`, `.` or `-`",
+        Charset::Word => "letters, digits or `_`",
     };
     if format.prefix.is_empty() {
         format!("expected {length} {chars}")
@@ -915,6 +918,9 @@ mod tests {
             let words = power(provider);
             assert!(states(provider).iter().any(|s| s == words.running), "{provider}");
             assert!(states(provider).iter().any(|s| s == words.stopped), "{provider}");
+            // The policies read running and stopped from the tables: the same words as the rules here.
+            let limits = maps.limits(crate::dialect::Dialect::of_provider(provider));
+            assert_eq!((limits.running_state.as_str(), limits.stopped_state.as_str()), (words.running, words.stopped));
         }
         assert!(states(LH).iter().any(|s| s == words::TENCENT_STOPPING));
     }

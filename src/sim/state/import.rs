@@ -1,6 +1,6 @@
-//! `ImportKeyPair` on each simulated cloud: the name's rules (Tencent: letters, digits and `_`, at most
-//! 25 characters; ECS: 2 to 128 characters starting with a letter, then letters, digits, `:`, `_`, `.`
-//! and `-`, not starting with `http://` or `https://`; protocols.md section 2), an OpenSSH public key
+//! `ImportKeyPair` on each simulated cloud: the name's rules (`key_name` in `mappings/limits.toml`:
+//! Tencent, letters, digits and `_`, at most 25 characters; ECS, 2 to 128 characters starting with a
+//! letter, then letters, digits, `:`, `_`, `.` and `-`; protocols.md section 2), an OpenSSH public key
 //! ([`crate::sshkey`]), a name not taken, and on Tencent a public key not imported already under another
 //! name. The new key pair gets a fresh id (`skey-`/`lhkp-` and 8 characters) on Tencent; ECS reports the
 //! key's MD5 fingerprint, Tencent none.
@@ -9,12 +9,6 @@ use sha2::{Digest as _, Sha256};
 
 use super::*;
 use crate::sshkey::PublicKey;
-
-/// The longest Tencent key name.
-const TENCENT_NAME_MAX: usize = 25;
-/// ECS key name lengths.
-const ECS_NAME_MIN: usize = 2;
-const ECS_NAME_MAX: usize = 128;
 
 impl Cloud {
     pub(super) fn import_key(&mut self, op: &Operation) -> Result<KeyPairInfo, Fault> {
@@ -51,33 +45,15 @@ impl Cloud {
     }
 
     fn check_name(&self, name: &str) -> Result<(), Fault> {
-        let bad = |why: &str| fault(Code::InvalidParameterValue, format!("The key pair name `{name}` {why}."));
-        match self.provider.key_kind() {
-            KeyKind::Id => {
-                if name.is_empty() || name.chars().count() > TENCENT_NAME_MAX {
-                    return Err(bad(&format!("must have 1 to {TENCENT_NAME_MAX} characters")));
-                }
-                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(bad("may hold letters, digits and `_` only"));
-                }
-            }
-            KeyKind::Name => {
-                let count = name.chars().count();
-                let first_letter = name.chars().next().is_some_and(char::is_alphabetic);
-                let allowed = name.chars().all(|c| c.is_alphanumeric() || matches!(c, ':' | '_' | '.' | '-'));
-                let url = name.starts_with("http://") || name.starts_with("https://");
-                if !(ECS_NAME_MIN..=ECS_NAME_MAX).contains(&count) || !first_letter || !allowed || url {
-                    return Err(fault(
-                        Code::MalformedKeyId,
-                        format!(
-                            "The key pair name `{name}` must have {ECS_NAME_MIN} to {ECS_NAME_MAX} characters, start \
-                             with a letter and hold letters, digits, `:`, `_`, `.` and `-` only."
-                        ),
-                    ));
-                }
-            }
+        if self.rules.key_name.matches(name) {
+            return Ok(());
         }
-        Ok(())
+        // Tencent answers a bad name as a bad value; ECS, whose names are ids, as a malformed one.
+        let code = match self.provider.key_kind() {
+            KeyKind::Id => Code::InvalidParameterValue,
+            KeyKind::Name => Code::MalformedKeyId,
+        };
+        Err(fault(code, format!("The key pair name `{name}`: {}.", describe_format(&self.rules.key_name))))
     }
 
     /// An id in the cloud's format that no key has: the prefix of the existing ids' format and 8
