@@ -134,8 +134,9 @@ async fn handle(
     });
     let results = join_all(calls).await;
     record(audit, &legs, &results);
+    // The key table as this request's plan used it (replication may have added to it).
+    let table = shared.book.table();
     if legs.iter().any(|l| shared.upstreams[&l.upstream].config.shadow.is_some()) {
-        let table = shared.book.table();
         let s = shadow::Shadowing {
             config: &shared.config,
             keys: &table,
@@ -152,7 +153,6 @@ async fn handle(
             shadow::look_ups(s, op, &legs, &results).await;
         }
     }
-    let table = shared.book.table();
     let back = translate::Back { caller: reply.dialect.provider(), keys: &table };
     translate::merge(&reply.request_id, op, &legs, results, back)
 }
@@ -205,7 +205,7 @@ async fn plan(
         let upstream = &shared.upstreams[name];
         let mut leg_op = op.clone();
         leg_op.region = Some(upstream.config.region.clone());
-        leg_op.keys = keys_for(shared, scope, upstream, &op.keys, dialect.provider(), op.action).await?;
+        leg_op.keys = keys_for(shared, scope, &table, upstream, &op.keys, dialect.provider(), op.action).await?;
         legs.extend(translate::split(&shared.maps, name, upstream.config.provider, &leg_op, placed)?);
     }
     Ok(legs)
@@ -242,13 +242,14 @@ async fn replicate_keys(
 async fn keys_for(
     shared: &Shared,
     scope: Scope<'_>,
+    table: &[crate::config::Names],
     upstream: &Upstream,
     keys: &Keys,
     from: crate::model::Provider,
     action: Action,
 ) -> Result<Keys, Fault> {
     let target = upstream.config.provider;
-    match translate::keys_on(&shared.book.table(), keys, from, target)? {
+    match translate::keys_on(table, keys, from, target)? {
         Ok(keys) => Ok(keys),
         Err(names) if action == Action::DescribeKeys => {
             // A name look-up on a Tencent target stays a name filter.

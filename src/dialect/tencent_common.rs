@@ -68,6 +68,8 @@ pub(crate) mod param {
     pub(crate) const PUBLIC_KEY: &str = "PublicKey";
     pub(crate) const PROJECT_ID: &str = "ProjectId";
     pub(crate) const STOP_TYPE: &str = "StopType";
+    /// `StopType` values; the first is the forced stop a state policy sends.
+    pub(crate) const STOP_TYPES: [&str; 3] = ["HARD", "SOFT", "SOFT_FIRST"];
     /// The parameters read as single values.
     pub(crate) const SINGLES: &[&str] = &[FORCE_STOP, OFFSET, LIMIT, KEY_NAME, PUBLIC_KEY, PROJECT_ID, STOP_TYPE];
     /// The only `DescribeKeyPairs` filter crossgate speaks.

@@ -410,11 +410,11 @@ impl Fields {
                     not_for(name, present)?;
                 }
                 if let Some(kind) = &stop_type
-                    && !["SOFT", "HARD", "SOFT_FIRST"].contains(&kind.as_str())
+                    && !param::STOP_TYPES.contains(&kind.as_str())
                 {
                     return Err(Fault::caller(
                         Code::InvalidParameterValue,
-                        format!("`StopType` is SOFT, HARD or SOFT_FIRST, not `{}`.", shown(kind)),
+                        format!("`StopType` is one of {}, not `{}`.", param::STOP_TYPES.join(", "), shown(kind)),
                     ));
                 }
                 op.instances = required_list(param::INSTANCE_IDS, instance_ids)?;
@@ -425,7 +425,7 @@ impl Fields {
                     instance_chars,
                     Code::MalformedInstanceId,
                 )?;
-                op.force_stop = stop_type.map(|t| t == "HARD");
+                op.force_stop = stop_type.map(|t| t == param::STOP_TYPES[0]);
             }
         }
         Ok(op)

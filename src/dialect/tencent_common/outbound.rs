@@ -111,7 +111,7 @@ impl<'o> Business<'o> {
                 let forced = op.action != Action::StartInstances && dialect != Dialect::TencentLighthouse;
                 Ok(Business {
                     instance_ids: Some(&op.instances),
-                    stop_type: (forced && op.force_stop == Some(true)).then_some("HARD"),
+                    stop_type: (forced && op.force_stop == Some(true)).then_some(param::STOP_TYPES[0]),
                     ..Business::default()
                 })
             }
