@@ -107,7 +107,9 @@ async fn handle(
     }
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let scope = Scope { audit, deadline };
-    let legs = plan(shared, scope, asker, reply.dialect, op).await?;
+    // The upstream calls' state is kilobytes: boxed where it starts, so that the futures around it
+    // stay small and are not copied whole into each layer's box.
+    let legs = Box::pin(plan(shared, scope, asker, reply.dialect, op)).await?;
     permit(caller, &legs)?;
     audit.update(|e| {
         // One entry per upstream, its action at the same index; split batches repeat neither.
@@ -129,7 +131,7 @@ async fn handle(
         async move {
             let on =
                 policy::Leg { upstream: &upstream, maps: &shared.maps, clock: shared.clock.as_ref(), deadline, audit };
-            policy::run(on, &leg.op).await
+            Box::pin(policy::run(on, &leg.op)).await
         }
     });
     let results = join_all(calls).await;
@@ -150,7 +152,7 @@ async fn handle(
         if op.action.is_mutation() {
             shadow::would_send(s, op, &legs);
         } else {
-            shadow::look_ups(s, op, &legs, &results).await;
+            Box::pin(shadow::look_ups(s, op, &legs, &results)).await;
         }
     }
     let back = translate::Back { caller: reply.dialect.provider(), keys: &table };

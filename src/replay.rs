@@ -85,7 +85,7 @@ pub fn signature_key(signature: &str, action: &str) -> String {
     use sha2::Digest;
     let digest =
         sha2::Sha256::new().chain_update(signature.as_bytes()).chain_update(b"\n").chain_update(action.as_bytes());
-    format!("tc3:{}", hex::encode(digest.finalize()))
+    format!("tc3:{}", crate::sign::encoding::hex_lower(&digest.finalize()))
 }
 
 /// The default number of keys kept in memory.

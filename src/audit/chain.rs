@@ -31,7 +31,7 @@ pub fn link(prev: &str, json: &[u8]) -> String {
     hasher.update(prev.as_bytes());
     hasher.update(b"\n");
     hasher.update(json);
-    hex::encode(hasher.finalize())
+    crate::sign::encoding::hex_lower(&hasher.finalize())
 }
 
 const PREV_FIELD: &[u8] = b",\"prev_hash\":\"";

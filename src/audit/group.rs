@@ -15,28 +15,34 @@ use super::{AuditEntry, AuditError, AuditReceipt};
 
 /// What a store does with a group of records, in order; one group at a time.
 pub trait Store: Send {
+    /// A record made ready to store (encoded, its columns derived) by the request that submits it,
+    /// before it waits for the store: that work needs no lock and runs on every thread at once.
+    type Record: Send;
+
+    /// Makes `entry` ready for [`Store::append`].
+    fn prepare(entry: &AuditEntry) -> Result<Self::Record, AuditError>;
+
     /// Appends the records (and makes them as durable as the store promises).
-    fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError>;
+    fn append(&mut self, records: &[Self::Record]) -> Result<(), AuditError>;
 }
 
 type Ack = tokio::sync::oneshot::Sender<Result<(), AuditError>>;
 
-#[derive(Default)]
-struct Queue {
+struct Queue<R> {
     /// True while some thread is writing a group.
     busy: bool,
-    records: Vec<AuditEntry>,
+    records: Vec<R>,
     acks: Vec<Ack>,
 }
 
 /// A store written in groups by whichever request finds it idle.
-pub struct GroupCommit<S> {
-    queue: Mutex<Queue>,
+pub struct GroupCommit<S: Store> {
+    queue: Mutex<Queue<S::Record>>,
     store: Mutex<S>,
     blocking: bool,
 }
 
-impl<S> std::fmt::Debug for GroupCommit<S> {
+impl<S: Store> std::fmt::Debug for GroupCommit<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit").field("blocking", &self.blocking).finish_non_exhaustive()
     }
@@ -49,21 +55,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: Store> GroupCommit<S> {
     /// Groups writes to `store`; `blocking` when an append may wait on the disk (a sync).
     pub fn new(store: S, blocking: bool) -> GroupCommit<S> {
-        GroupCommit { queue: Mutex::new(Queue::default()), store: Mutex::new(store), blocking }
+        let queue = Queue { busy: false, records: Vec::new(), acks: Vec::new() };
+        GroupCommit { queue: Mutex::new(queue), store: Mutex::new(store), blocking }
     }
 
     /// Stores `entry` with whatever else is waiting.
     pub fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+        let record = match S::prepare(entry) {
+            Ok(record) => record,
+            Err(e) => return AuditReceipt::done(Err(e)),
+        };
         let mut queue = lock(&self.queue);
         if queue.busy {
             let (ack, receipt) = AuditReceipt::pending();
-            queue.records.push(entry.clone());
+            queue.records.push(record);
             queue.acks.push(ack);
             return receipt;
         }
         queue.busy = true;
         drop(queue);
-        let own = self.write(&[entry]);
+        let own = self.write(std::slice::from_ref(&record));
         self.drain();
         AuditReceipt::done(own)
     }
@@ -96,15 +107,14 @@ impl<S: Store> GroupCommit<S> {
             let records = std::mem::take(&mut queue.records);
             let acks = std::mem::take(&mut queue.acks);
             drop(queue);
-            let refs: Vec<&AuditEntry> = records.iter().collect();
-            let result = self.write(&refs);
+            let result = self.write(&records);
             for ack in acks {
                 let _ = ack.send(result.clone());
             }
         }
     }
 
-    fn write(&self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+    fn write(&self, records: &[S::Record]) -> Result<(), AuditError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -131,10 +141,16 @@ mod tests {
     }
 
     impl Store for Counting {
-        fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+        type Record = String;
+
+        fn prepare(entry: &AuditEntry) -> Result<String, AuditError> {
+            Ok(entry.request_id.clone())
+        }
+
+        fn append(&mut self, records: &[String]) -> Result<(), AuditError> {
             std::thread::sleep(std::time::Duration::from_millis(1));
             self.groups.push(records.len());
-            self.ids.extend(records.iter().map(|r| r.request_id.clone()));
+            self.ids.extend(records.iter().cloned());
             Ok(())
         }
     }

@@ -114,7 +114,6 @@ struct Out {
     target: Target,
     last: String,
     buffer: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 enum Target {
@@ -124,22 +123,19 @@ enum Target {
 
 impl Out {
     fn new(target: Target, last: String) -> Out {
-        Out { target, last, buffer: Vec::new(), scratch: Vec::new() }
+        Out { target, last, buffer: Vec::new() }
     }
 
-    /// Appends the sealed lines of `records` (each chained to the one before) to `lines`; returns the
-    /// last hash.
-    fn seal<T: serde::Serialize>(&mut self, lines: &mut Vec<u8>, records: &[T]) -> Result<String, AuditError> {
+    /// Appends the sealed lines of `records` (each a record's JSON, chained to the one before) to
+    /// `lines`; returns the last hash.
+    fn seal(&self, lines: &mut Vec<u8>, records: &[Vec<u8>]) -> String {
         let mut prev = self.last.clone();
-        for record in records {
-            self.scratch.clear();
-            serde_json::to_writer(&mut self.scratch, record)
-                .map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
-            let hash = chain::link(&prev, &self.scratch);
-            chain::seal_line(lines, &self.scratch, &prev, &hash);
+        for json in records {
+            let hash = chain::link(&prev, json);
+            chain::seal_line(lines, json, &prev, &hash);
             prev = hash;
         }
-        Ok(prev)
+        prev
     }
 
     /// After a group: rotates a file past its size, and starts the new one with a segment record.
@@ -156,7 +152,8 @@ impl Out {
         }
         let segment = Segment::new(super::rfc3339(now_ms()), SegmentReason::Rotation);
         let mut line = Vec::new();
-        let written = self.seal(&mut line, &[segment]).and_then(|hash| {
+        let written = encode(&segment).and_then(|json| {
+            let hash = self.seal(&mut line, &[json]);
             self.target.write(&line).map_err(|e| AuditError(e.to_string()))?;
             Ok(hash)
         });
@@ -168,16 +165,25 @@ impl Out {
     }
 }
 
+/// A record's JSON, compact, as the chain hashes it.
+fn encode<T: serde::Serialize>(record: &T) -> Result<Vec<u8>, AuditError> {
+    let mut json = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut json, record).map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
+    Ok(json)
+}
+
 impl Store for Out {
-    fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+    type Record = Vec<u8>;
+
+    fn prepare(entry: &AuditEntry) -> Result<Vec<u8>, AuditError> {
+        encode(entry)
+    }
+
+    fn append(&mut self, records: &[Vec<u8>]) -> Result<(), AuditError> {
         let mut lines = std::mem::take(&mut self.buffer);
         lines.clear();
-        let sealed = self.seal(&mut lines, records);
-        let result = sealed.and_then(|last| {
-            self.target.write(&lines).map_err(|e| AuditError(e.to_string()))?;
-            self.last = last;
-            Ok(())
-        });
+        let last = self.seal(&mut lines, records);
+        let result = self.target.write(&lines).map_err(|e| AuditError(e.to_string())).map(|()| self.last = last);
         if matches!(self.target, Target::File { .. }) {
             self.buffer = lines;
         }

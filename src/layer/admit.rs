@@ -64,7 +64,7 @@ where
         let mut ready = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             audit.update(|e| e.phase = Phase::Admitted);
-            if let Err(e) = cfg.sink.submit(&audit.snapshot()).await {
+            if let Err(e) = audit.read(|entry| cfg.sink.submit(entry)).await {
                 match cfg.on_failure {
                     OnAuditFailure::Refuse => {
                         audit.update(|e| e.phase = Phase::Refused);

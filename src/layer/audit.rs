@@ -91,9 +91,9 @@ where
                 e.status = status;
                 e.phase = if e.phase == Phase::Admitted { Phase::Completed } else { Phase::Refused };
             });
-            let entry = handle.snapshot();
-            if let Err(e) = sink.submit(&entry).await {
-                tracing::error!(error = %e, request_id = %entry.request_id, "The final audit record was not written.");
+            if let Err(e) = handle.read(|entry| sink.submit(entry)).await {
+                let request_id = handle.read(|entry| entry.request_id.clone());
+                tracing::error!(error = %e, %request_id, "The final audit record was not written.");
             }
             res
         });

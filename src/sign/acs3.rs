@@ -102,7 +102,7 @@ pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed 
     let string_to_sign = string_to_sign(&hashed_canonical_request(&canonical_request));
     // Signature = hex(HMAC-SHA256(AccessKeySecret, StringToSign)), no "&" on the key
     let tag = mac::<HmacSha256>(key.expose().as_bytes(), string_to_sign.as_bytes()).finalize().into_bytes();
-    let signature = hex::encode(tag);
+    let signature = crate::sign::encoding::hex_lower(&tag);
     let authorization = authorization(credential_id, &headers.signed, &signature);
     Signed { canonical_request: Some(canonical_request), string_to_sign, signature, authorization: Some(authorization) }
 }

@@ -207,7 +207,14 @@ pub fn form_encode<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> String {
 
 /// Lower-case hex SHA-256 of `data` (TC3 and ACS3 payload and canonical-request hashes).
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex_lower(&Sha256::digest(data))
+}
+
+/// Lower-case hex of `bytes`, written in one pass into a buffer of the final size.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input's length");
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Base64 (standard alphabet, padded), the form of Tencent v1 and Alibaba RPC signatures.

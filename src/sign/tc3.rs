@@ -28,7 +28,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::canonical::{self, Repeats, headers_to_sign, signs_all};
-use super::encoding::{hex_decode, mac, mac_matches, sha256_hex};
+use super::encoding::{hex_decode, hex_lower, mac, mac_matches, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -163,6 +163,44 @@ pub fn signing_key(key: &Secret, date: &str, service: &str) -> SigningKey {
     SigningKey { k_date, k_service, k_signing }
 }
 
+/// How many derived keys each thread keeps (a key changes once a day per secret and service).
+const KEPT_KEYS: usize = 16;
+
+/// A derived key, with the secret, date and service it was derived for. The secret's copy is zeroed on
+/// drop like the key.
+struct KeptKey {
+    secret: Secret,
+    date: String,
+    service: String,
+    key: SigningKey,
+}
+
+thread_local! {
+    /// The signing keys this thread derived last, oldest replaced first.
+    static KEPT: std::cell::RefCell<(Vec<KeptKey>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+/// [`signing_key`], derived once per secret, date and service on each thread and kept: the three HMACs
+/// of the derivation are most of a signature's cost, and the key changes only when the date does.
+/// Secrets are compared in constant time.
+pub fn kept_signing_key(key: &Secret, date: &str, service: &str) -> SigningKey {
+    KEPT.with_borrow_mut(|(kept, next)| {
+        if let Some(k) = kept.iter().find(|k| k.date == date && k.service == service && k.secret == *key) {
+            return k.key.clone();
+        }
+        let derived = signing_key(key, date, service);
+        let entry =
+            KeptKey { secret: key.clone(), date: date.to_owned(), service: service.to_owned(), key: derived.clone() };
+        if kept.len() < KEPT_KEYS {
+            kept.push(entry);
+        } else {
+            kept[*next] = entry;
+            *next = (*next + 1) % KEPT_KEYS;
+        }
+        derived
+    })
+}
+
 fn hmac256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(&mac::<HmacSha256>(key, msg).finalize().into_bytes());
@@ -171,7 +209,7 @@ fn hmac256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// Signature = lower-hex HMAC-SHA256(kSigning, StringToSign) (§3 step 8).
 pub fn signature(key: &SigningKey, string_to_sign: &str) -> String {
-    hex::encode(hmac256(&key.k_signing, string_to_sign.as_bytes()))
+    hex_lower(&hmac256(&key.k_signing, string_to_sign.as_bytes()))
 }
 
 /// The Authorization header value (§3 step 9), with comma-space separators:
@@ -192,7 +230,7 @@ pub fn sign(input: &SignInput<'_>, credential_id: &str, key: &Secret) -> Signed 
     let date = utc_date(input.timestamp);
     let scope = credential_scope(&date, input.service);
     let string_to_sign = string_to_sign(input.timestamp, &scope, &hashed_canonical_request(&canonical_request));
-    let signature = signature(&signing_key(key, &date, input.service), &string_to_sign);
+    let signature = signature(&kept_signing_key(key, &date, input.service), &string_to_sign);
     let authorization = authorization(credential_id, &scope, &headers.signed, &signature);
     Signed { canonical_request: Some(canonical_request), string_to_sign, signature, authorization: Some(authorization) }
 }
@@ -244,7 +282,7 @@ pub fn verify(material: &AuthMaterial<'_>, key: &Secret) -> Result<(), Mismatch>
         return refuse(Part::CredentialScope);
     }
 
-    let key = signing_key(key, &date, input.service);
+    let key = kept_signing_key(key, &date, input.service);
     let matches =
         |sts: &str| mac_matches::<HmacSha256>(key.k_signing(), sts.as_bytes(), &material.signature, hex_decode);
     if matches(&string_to_sign) {
@@ -532,6 +570,26 @@ mod tests {
     fn signing_key_debug_hides_the_keys() {
         let k = signing_key(&Secret::new(KEY), "2024-05-01", "cvm");
         assert_eq!(format!("{k:?}"), "SigningKey(***)");
+    }
+
+    #[test]
+    fn kept_keys_are_the_derived_ones_for_each_secret_date_and_service() {
+        // More combinations than a thread keeps, twice over: every answer, kept or derived anew, is right.
+        for round in 0..2 {
+            for i in 0..(KEPT_KEYS + 4) {
+                let secret = Secret::new(format!("{KEY}{}", i % 7));
+                let date = if i % 2 == 0 { "2024-05-01" } else { "2024-05-02" };
+                let service = if i % 3 == 0 { "cvm" } else { "lighthouse" };
+                let kept = kept_signing_key(&secret, date, service);
+                let fresh = signing_key(&secret, date, service);
+                assert_eq!(kept.k_signing(), fresh.k_signing(), "round {round}, case {i}");
+                assert_eq!(kept.k_date(), fresh.k_date(), "round {round}, case {i}");
+            }
+        }
+        // Secrets that differ only in their last character get different keys.
+        let a = kept_signing_key(&Secret::new("secret-a"), "2024-05-01", "cvm");
+        let b = kept_signing_key(&Secret::new("secret-b"), "2024-05-01", "cvm");
+        assert_ne!(a.k_signing(), b.k_signing());
     }
 
     proptest! {

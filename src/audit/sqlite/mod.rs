@@ -188,8 +188,22 @@ impl Db {
     }
 }
 
+/// A record ready for the database: its JSON and its columns.
+#[derive(Debug)]
+struct Prepared {
+    json: String,
+    columns: Columns,
+}
+
 impl Store for Db {
-    fn append(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+    type Record = Prepared;
+
+    fn prepare(entry: &AuditEntry) -> Result<Prepared, AuditError> {
+        let json = serde_json::to_string(entry).map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
+        Ok(Prepared { json, columns: Columns::of(entry) })
+    }
+
+    fn append(&mut self, records: &[Prepared]) -> Result<(), AuditError> {
         let result = self.commit(records);
         if let Err(e) = &result {
             tracing::error!(error = %e, "Audit records could not be written.");
@@ -199,15 +213,13 @@ impl Store for Db {
 }
 
 impl Db {
-    fn commit(&mut self, records: &[&AuditEntry]) -> Result<(), AuditError> {
+    fn commit(&mut self, records: &[Prepared]) -> Result<(), AuditError> {
         let failed = |e: rusqlite::Error| AuditError(format!("the audit database: {e}"));
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
         let mut prev = self.last.clone();
-        for record in records {
-            let json =
-                serde_json::to_string(record).map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
+        for Prepared { json, columns } in records {
             let hash = chain::link(&prev, json.as_bytes());
-            schema::insert(&tx, &Columns::of(record), &json, &prev, &hash).map_err(failed)?;
+            schema::insert(&tx, columns, json, &prev, &hash).map_err(failed)?;
             prev = hash;
         }
         tx.commit().map_err(failed)?;
