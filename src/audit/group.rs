@@ -1,15 +1,17 @@
-//! Group commit without a writer thread: the request that finds the store idle writes its own record
-//! at once, on its own thread, and then every record that arrived meanwhile, in one write; requests that
-//! arrive while a write is under way queue their records and are answered when the group holding them
-//! is stored.
+//! Group commit without a writer thread. A request's record is encoded on its own thread, then queued;
+//! the first record of a group schedules the group's write as a task of the runtime the request runs
+//! on, which runs once the requests already able to run have had their turn: every record those
+//! requests submitted meanwhile (on this thread or another) goes out in the same `write`, and each
+//! request's receipt resolves when the group holding its record is stored. Outside a runtime the record
+//! is written at once.
 //!
-//! Under light load a record costs one `write` and no thread switch; under heavy load many records share
-//! one `write`. A dedicated writer thread would cost two thread wake-ups per record (one to hand the
-//! record over, one to hand the receipt back), which is most of a request's cost at tens of thousands of
-//! requests per second. When the store must be synced to the disk, the sync runs where the group was
-//! written, with the runtime told that the thread blocks (`block_in_place`), so other requests move on.
+//! One event-loop turn costs one `write` however many requests it served, and no thread hands records to
+//! another: a dedicated writer thread would cost two thread wake-ups per record (one to hand the record
+//! over, one to hand the receipt back), which is most of a request's cost at tens of thousands of
+//! requests per second. When the store must be synced to the disk, the sync runs where the group is
+//! written, with the runtime told that the thread blocks (`block_in_place`) where it allows it.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{AuditEntry, AuditError, AuditReceipt};
 
@@ -17,7 +19,7 @@ use super::{AuditEntry, AuditError, AuditReceipt};
 pub trait Store: Send {
     /// A record made ready to store (encoded, its columns derived) by the request that submits it,
     /// before it waits for the store: that work needs no lock and runs on every thread at once.
-    type Record: Send;
+    type Record: Send + 'static;
 
     /// Makes `entry` ready for [`Store::append`].
     fn prepare(entry: &AuditEntry) -> Result<Self::Record, AuditError>;
@@ -52,7 +54,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<S: Store> GroupCommit<S> {
+impl<S: Store + 'static> GroupCommit<S> {
     /// Groups writes to `store`; `blocking` when an append may wait on the disk (a sync).
     pub fn new(store: S, blocking: bool) -> GroupCommit<S> {
         let queue = Queue { busy: false, records: Vec::new(), acks: Vec::new() };
@@ -60,18 +62,26 @@ impl<S: Store> GroupCommit<S> {
     }
 
     /// Stores `entry` with whatever else is waiting.
-    pub fn submit(&self, entry: &AuditEntry) -> AuditReceipt {
+    pub fn submit(self: &Arc<Self>, entry: &AuditEntry) -> AuditReceipt {
         let record = match S::prepare(entry) {
             Ok(record) => record,
             Err(e) => return AuditReceipt::done(Err(e)),
         };
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let mut queue = lock(&self.queue);
-        if queue.busy {
+        if queue.busy || runtime.is_some() {
             let (ack, receipt) = AuditReceipt::pending();
             queue.records.push(record);
             queue.acks.push(ack);
+            if let (false, Some(runtime)) = (queue.busy, runtime) {
+                // The group's first record: its write runs after the requests ready now.
+                queue.busy = true;
+                let group = self.clone();
+                runtime.spawn(async move { group.drain() });
+            }
             return receipt;
         }
+        // No runtime: written here, with whatever queues up meanwhile.
         queue.busy = true;
         drop(queue);
         let own = self.write(std::slice::from_ref(&record));
@@ -96,7 +106,7 @@ impl<S: Store> GroupCommit<S> {
         f(&mut lock(&self.store))
     }
 
-    /// Writes what queued up meanwhile, group after group, until nothing waits; then frees the store.
+    /// Writes what is queued, group after group, until nothing waits; then frees the store.
     fn drain(&self) {
         loop {
             let mut queue = lock(&self.queue);

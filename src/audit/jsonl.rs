@@ -13,6 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::chain::{self, GENESIS, Segment, SegmentReason};
 use super::group::{GroupCommit, Store};
@@ -51,7 +52,7 @@ impl Default for Options {
 /// JSON lines appended in groups.
 #[derive(Debug)]
 pub struct JsonLines {
-    group: GroupCommit<Out>,
+    group: Arc<GroupCommit<Out>>,
     path: Option<PathBuf>,
     keep: usize,
 }
@@ -70,13 +71,14 @@ impl JsonLines {
         };
         let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
         let target = Target::File { path: path.to_owned(), file: Some(file), len, options };
-        let group = GroupCommit::new(Out::new(target, last), options.fsync == Fsync::Always);
+        let group = Arc::new(GroupCommit::new(Out::new(target, last), options.fsync == Fsync::Always));
         Ok(JsonLines { group, path: Some(path.to_owned()), keep: options.keep })
     }
 
     /// Writes to standard output (a chain that starts anew at each start).
     pub fn stdout() -> JsonLines {
-        JsonLines { group: GroupCommit::new(Out::new(Target::Stdout, GENESIS.to_owned()), false), path: None, keep: 0 }
+        let group = Arc::new(GroupCommit::new(Out::new(Target::Stdout, GENESIS.to_owned()), false));
+        JsonLines { group, path: None, keep: 0 }
     }
 }
 
