@@ -83,7 +83,8 @@ pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Li
     loop {
         let mut connection = match pool.take() {
             Some(connection) => connection,
-            None => match tokio::time::timeout_at(connect_by, pool.open()).await {
+            // Boxed: opening (TCP, then TLS) is rare on keep-alive connections and its state is large.
+            None => match tokio::time::timeout_at(connect_by, Box::pin(pool.open())).await {
                 Ok(Ok(connection)) => connection,
                 Ok(Err(why)) => return Err(Failure { stage: Stage::Connect, timed_out: false, why }),
                 Err(_) => {
