@@ -14,7 +14,7 @@ nginx=$(command -v nginx)
 command -v python3 >/dev/null || { echo "$script: python3 is needed to read the RESULT lines" >&2; exit 1; }
 
 echo "== building (cargo build --release --bins)"
-cargo build --release --bins --quiet
+[ -n "${NOBUILD:-}" ] || cargo build --release --bins --quiet
 load_bin=target/release/crossgate-load
 gateway_bin=target/release/crossgate
 
@@ -37,11 +37,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on now.
+# A port nothing listens on now, below the kernel's range of ephemeral ports: a port in that range may be
+# the local end of one of the runs' many client connections (or of one in TIME_WAIT), and a server
+# cannot bind it.
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (ephemeral_low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
     done
 }
