@@ -4,12 +4,14 @@
 #
 #   1. floor:              the load generator straight to the upstream;
 #   2. nginx:              through nginx as a plain reverse proxy;
+#      hyper:              through examples/passthrough.rs, hyper and tokio alone (the framework's floor);
 #   3. crossgate-tc3-cvm:  through crossgate, same dialect (TC3 caller, CVM upstream);
 #   4. crossgate-tc3-ecs:  through crossgate translating TC3 to ECS (ACS3), and
 #      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
 #   5. half-floor / half-crossgate: the floor and crossgate-tc3-cvm again at a fixed rate of half of
 #      crossgate's peak, for the latency crossgate adds;
-#   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory;
+#   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory (and hyper-1000,
+#                          the pass-through's);
 #   7. scale-1, -2, -3:    1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis
 #      (redis-server, installed by the script if absent), printed as ratios to one replica.
 #
@@ -20,7 +22,7 @@
 #   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
 #                         [--rss-connections N] [--keep]
 #
-# Defaults (15 s per run, 64 connections) finish in about four minutes on 2 cores, build excluded.
+# Defaults (15 s per run, 64 connections) finish in about five minutes on 2 cores, build excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ connections=64
 warmup=2
 rss_connections=1000
 keep=0
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
@@ -144,6 +146,27 @@ nginx_cpu=$(per_request $((after - before)) "$(field "$result" attempted)")
 echo "  nginx: $nginx_cpu us CPU per request (master and workers), peak RSS $nginx_rss MiB (largest worker)"
 add_row "$nginx_cpu" "$nginx_rss"
 
+# 2b. The framework's floor: hyper and tokio alone passing requests through (examples/passthrough.rs).
+floor_run() {
+    local label=$1 conns=$2 port
+    port=$(free_port)
+    "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" > "$tmp/logs/$label.out" 2>&1 &
+    local pid=$!
+    started+=("$pid")
+    wait_listening "$pid" "$port" "the hyper pass-through"
+    local before after
+    before=$(cpu_ticks "$pid")
+    run_load "$label" --target "http://127.0.0.1:$port" --dialect tc3 --connections "$conns"
+    after=$(cpu_ticks "$pid")
+    local rss cpu
+    rss=$(peak_rss_mib "$pid")
+    stop "$pid"
+    cpu=$(per_request $((after - before)) "$(field "$result" attempted)")
+    echo "  hyper pass-through: $cpu us CPU per request, peak RSS $rss MiB"
+    add_row "$cpu" "$rss"
+}
+floor_run hyper "$connections"
+
 # 3. and 4. crossgate: same dialect, then translating both ways.
 gateway_run crossgate-tc3-cvm --dialect tc3 --instance-prefix ins- --connections "$connections"
 gateway_run crossgate-tc3-ecs --dialect tc3 --instance-prefix i- --connections "$connections"
@@ -156,8 +179,9 @@ run_load half-floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connec
 add_row - -
 gateway_run half-crossgate --dialect tc3 --instance-prefix ins- --connections "$connections" --rate "$half"
 
-# 6. A thousand client connections: crossgate's peak memory.
+# 6. A thousand client connections: crossgate's peak memory, and the framework's alone.
 gateway_run rss-"$rss_connections" --dialect tc3 --instance-prefix ins- --connections "$rss_connections"
+floor_run hyper-"$rss_connections" "$rss_connections"
 
 # 7. Scale: 1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis, each auditing to its
 #    own file. On one machine this shows what the shared state costs, not linear growth.
@@ -211,7 +235,8 @@ echo
 echo "latency added at half of peak ($half req/s): p50 $(difference "$(column_of half-crossgate 4)" "$(column_of half-floor 4)") us," \
     "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us)"
 echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same dialect, $(column_of crossgate-tc3-ecs 10) us TC3 to ECS, $(column_of crossgate-v2-cvm 10) us v2 to API 3.0 (goal: under 20 us)"
-echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 11) MiB (goal: under 64 MiB)"
+echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 11) MiB (goal: under 64 MiB; hyper alone: $(column_of hyper-"$rss_connections" 11) MiB)"
+echo "framework floor (hyper pass-through): $(column_of hyper 3) req/s, $(column_of hyper 10) us CPU per request"
 nginx_thr=$(column_of nginx 3)
 ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)

@@ -13,10 +13,11 @@ fi
 nginx=$(command -v nginx)
 command -v python3 >/dev/null || { echo "$script: python3 is needed to read the RESULT lines" >&2; exit 1; }
 
-echo "== building (cargo build --release --bins)"
-[ -n "${NOBUILD:-}" ] || cargo build --release --bins --quiet
+echo "== building (cargo build --release --bins --example passthrough)"
+cargo build --release --bins --example passthrough --quiet
 load_bin=target/release/crossgate-load
 gateway_bin=target/release/crossgate
+passthrough_bin=target/release/examples/passthrough
 
 # Enough descriptors for a thousand clients and their upstream connections.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

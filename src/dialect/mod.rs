@@ -53,7 +53,10 @@ pub struct RawRequest<'a> {
 impl<'a> RawRequest<'a> {
     /// A header's value, if present and visible ASCII.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        // A scan of the few headers a request carries (hyper admits at most 100) costs less than parsing
+        // and hashing the name for every look-up.
+        let (_, value) = self.headers.iter().find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))?;
+        value.to_str().ok()
     }
 
     /// The Host header as received (empty when absent).
