@@ -31,13 +31,13 @@ pub trait Store: Send {
 type Ack = tokio::sync::oneshot::Sender<Result<(), AuditError>>;
 
 struct Queue<R> {
-    /// True while some thread is writing a group.
+    /// True while a group's write is scheduled or under way.
     busy: bool,
     records: Vec<R>,
     acks: Vec<Ack>,
 }
 
-/// A store written in groups by whichever request finds it idle.
+/// A store written in groups: one write per event-loop turn, whatever the number of records.
 pub struct GroupCommit<S: Store> {
     queue: Mutex<Queue<S::Record>>,
     store: Mutex<S>,
@@ -76,8 +76,8 @@ impl<S: Store + 'static> GroupCommit<S> {
             if let (false, Some(runtime)) = (queue.busy, runtime) {
                 // The group's first record: its write runs after the requests ready now.
                 queue.busy = true;
-                let group = self.clone();
-                runtime.spawn(async move { group.drain() });
+                let write = GroupWrite(Some(self.clone()));
+                runtime.spawn(async move { write.run() });
             }
             return receipt;
         }
@@ -108,6 +108,11 @@ impl<S: Store + 'static> GroupCommit<S> {
 
     /// Writes what is queued, group after group, until nothing waits; then frees the store.
     fn drain(&self) {
+        self.drain_with(|records| self.write(records));
+    }
+
+    /// [`GroupCommit::drain`] with `write` doing each group's write.
+    fn drain_with(&self, write: impl Fn(&[S::Record]) -> Result<(), AuditError>) {
         loop {
             let mut queue = lock(&self.queue);
             if queue.acks.is_empty() {
@@ -117,7 +122,7 @@ impl<S: Store + 'static> GroupCommit<S> {
             let records = std::mem::take(&mut queue.records);
             let acks = std::mem::take(&mut queue.acks);
             drop(queue);
-            let result = self.write(&records);
+            let result = write(&records);
             for ack in acks {
                 let _ = ack.send(result.clone());
             }
@@ -135,6 +140,32 @@ impl<S: Store + 'static> GroupCommit<S> {
             tokio::task::block_in_place(|| store.append(records))
         } else {
             store.append(records)
+        }
+    }
+}
+
+/// A scheduled group write, owned by the task that runs it. A task dropped before it ran (its runtime
+/// shutting down) writes the group where it is dropped, without the runtime, so that no record waits
+/// for a write that will never come and the store is freed for the next group.
+struct GroupWrite<S: Store + 'static>(Option<Arc<GroupCommit<S>>>);
+
+impl<S: Store + 'static> GroupWrite<S> {
+    fn run(mut self) {
+        if let Some(group) = self.0.take() {
+            group.drain();
+        }
+    }
+}
+
+impl<S: Store + 'static> Drop for GroupWrite<S> {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            group.drain_with(|records| {
+                if records.is_empty() {
+                    return Ok(());
+                }
+                lock(&group.store).append(records)
+            });
         }
     }
 }
@@ -163,6 +194,23 @@ mod tests {
             self.ids.extend(records.iter().cloned());
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_group_whose_runtime_stops_before_its_write_is_still_written() {
+        let group = Arc::new(GroupCommit::new(Counting::default(), false));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // Submitted within the runtime, which is dropped before its tasks run.
+        let guard = runtime.enter();
+        let receipt = group.submit(&AuditEntry { request_id: "R-1".into(), ..AuditEntry::default() });
+        drop(guard);
+        drop(runtime);
+        let done = futures_util::FutureExt::now_or_never(receipt).expect("resolved when the runtime stopped");
+        assert_eq!(done, Ok(()));
+        // The store is free again: a record submitted outside any runtime is written at once.
+        let later = group.submit(&AuditEntry { request_id: "R-2".into(), ..AuditEntry::default() });
+        assert_eq!(futures_util::FutureExt::now_or_never(later), Some(Ok(())));
+        group.with_store(|s| assert_eq!(s.ids, ["R-1", "R-2"]));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
