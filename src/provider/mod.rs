@@ -167,13 +167,35 @@ impl Upstream {
             has_host |= name.eq_ignore_ascii_case("host");
             let mut v = http::HeaderValue::from_str(value).map_err(cannot_build)?;
             v.set_sensitive(name.eq_ignore_ascii_case("authorization"));
-            builder = builder.header(name.as_str(), v);
+            builder = builder.header(header_name(name).map_err(cannot_build)?, v);
         }
         if !has_host {
             builder = builder.header(http::header::HOST, &wire.host);
         }
         builder.body(Full::new(Bytes::from(wire.body))).map_err(cannot_build)
     }
+}
+
+/// The header names this thread's upstream requests used so far, at most this many.
+const KEPT_NAMES: usize = 32;
+
+thread_local! {
+    static HEADER_NAMES: std::cell::RefCell<Vec<http::HeaderName>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `name` as a header name, parsed once per thread: the upstream requests carry the same few names
+/// (`X-TC-Action`, `x-acs-date`, ...) every time, and parsing a name that is not a standard one allocates.
+fn header_name(name: &str) -> Result<http::HeaderName, http::header::InvalidHeaderName> {
+    HEADER_NAMES.with_borrow_mut(|names| {
+        if let Some(known) = names.iter().find(|n| n.as_str().eq_ignore_ascii_case(name)) {
+            return Ok(known.clone());
+        }
+        let parsed = http::HeaderName::from_bytes(name.as_bytes())?;
+        if names.len() < KEPT_NAMES {
+            names.push(parsed.clone());
+        }
+        Ok(parsed)
+    })
 }
 
 fn cannot_build(e: impl std::fmt::Display) -> Fault {
@@ -191,5 +213,23 @@ fn nonce(scheme: Scheme) -> String {
             (u64::from_le_bytes(id.as_bytes()[..8].try_into().unwrap_or([1; 8])) % 1_000_000_000 + 1).to_string()
         }
         _ => id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_parsed_once_and_found_in_any_case() {
+        let first = header_name("X-TC-Action").unwrap();
+        assert_eq!(first.as_str(), "x-tc-action");
+        assert_eq!(header_name("x-tc-action").unwrap(), first);
+        assert_eq!(header_name("Host").unwrap(), http::header::HOST);
+        assert!(header_name("bad name").is_err(), "an invalid name is refused, not kept");
+        for i in 0..(KEPT_NAMES + 8) {
+            assert_eq!(header_name(&format!("x-name-{i}")).unwrap().as_str(), format!("x-name-{i}"));
+        }
+        assert!(HEADER_NAMES.with_borrow(Vec::len) <= KEPT_NAMES);
     }
 }
