@@ -1,6 +1,6 @@
 //! The JSON-lines audit store: one line per record, appended to a file (or standard output) in groups
-//! (see [`super::group`]: the request that finds the file idle writes, with everything that queued
-//! meanwhile). Every line ends with its chain fields (`prev_hash`, `hash`: see [`super::chain`]).
+//! (see [`super::group`]: one `write` for the records of an event-loop turn). Every line ends with its
+//! chain fields (`prev_hash`, `hash`: see [`super::chain`]).
 //!
 //! A record's receipt resolves once its line is in the file (the `write` returned), so a process killed
 //! with `kill -9` keeps it; with `fsync = "always"` the receipt also waits for `fdatasync`, which keeps

@@ -1,6 +1,6 @@
 //! The SQLite audit store (bundled SQLite): one row per record in a WAL-mode database, written in
-//! groups (see [`super::group`]: the request that finds the store idle commits its own record and
-//! everything that queued meanwhile, in one transaction); a record's receipt resolves after the commit.
+//! groups (see [`super::group`]: one transaction for the records of an event-loop turn, each encoded by
+//! its own request beforehand); a record's receipt resolves after the commit.
 //!
 //! With `synchronous = NORMAL` (the default, `fsync = "never"`) a committed transaction is in the WAL
 //! file when the receipt resolves, so it survives a crash of the process (`kill -9`), not a power loss;
