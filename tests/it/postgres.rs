@@ -735,32 +735,13 @@ async fn a_server_that_stops_answering_fails_records_at_the_deadline_and_the_cha
 
 #[tokio::test]
 async fn audit_tail_prints_every_replicas_new_records() {
-    use std::io::BufRead;
     let server = PgServer::start();
     let url = server.database();
     let (a, b) = (open(&url, "gw-a"), open(&url, "gw-b"));
     a.submit(&request(0, SystemClock.now_ms())).await.unwrap(); // written before: not shown
     let dir = std::env::temp_dir().join(format!("crossgate-pgcfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = audit_config(&dir, &format!("store = \"{url}\""));
-    let mut child = crate::trail::Child(
-        Command::new(crate::trail::BIN)
-            .args(["audit", "tail", "--json", "--interval-ms", "50", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (_child, seen) = crate::trail::audit_tail(&audit_config(&dir, &format!("store = \"{url}\"")));
     tokio::time::sleep(Duration::from_millis(500)).await; // let it open the store and find its end
     a.submit(&request(1, SystemClock.now_ms())).await.unwrap();
     b.submit(&request(2, SystemClock.now_ms())).await.unwrap();

@@ -205,6 +205,29 @@ impl Drop for Child {
     }
 }
 
+/// `crossgate audit tail --json` on `config`, polling every 50 ms, and the lines it prints as they come.
+pub(crate) fn audit_tail(config: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Child(
+        Command::new(BIN)
+            .args(["audit", "tail", "--json", "--interval-ms", "50", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, seen)
+}
+
 /// `crossgate serve --config`, once it prints `listening on`; killed (SIGKILL) when dropped.
 fn serve(config: &Path) -> Served {
     let dir = config.parent().unwrap_or(Path::new("."));
@@ -593,25 +616,7 @@ async fn tail_prints_records_as_they_are_written() {
         };
         let now = SystemClock.now_ms();
         sink.submit(&request(0, now)).await.unwrap(); // written before: not shown
-        let config = audit_config(&dir, &store);
-        let mut child = Child(
-            Command::new(BIN)
-                .args(["audit", "tail", "--json", "--interval-ms", "50", "--config"])
-                .arg(&config)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = child.0.stdout.take().unwrap();
-        let (lines, seen) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let (_child, seen) = audit_tail(&audit_config(&dir, &store));
         tokio::time::sleep(Duration::from_millis(300)).await; // let it open the store and find its end
         for i in 1..4 {
             sink.submit(&request(i, now)).await.unwrap();
