@@ -84,8 +84,8 @@ impl<S: Store + 'static> GroupCommit<S> {
         // No runtime: written here, with whatever queues up meanwhile.
         queue.busy = true;
         drop(queue);
-        let own = self.write(std::slice::from_ref(&record));
-        self.drain();
+        let own = self.write(std::slice::from_ref(&record), false);
+        self.drain(false);
         AuditReceipt::done(own)
     }
 
@@ -106,13 +106,9 @@ impl<S: Store + 'static> GroupCommit<S> {
         f(&mut lock(&self.store))
     }
 
-    /// Writes what is queued, group after group, until nothing waits; then frees the store.
-    fn drain(&self) {
-        self.drain_with(|records| self.write(records));
-    }
-
-    /// [`GroupCommit::drain`] with `write` doing each group's write.
-    fn drain_with(&self, write: impl Fn(&[S::Record]) -> Result<(), AuditError>) {
+    /// Writes what is queued, group after group, until nothing waits; then frees the store. `in_task`
+    /// when it runs as a runtime's task, which may be told that the thread blocks.
+    fn drain(&self, in_task: bool) {
         loop {
             let mut queue = lock(&self.queue);
             if queue.acks.is_empty() {
@@ -122,21 +118,21 @@ impl<S: Store + 'static> GroupCommit<S> {
             let records = std::mem::take(&mut queue.records);
             let acks = std::mem::take(&mut queue.acks);
             drop(queue);
-            let result = write(&records);
+            let result = self.write(&records, in_task);
             for ack in acks {
                 let _ = ack.send(result.clone());
             }
         }
     }
 
-    fn write(&self, records: &[S::Record]) -> Result<(), AuditError> {
+    fn write(&self, records: &[S::Record], in_task: bool) -> Result<(), AuditError> {
         if records.is_empty() {
             return Ok(());
         }
         let mut store = lock(&self.store);
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if self.blocking && multi_thread {
+        if self.blocking && in_task && multi_thread {
             tokio::task::block_in_place(|| store.append(records))
         } else {
             store.append(records)
@@ -152,7 +148,7 @@ struct GroupWrite<S: Store + 'static>(Option<Arc<GroupCommit<S>>>);
 impl<S: Store + 'static> GroupWrite<S> {
     fn run(mut self) {
         if let Some(group) = self.0.take() {
-            group.drain();
+            group.drain(true);
         }
     }
 }
@@ -160,12 +156,7 @@ impl<S: Store + 'static> GroupWrite<S> {
 impl<S: Store + 'static> Drop for GroupWrite<S> {
     fn drop(&mut self) {
         if let Some(group) = self.0.take() {
-            group.drain_with(|records| {
-                if records.is_empty() {
-                    return Ok(());
-                }
-                lock(&group.store).append(records)
-            });
+            group.drain(false);
         }
     }
 }
