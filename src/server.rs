@@ -35,6 +35,12 @@ use crate::layer::overload::OverConnectionCap;
 use crate::layer::respond::plain;
 use crate::layer::{ResBody, boxed};
 
+/// How often a serving loop wakes by itself. tokio's timer wakes its event loop with a system call (a
+/// write to the loop's eventfd) whenever a timer is armed earlier than every timer armed before, even
+/// from the loop's own thread. A timer always due within this keeps the timers each request arms (its
+/// header, read and request deadlines, seconds away) behind it, so arming them costs no system call.
+const TIMER_FLOOR: Duration = Duration::from_millis(250);
+
 /// What a stopping server waits for after its connections: the admitted requests' work, then the
 /// audit's last records.
 #[derive(Debug, Clone)]
@@ -178,12 +184,15 @@ impl Bound {
     {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
+        let mut timer_floor = tokio::time::interval(TIMER_FLOOR);
+        timer_floor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => { tracing::warn!(error = %e, "Accept failed."); continue; }
                 },
+                _ = timer_floor.tick() => continue,
                 () = &mut shutdown => break,
             };
             let svc = service.clone();
