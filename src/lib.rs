@@ -22,6 +22,7 @@ pub mod layer;
 pub mod mapping;
 pub mod metrics;
 pub mod model;
+pub mod per_thread;
 pub mod policy;
 pub mod provider;
 pub mod redis_state;

@@ -1,19 +1,23 @@
-//! Group commit without a writer thread. A request's record is encoded on its own thread, then queued;
-//! the first record of a group schedules the group's write as a task of the runtime the request runs
-//! on, which runs once the requests already able to run have had their turn: every record those
-//! requests submitted meanwhile (on this thread or another) goes out in the same `write`, and each
-//! request's receipt resolves when the group holding its record is stored. Outside a runtime the record
-//! is written at once.
+//! Group commit without a writer thread. A request's record is encoded on its own thread, then queued
+//! on its thread's queue; the first record of a group schedules the group's write as a task of the
+//! runtime the request runs on, which runs once the requests already able to run have had their turn:
+//! every record those requests submitted meanwhile goes out in the same `write`, and each request's
+//! receipt resolves when the group holding its record is stored. Outside a runtime the record is
+//! written at once.
 //!
-//! One event-loop turn costs one `write` however many requests it served, and no thread hands records to
-//! another: a dedicated writer thread would cost two thread wake-ups per record (one to hand the record
-//! over, one to hand the receipt back), which is most of a request's cost at tens of thousands of
-//! requests per second. When the store must be synced to the disk, the sync runs where the group is
-//! written, with the runtime told that the thread blocks (`block_in_place`) where it allows it.
+//! One event-loop turn costs one `write` however many requests it served, and no thread hands records
+//! or receipts to another: each serving thread has a queue of its own ([`PerThread`]), so the write
+//! that resolves a receipt runs on the thread whose request waits for it. A dedicated writer thread, or
+//! one queue for all threads, would cost thread wake-ups per record (to hand the record over, to hand
+//! the receipt back), which is much of a request's cost at tens of thousands of requests per second.
+//! The threads' groups take turns at the store. When the store must be synced to the disk, the sync
+//! runs where the group is written, with the runtime told that the thread blocks (`block_in_place`)
+//! where it allows it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{AuditEntry, AuditError, AuditReceipt};
+use crate::per_thread::PerThread;
 
 /// What a store does with a group of records, in order; one group at a time.
 pub trait Store: Send {
@@ -39,7 +43,8 @@ struct Queue<R> {
 
 /// A store written in groups: one write per event-loop turn, whatever the number of records.
 pub struct GroupCommit<S: Store> {
-    queue: Mutex<Queue<S::Record>>,
+    /// Each thread's records waiting for their group's write.
+    queues: PerThread<Mutex<Queue<S::Record>>>,
     store: Mutex<S>,
     blocking: bool,
 }
@@ -57,8 +62,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: Store + 'static> GroupCommit<S> {
     /// Groups writes to `store`; `blocking` when an append may wait on the disk (a sync).
     pub fn new(store: S, blocking: bool) -> GroupCommit<S> {
-        let queue = Queue { busy: false, records: Vec::new(), acks: Vec::new() };
-        GroupCommit { queue: Mutex::new(queue), store: Mutex::new(store), blocking }
+        let queues = PerThread::new(|| Mutex::new(Queue { busy: false, records: Vec::new(), acks: Vec::new() }));
+        GroupCommit { queues, store: Mutex::new(store), blocking }
     }
 
     /// Stores `entry` with whatever else is waiting.
@@ -68,7 +73,8 @@ impl<S: Store + 'static> GroupCommit<S> {
             Err(e) => return AuditReceipt::done(Err(e)),
         };
         let runtime = tokio::runtime::Handle::try_current().ok();
-        let mut queue = lock(&self.queue);
+        let slot = PerThread::<()>::slot();
+        let mut queue = lock(self.queues.get(slot));
         if queue.busy || runtime.is_some() {
             let (ack, receipt) = AuditReceipt::pending();
             queue.records.push(record);
@@ -76,8 +82,16 @@ impl<S: Store + 'static> GroupCommit<S> {
             if let (false, Some(runtime)) = (queue.busy, runtime) {
                 // The group's first record: its write runs after the requests ready now.
                 queue.busy = true;
-                let write = GroupWrite(Some(self.clone()));
-                runtime.spawn(async move { write.run() });
+                let write = GroupWrite { group: Some(self.clone()), slot };
+                // A runtime of several workers runs a task spawned by a task right after it (its LIFO
+                // slot): there the write first lets the other requests ready now submit theirs.
+                let many_workers = runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+                runtime.spawn(async move {
+                    if many_workers {
+                        tokio::task::yield_now().await;
+                    }
+                    write.run();
+                });
             }
             return receipt;
         }
@@ -85,20 +99,23 @@ impl<S: Store + 'static> GroupCommit<S> {
         queue.busy = true;
         drop(queue);
         let own = self.write(std::slice::from_ref(&record), false);
-        self.drain(false);
+        self.drain(slot, false);
         AuditReceipt::done(own)
     }
 
     /// Resolves once everything submitted so far is stored.
     pub fn flush(&self) -> AuditReceipt {
-        let mut queue = lock(&self.queue);
-        if queue.busy {
-            // The thread writing now drains the queue before it stops: this empty group rides along.
-            let (ack, receipt) = AuditReceipt::pending();
-            queue.acks.push(ack);
-            return receipt;
+        let mut waits = Vec::new();
+        for queue in self.queues.iter() {
+            let mut queue = lock(queue);
+            if queue.busy {
+                // The write under way drains its queue before it stops: this empty group rides along.
+                let (ack, receipt) = AuditReceipt::pending();
+                queue.acks.push(ack);
+                waits.push(receipt);
+            }
         }
-        AuditReceipt::done(Ok(()))
+        AuditReceipt::all(waits)
     }
 
     /// Reads the store (for what it keeps besides the records, such as where it writes).
@@ -106,11 +123,11 @@ impl<S: Store + 'static> GroupCommit<S> {
         f(&mut lock(&self.store))
     }
 
-    /// Writes what is queued, group after group, until nothing waits; then frees the store. `in_task`
-    /// when it runs as a runtime's task, which may be told that the thread blocks.
-    fn drain(&self, in_task: bool) {
+    /// Writes what slot `slot` queued, group after group, until nothing waits there. `in_task` when it
+    /// runs as a runtime's task, which may be told that the thread blocks.
+    fn drain(&self, slot: usize, in_task: bool) {
         loop {
-            let mut queue = lock(&self.queue);
+            let mut queue = lock(self.queues.get(slot));
             if queue.acks.is_empty() {
                 queue.busy = false;
                 return;
@@ -140,23 +157,26 @@ impl<S: Store + 'static> GroupCommit<S> {
     }
 }
 
-/// A scheduled group write, owned by the task that runs it. A task dropped before it ran (its runtime
-/// shutting down) writes the group where it is dropped, without the runtime, so that no record waits
-/// for a write that will never come and the store is freed for the next group.
-struct GroupWrite<S: Store + 'static>(Option<Arc<GroupCommit<S>>>);
+/// A scheduled group write of one slot's queue, owned by the task that runs it. A task dropped before
+/// it ran (its runtime shutting down) writes the group where it is dropped, without the runtime, so
+/// that no record waits for a write that will never come and the queue takes the next group.
+struct GroupWrite<S: Store + 'static> {
+    group: Option<Arc<GroupCommit<S>>>,
+    slot: usize,
+}
 
 impl<S: Store + 'static> GroupWrite<S> {
     fn run(mut self) {
-        if let Some(group) = self.0.take() {
-            group.drain(true);
+        if let Some(group) = self.group.take() {
+            group.drain(self.slot, true);
         }
     }
 }
 
 impl<S: Store + 'static> Drop for GroupWrite<S> {
     fn drop(&mut self) {
-        if let Some(group) = self.0.take() {
-            group.drain(false);
+        if let Some(group) = self.group.take() {
+            group.drain(self.slot, false);
         }
     }
 }
@@ -226,6 +246,36 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), 200, "each record once");
             assert!(s.groups.len() < 200, "some records shared a write: {:?}", s.groups);
+        });
+    }
+
+    #[test]
+    fn a_flush_waits_for_the_groups_of_every_thread() {
+        let group = Arc::new(GroupCommit::new(Counting::default(), false));
+        // Two threads, each with its own runtime and queue, each with a group scheduled but not yet run.
+        let (entered, go) = (std::sync::Barrier::new(3), std::sync::Barrier::new(3));
+        std::thread::scope(|scope| {
+            for name in ["R-a", "R-b"] {
+                let (group, entered, go) = (&group, &entered, &go);
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    runtime.block_on(async {
+                        let receipt = group.submit(&AuditEntry { request_id: name.into(), ..AuditEntry::default() });
+                        entered.wait();
+                        go.wait();
+                        receipt.await.unwrap();
+                    });
+                });
+            }
+            entered.wait();
+            let flushed = group.flush();
+            go.wait();
+            tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(flushed).unwrap();
+            group.with_store(|s| {
+                let mut ids = s.ids.clone();
+                ids.sort();
+                assert_eq!(ids, ["R-a", "R-b"], "both threads' records were stored when the flush resolved");
+            });
         });
     }
 }

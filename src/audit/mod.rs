@@ -193,6 +193,8 @@ enum Receipt {
     Pending(oneshot::Receiver<Result<(), AuditError>>),
     /// A receipt whose result is shown to an observer when it resolves.
     Inspected(Box<AuditReceipt>, Option<Inspector>),
+    /// Receipts that all have to resolve; the first failure is the result.
+    All(Vec<AuditReceipt>, Option<AuditError>),
 }
 
 type Inspector = Box<dyn FnOnce(&Result<(), AuditError>) + Send>;
@@ -203,6 +205,7 @@ impl Debug for Receipt {
             Receipt::Done(result) => f.debug_tuple("Done").field(result).finish(),
             Receipt::Pending(_) => f.write_str("Pending"),
             Receipt::Inspected(inner, _) => f.debug_tuple("Inspected").field(inner).finish(),
+            Receipt::All(left, failed) => f.debug_tuple("All").field(left).field(failed).finish(),
         }
     }
 }
@@ -217,6 +220,14 @@ impl AuditReceipt {
     pub fn pending() -> (oneshot::Sender<Result<(), AuditError>>, AuditReceipt) {
         let (tx, rx) = oneshot::channel();
         (tx, AuditReceipt(Receipt::Pending(rx)))
+    }
+
+    /// Resolves once every one of `receipts` has; with the first failure among them, if any.
+    pub fn all(receipts: Vec<AuditReceipt>) -> AuditReceipt {
+        if receipts.is_empty() {
+            return AuditReceipt::done(Ok(()));
+        }
+        AuditReceipt(Receipt::All(receipts, None))
     }
 
     /// The same receipt, showing its result to `observe` when it resolves (at once when it already has).
@@ -248,6 +259,24 @@ impl Future for AuditReceipt {
                     observe(&result);
                 }
                 Poll::Ready(result)
+            }
+            Receipt::All(left, failed) => {
+                let mut index = 0;
+                while index < left.len() {
+                    match Pin::new(&mut left[index]).poll(cx) {
+                        Poll::Ready(result) => {
+                            left.swap_remove(index);
+                            if let (Err(e), None) = (result, &failed) {
+                                *failed = Some(e);
+                            }
+                        }
+                        Poll::Pending => index += 1,
+                    }
+                }
+                if !left.is_empty() {
+                    return Poll::Pending;
+                }
+                Poll::Ready(failed.take().map_or(Ok(()), Err))
             }
         }
     }
@@ -369,5 +398,18 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(sink.spent_keys(60), vec![SpentKey { key: "a".into(), until: 100 }]);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_for_several_waits_for_each_and_keeps_the_first_failure() {
+        assert_eq!(AuditReceipt::all(Vec::new()).await, Ok(()));
+        let (first, first_receipt) = AuditReceipt::pending();
+        let (second, second_receipt) = AuditReceipt::pending();
+        let mut all = Box::pin(AuditReceipt::all(vec![first_receipt, second_receipt]));
+        assert_eq!(futures_util::FutureExt::now_or_never(all.as_mut()), None);
+        first.send(Err(AuditError("disk full".into()))).unwrap();
+        assert_eq!(futures_util::FutureExt::now_or_never(all.as_mut()), None, "one receipt is still open");
+        second.send(Ok(())).unwrap();
+        assert_eq!(all.await, Err(AuditError("disk full".into())));
     }
 }

@@ -25,6 +25,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::per_thread::PerThread;
+
 /// How long an idle connection is kept.
 const IDLE_FOR: Duration = Duration::from_secs(90);
 
@@ -84,23 +86,12 @@ struct Idle {
     since: Instant,
 }
 
-/// How many sets of idle connections a pool keeps: threads beyond it share one.
-const SHARDS: usize = 16;
-
-std::thread_local! {
-    /// This thread's set of idle connections.
-    static SHARD: usize = {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS
-    };
-}
-
 /// The connections to one upstream.
 pub(crate) struct Pool {
     origin: Uri,
     connector: HttpsConnector<HttpConnector>,
     /// Idle connections per thread, the most recently used last.
-    idle: [Mutex<Vec<Idle>>; SHARDS],
+    idle: PerThread<Mutex<Vec<Idle>>>,
     /// The most idle connections kept per thread.
     max_idle: usize,
 }
@@ -115,14 +106,14 @@ impl Pool {
     /// Connections to `origin` (`scheme://authority`) through `connector`, keeping at most `max_idle` per
     /// thread.
     pub(crate) fn new(origin: Uri, connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Arc<Pool> {
-        Arc::new(Pool { origin, connector, idle: std::array::from_fn(|_| Mutex::new(Vec::new())), max_idle })
+        Arc::new(Pool { origin, connector, idle: PerThread::new(Mutex::default), max_idle })
     }
 
     /// The most recently used idle connection that is still open, if any.
     pub(crate) fn take(&self) -> Option<Connection> {
         let now = Instant::now();
         loop {
-            let mut idle = self.shard().lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+            let mut idle = self.idle.mine().lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
             if now.duration_since(idle.since) < IDLE_FOR && idle.connection.alive() {
                 idle.connection.reused = true;
                 return Some(idle.connection);
@@ -144,18 +135,13 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.shard().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = self.idle.mine().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // The oldest come first: expired ones are dropped from the front.
         let expired = idle.iter().take_while(|i| now.duration_since(i.since) >= IDLE_FOR).count();
         idle.drain(..expired);
         if idle.len() < self.max_idle {
             idle.push(Idle { connection, since: now });
         }
-    }
-
-    /// This thread's idle connections.
-    fn shard(&self) -> &Mutex<Vec<Idle>> {
-        &self.idle[SHARD.with(|s| *s)]
     }
 }
 
