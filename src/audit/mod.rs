@@ -358,20 +358,36 @@ pub fn spent_in<'a>(entries: impl Iterator<Item = &'a AuditEntry>, now: i64) -> 
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// `YYYY-MM-DDThh:mm:ss.mmmZ` for a Unix time in milliseconds.
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` for a Unix time in milliseconds (every record carries one: its digits are
+/// written directly rather than through the formatting machinery).
 pub fn rfc3339(unix_ms: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second, milli) = t.to_hms_milli();
+    // From Unix milliseconds, the year is 1970 to 9999 (`time`'s range; later times read as the epoch).
+    let year = u16::try_from(year).unwrap_or_default();
+    let mut text = [0u8; 24];
+    let fields: [(u16, usize, usize); 7] = [
+        (year, 0, 4),
+        (u16::from(u8::from(month)), 5, 2),
+        (u16::from(day), 8, 2),
+        (u16::from(hour), 11, 2),
+        (u16::from(minute), 14, 2),
+        (u16::from(second), 17, 2),
+        (milli, 20, 3),
+    ];
+    for (value, at, width) in fields {
+        let mut value = value;
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
+        text[at] = separator;
+    }
+    text.iter().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]
@@ -411,5 +427,13 @@ mod tests {
         assert_eq!(futures_util::FutureExt::now_or_never(all.as_mut()), None, "one receipt is still open");
         second.send(Ok(())).unwrap();
         assert_eq!(all.await, Err(AuditError("disk full".into())));
+    }
+
+    #[test]
+    fn times_are_written_in_rfc3339_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_780_000_000_123), "2026-05-28T20:26:40.123Z");
+        assert_eq!(rfc3339(951_782_400_007), "2000-02-29T00:00:00.007Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -51,11 +51,13 @@ pub struct RawRequest<'a> {
 }
 
 impl<'a> RawRequest<'a> {
-    /// A header's value, if present and visible ASCII.
+    /// A header's value, if present and visible ASCII. `name` is in lower case, as header names are
+    /// once parsed.
     pub fn header(&self, name: &str) -> Option<&'a str> {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "header names are looked up in lower case");
         // A scan of the few headers a request carries (hyper admits at most 100) costs less than parsing
         // and hashing the name for every look-up.
-        let (_, value) = self.headers.iter().find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))?;
+        let (_, value) = self.headers.iter().find(|(n, _)| n.as_str() == name)?;
         value.to_str().ok()
     }
 
