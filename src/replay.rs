@@ -6,9 +6,11 @@
 //! whose windows close first and raises a *floor*; a request whose window closes at or before the floor
 //! can no longer be told apart from a replay, so it is refused as expired ([`Spend::BeforeFloor`]) and
 //! the client signs afresh. Nothing forgotten can be replayed. Keys are kept as keyed 64-bit hashes
-//! (random key per process), about 40 bytes each.
+//! (random key per process), in a set and in the list of the second their window closes: about 20
+//! bytes each. Keys whose windows have closed are dropped before every look-up, so a key in the set is
+//! a key still within its window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
@@ -101,9 +103,10 @@ pub struct MemoryReplayStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Key hash -> the time its window closes.
-    until: HashMap<u64, i64>,
-    /// Closing time -> the key hashes closing then (some may have been spent again since: checked).
+    /// The hashes of the keys within their windows.
+    spent: HashSet<u64>,
+    /// Closing time -> the key hashes whose windows close then (each key in one list: it is spent
+    /// again only after its list was dropped).
     closing: BTreeMap<i64, Vec<u64>>,
     /// Windows closing at or before this time are no longer remembered.
     floor: i64,
@@ -127,7 +130,7 @@ impl MemoryReplayStore {
 
     /// How many keys are remembered now.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).until.len()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).spent.len()
     }
 
     /// True when no key is remembered.
@@ -157,12 +160,12 @@ impl MemoryReplayStore {
         if until <= inner.floor {
             return Spend::BeforeFloor;
         }
-        if inner.until.get(&hash).is_some_and(|u| *u >= now) {
+        // What closed before `now` was just dropped: a key still here is within its window.
+        if !inner.spent.insert(hash) {
             return Spend::Replayed;
         }
-        inner.until.insert(hash, until);
         inner.closing.entry(until).or_default().push(hash);
-        while inner.until.len() > self.capacity {
+        while inner.spent.len() > self.capacity {
             inner.forget_earliest();
         }
         Spend::Fresh
@@ -176,25 +179,22 @@ impl Inner {
             if *entry.key() >= now {
                 break;
             }
-            let (at, hashes) = entry.remove_entry();
-            self.drop_hashes(at, &hashes);
+            let hashes = entry.remove();
+            self.drop_hashes(&hashes);
         }
     }
 
     /// Forgets the keys whose windows close first and raises the floor to their closing time.
     fn forget_earliest(&mut self) {
         if let Some((at, hashes)) = self.closing.pop_first() {
-            self.drop_hashes(at, &hashes);
+            self.drop_hashes(&hashes);
             self.floor = self.floor.max(at);
         }
     }
 
-    fn drop_hashes(&mut self, at: i64, hashes: &[u64]) {
+    fn drop_hashes(&mut self, hashes: &[u64]) {
         for h in hashes {
-            // A key spent again later closes later: that entry stays.
-            if self.until.get(h) == Some(&at) {
-                self.until.remove(h);
-            }
+            self.spent.remove(h);
         }
     }
 }
@@ -210,6 +210,8 @@ mod tests {
         assert_eq!(store.spend_now(&nonce_key("id", "n1"), 100, 50), Spend::Replayed);
         assert_eq!(store.spend_now(&nonce_key("other", "n1"), 100, 50), Spend::Fresh, "nonces are per credential");
         assert_eq!(store.spend_now(&nonce_key("id", "n1"), 300, 101), Spend::Fresh, "an expired key no longer blocks");
+        assert_eq!(store.spend_now(&nonce_key("id", "n1"), 300, 150), Spend::Replayed, "its new window holds");
+        assert_eq!(store.len(), 1, "the other key's window closed at 100");
     }
 
     #[test]
