@@ -36,6 +36,7 @@
 //! breaker_failures = 5           # consecutive failures (transport, timeout, 5xx) that open the breaker
 //! breaker_cool_down_ms = 10000   # how long an open breaker fails calls at once before one probe
 //! idle_connections = 256         # keep-alive connections kept open while unused (0: one per call)
+//! max_connections = 128          # connections in use at once; more calls wait their turn (connect timeout)
 //! ```
 //!
 //! and may carry a state policy for its cloud's rules (`running`, `reboot`, `wait`; see
@@ -167,6 +168,7 @@ struct RawUpstream {
     breaker_failures: Option<Spanned<u64>>,
     breaker_cool_down_ms: Option<Spanned<u64>>,
     idle_connections: Option<usize>,
+    max_connections: Option<Spanned<u64>>,
     running: Option<Spanned<String>>,
     reboot: Option<Spanned<String>>,
     wait: Option<Spanned<bool>>,
@@ -254,8 +256,11 @@ pub struct UpstreamConfig {
     pub breaker_failures: u32,
     /// How long an open breaker fails calls at once before letting one probe through.
     pub breaker_cool_down: Duration,
-    /// Keep-alive connections kept open while unused.
+    /// Keep-alive connections kept open while unused, per serving thread.
     pub idle_connections: usize,
+    /// Connections in use at once, per serving thread; further calls wait for a turn within the connect
+    /// timeout.
+    pub max_connections: usize,
     /// What crossgate does about the cloud's state rules (see [`StatePolicy`]).
     pub policy: StatePolicy,
     /// The upstream on another cloud this one's look-ups are also sent to and compared with (shadow
@@ -373,6 +378,10 @@ const DEFAULT_RETRIES: u64 = 2;
 const MAX_RETRIES: u64 = 10;
 const DEFAULT_QUEUE: usize = 100;
 const DEFAULT_IDLE_CONNECTIONS: usize = 256;
+/// Connections in use at once per serving thread: far above what the clouds' rate limits let through
+/// over their round trips, and a bound on what a thousand callers at once hold.
+const DEFAULT_MAX_CONNECTIONS: u64 = 128;
+const MAX_MAX_CONNECTIONS: u64 = 65_536;
 const DEFAULT_BREAKER_FAILURES: u64 = 5;
 const DEFAULT_BREAKER_COOL_DOWN_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -490,6 +499,7 @@ impl Config {
                 breaker_failures,
                 breaker_cool_down_ms,
                 idle_connections,
+                max_connections,
                 running,
                 reboot,
                 wait,
@@ -566,6 +576,13 @@ impl Config {
                 )? as u32,
                 breaker_cool_down: millis(breaker_cool_down_ms, "breaker_cool_down_ms", DEFAULT_BREAKER_COOL_DOWN_MS)?,
                 idle_connections: idle_connections.unwrap_or(DEFAULT_IDLE_CONNECTIONS),
+                max_connections: bounded(
+                    max_connections,
+                    "max_connections",
+                    DEFAULT_MAX_CONNECTIONS,
+                    1,
+                    Some(MAX_MAX_CONNECTIONS),
+                )? as usize,
                 policy: policy::check(
                     provider_kind,
                     policy::RawPolicy {

@@ -82,7 +82,8 @@ impl Upstream {
         let origin = format!("{scheme}://{authority}")
             .parse()
             .map_err(|e| format!("upstream `{}`: `{authority}` is no address: {e}", config.name))?;
-        let connections = transport::pool(origin, config.ca_file.as_deref(), config.idle_connections)?;
+        let connections =
+            transport::pool(origin, config.ca_file.as_deref(), config.idle_connections, config.max_connections)?;
         let breaker = Breaker::new(config.breaker_failures, config.breaker_cool_down);
         let quota = Quota::new(&config.name, config.queue, Arc::new(LocalGcra::default()));
         Ok(Upstream { config, authority, connections, breaker, quota })

@@ -7,6 +7,11 @@
 //! once: one the upstream closed meanwhile is dropped there and then, not written to. Idle connections
 //! are kept per thread (a connection is watched by the event loop of the thread that opened it), so a
 //! request takes one its own thread opened.
+//!
+//! The connections in use at once are bounded per thread (`max_connections`): past the bound, calls wait
+//! for a turn in the order they came, within their connect timeout. A gateway with a thousand callers
+//! at once then holds a few hundred upstream connections, not a thousand (each with its buffers), and
+//! the upstream is not flooded with connections.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +27,7 @@ use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -86,34 +92,70 @@ struct Idle {
     since: Instant,
 }
 
+/// One thread's share of a pool.
+struct Slot {
+    /// Idle connections, the most recently used last.
+    idle: Mutex<Vec<Idle>>,
+    /// Turns at using a connection, one per connection in use: when all are taken, further calls wait
+    /// in the order they came.
+    turns: Semaphore,
+}
+
 /// The connections to one upstream.
 pub(crate) struct Pool {
     origin: Uri,
     connector: HttpsConnector<HttpConnector>,
-    /// Idle connections per thread, the most recently used last.
-    idle: PerThread<Mutex<Vec<Idle>>>,
+    slots: PerThread<Slot>,
     /// The most idle connections kept per thread.
     max_idle: usize,
+    /// The most connections in use at once per thread.
+    max_in_use: usize,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("origin", &self.origin).field("max_idle", &self.max_idle).finish()
+        f.debug_struct("Pool")
+            .field("origin", &self.origin)
+            .field("max_idle", &self.max_idle)
+            .field("max_in_use", &self.max_in_use)
+            .finish()
     }
 }
 
+/// A call's turn at using one connection of its thread; the turn ends when this is dropped.
+pub(crate) type Turn<'a> = tokio::sync::SemaphorePermit<'a>;
+
 impl Pool {
-    /// Connections to `origin` (`scheme://authority`) through `connector`, keeping at most `max_idle` per
-    /// thread.
-    pub(crate) fn new(origin: Uri, connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Arc<Pool> {
-        Arc::new(Pool { origin, connector, idle: PerThread::new(Mutex::default), max_idle })
+    /// Connections to `origin` (`scheme://authority`) through `connector`, at most `max_in_use` in use
+    /// and `max_idle` kept idle per thread.
+    pub(crate) fn new(
+        origin: Uri,
+        connector: HttpsConnector<HttpConnector>,
+        max_idle: usize,
+        max_in_use: usize,
+    ) -> Arc<Pool> {
+        let max_in_use = max_in_use.clamp(1, Semaphore::MAX_PERMITS);
+        let slots = PerThread::new(|| Slot { idle: Mutex::default(), turns: Semaphore::new(max_in_use) });
+        Arc::new(Pool { origin, connector, slots, max_idle, max_in_use })
+    }
+
+    /// Waits for this thread's turn to use a connection: at most `max_in_use` calls of a thread use one
+    /// at once, and the rest wait, first come first served. `None` only if the turns were closed,
+    /// which nothing does.
+    pub(crate) async fn turn(&self) -> Option<Turn<'_>> {
+        self.slots.mine().turns.acquire().await.ok()
+    }
+
+    /// The most connections in use at once per thread.
+    pub(crate) fn max_in_use(&self) -> usize {
+        self.max_in_use
     }
 
     /// The most recently used idle connection that is still open, if any.
     pub(crate) fn take(&self) -> Option<Connection> {
         let now = Instant::now();
         loop {
-            let mut idle = self.idle.mine().lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+            let mut idle = self.slots.mine().idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
             if now.duration_since(idle.since) < IDLE_FOR && idle.connection.alive() {
                 idle.connection.reused = true;
                 return Some(idle.connection);
@@ -135,7 +177,7 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.mine().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = self.slots.mine().idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // The oldest come first: expired ones are dropped from the front.
         let expired = idle.iter().take_while(|i| now.duration_since(i.since) >= IDLE_FOR).count();
         idle.drain(..expired);

@@ -80,6 +80,21 @@ pub(crate) struct Limits {
 pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Limits) -> Result<RawReply, Failure> {
     let started = Instant::now();
     let connect_by = limits.deadline.min(started + limits.connect);
+    let connect_limit =
+        |by: Instant| if by == limits.deadline { "the call's time limit" } else { "the connect timeout" };
+    // Held until the exchange ends: one of the thread's turns at a connection.
+    let Ok(Some(_turn)) = tokio::time::timeout_at(connect_by, pool.turn()).await else {
+        return Err(Failure {
+            stage: Stage::Connect,
+            timed_out: true,
+            why: format!(
+                "no connection free within {} ms ({}): {} in use, the most this thread uses at once",
+                ms(connect_by - started),
+                connect_limit(connect_by),
+                pool.max_in_use()
+            ),
+        });
+    };
     loop {
         let mut connection = match pool.take() {
             Some(connection) => connection,
@@ -88,12 +103,14 @@ pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Li
                 Ok(Ok(connection)) => connection,
                 Ok(Err(why)) => return Err(Failure { stage: Stage::Connect, timed_out: false, why }),
                 Err(_) => {
-                    let limit =
-                        if connect_by == limits.deadline { "the call's time limit" } else { "the connect timeout" };
                     return Err(Failure {
                         stage: Stage::Connect,
                         timed_out: true,
-                        why: format!("no connection within {} ms ({limit})", ms(connect_by - started)),
+                        why: format!(
+                            "no connection within {} ms ({})",
+                            ms(connect_by - started),
+                            connect_limit(connect_by)
+                        ),
                     });
                 }
             },
@@ -210,8 +227,13 @@ fn ms(d: Duration) -> u128 {
 }
 
 /// The connections to `origin` (`scheme://authority`), trusting the webpki roots and, when given, the
-/// certificates of `ca_file`, keeping at most `max_idle` idle.
-pub(crate) fn pool(origin: http::Uri, ca_file: Option<&std::path::Path>, max_idle: usize) -> Result<Arc<Pool>, String> {
+/// certificates of `ca_file`, using at most `max_in_use` and keeping at most `max_idle` idle per thread.
+pub(crate) fn pool(
+    origin: http::Uri,
+    ca_file: Option<&std::path::Path>,
+    max_idle: usize,
+    max_in_use: usize,
+) -> Result<Arc<Pool>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
@@ -236,5 +258,5 @@ pub(crate) fn pool(origin: http::Uri, ca_file: Option<&std::path::Path>, max_idl
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
-    Ok(Pool::new(origin, connector, max_idle))
+    Ok(Pool::new(origin, connector, max_idle, max_in_use))
 }

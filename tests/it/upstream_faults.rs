@@ -29,6 +29,8 @@ use crate::harness::{Env, Got, Signer, bind_op, key_op, tc3_request};
 enum Act {
     /// Answers HTTP 200 `application/json` with this body, keeping the connection.
     Json(String),
+    /// The same, after a pause.
+    SlowJson(Duration, String),
     /// Writes these exact bytes (a whole HTTP response) and closes.
     Raw(String),
     /// Never answers; holds the connection open.
@@ -43,15 +45,20 @@ enum Act {
 struct Fake {
     port: u16,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Fake {
     async fn start(script: impl Fn(usize) -> Act + Send + Sync + 'static) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = Fake { port: listener.local_addr().unwrap().port(), arrivals: Arc::default() };
+        let fake =
+            Fake { port: listener.local_addr().unwrap().port(), arrivals: Arc::default(), connections: Arc::default() };
         let (arrivals, script, count) = (fake.arrivals.clone(), Arc::new(script), Arc::new(AtomicUsize::new(0)));
+        let connections = fake.connections.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
                 let (arrivals, script, count) = (arrivals.clone(), script.clone(), count.clone());
                 tokio::spawn(serve(stream, move || {
                     arrivals.lock().unwrap().push(Instant::now());
@@ -75,8 +82,15 @@ impl Fake {
 async fn serve(mut stream: TcpStream, mut next: impl FnMut() -> Act) {
     let mut buf = Vec::new();
     while read_request(&mut stream, &mut buf).await {
-        match next() {
-            Act::Json(body) => {
+        let act = match next() {
+            Act::SlowJson(pause, body) => {
+                tokio::time::sleep(pause).await;
+                Act::Json(body)
+            }
+            act => act,
+        };
+        match act {
+            Act::Json(body) | Act::SlowJson(_, body) => {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                     body.len()
@@ -297,6 +311,57 @@ async fn an_open_breaker_answers_in_the_callers_dialect() {
         let got = env.call(dialect, scheme, &bind_op(dialect, &[instance], &[key])).await;
         assert_error(&env, dialect, &got, code, "upstream_unavailable", "is failing");
     }
+}
+
+// === connections in use ===
+
+/// Past `max_connections` in use, calls wait their turn rather than open more connections; all of them
+/// are answered, over the few connections the bound allows.
+#[tokio::test]
+async fn calls_past_the_connection_bound_wait_their_turn() {
+    let maps = Mappings::embedded().unwrap();
+    let fake = Fake::always(Act::SlowJson(
+        Duration::from_millis(50),
+        r#"{"Response": {"KeyPairSet": [], "TotalCount": 0, "RequestId": "slow"}}"#.to_owned(),
+    ))
+    .await;
+    let upstream = lone_upstream("tencent-cvm", fake.port, "max_connections = 2\nretries = 0");
+    let op = describe_keys();
+    let calls = join_all((0..6).map(|_| upstream.call_recorded(&op, &maps, &SystemClock, None))).await;
+    for call in &calls {
+        assert!(call.result.is_ok(), "{:?}", call.result);
+    }
+    assert_eq!(fake.received(), 6);
+    assert_eq!(fake.connections.load(Ordering::SeqCst), 2, "six calls, two connections at once, both kept");
+}
+
+/// A call that finds every connection in use past its connect timeout fails before anything is sent,
+/// saying so.
+#[tokio::test]
+async fn a_call_that_waits_past_its_connect_timeout_for_a_connection_fails_unsent() {
+    let maps = Mappings::embedded().unwrap();
+    let fake = Fake::always(Act::Stall).await;
+    let upstream = lone_upstream(
+        "tencent-cvm",
+        fake.port,
+        "max_connections = 1\nconnect_timeout_ms = 200\nread_timeout_ms = 2000\nretries = 0\nbreaker_failures = 100",
+    );
+    let bind = cvm_bind();
+    let stalled = upstream.call_recorded(&bind, &maps, &SystemClock, None);
+    let waiting = async {
+        // The first call takes the only connection first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let call = upstream.call_recorded(&bind, &maps, &SystemClock, None).await;
+        (call, started.elapsed())
+    };
+    let (_, (call, waited)) = tokio::join!(stalled, waiting);
+    let fault = call.result.unwrap_err();
+    // Nothing was sent: the upstream is as unavailable as one that refuses connections.
+    assert_eq!(fault.code(), Code::UpstreamUnavailable);
+    assert!(fault.message().contains("no connection free within 200 ms"), "{}", fault.message());
+    assert!(waited < Duration::from_millis(1500), "ended by the connect timeout, not the read timeout: {waited:?}");
+    assert_eq!(fake.received(), 1, "the waiting bind was never sent");
 }
 
 // === timeouts ===
