@@ -35,8 +35,8 @@
 //! queue = 100                    # callers that may wait for the upstream's rate limit at once
 //! breaker_failures = 5           # consecutive failures (transport, timeout, 5xx) that open the breaker
 //! breaker_cool_down_ms = 10000   # how long an open breaker fails calls at once before one probe
-//! idle_connections = 256         # keep-alive connections kept open while unused (0: one per call)
-//! max_connections = 128          # connections in use at once; more calls wait their turn (connect timeout)
+//! idle_connections = 256         # keep-alive connections kept open while unused, per serving thread (0: one per call)
+//! max_connections = 128          # connections in use at once, per serving thread; more calls wait (connect timeout)
 //! ```
 //!
 //! and may carry a state policy for its cloud's rules (`running`, `reboot`, `wait`; see
