@@ -10,9 +10,10 @@
 //! that resolves a receipt runs on the thread whose request waits for it. A dedicated writer thread, or
 //! one queue for all threads, would cost thread wake-ups per record (to hand the record over, to hand
 //! the receipt back), which is much of a request's cost at tens of thousands of requests per second.
-//! The threads' groups take turns at the store. When the store must be synced to the disk, the sync
-//! runs where the group is written, with the runtime told that the thread blocks (`block_in_place`)
-//! where it allows it.
+//! The threads' groups take turns at the store. When the store must be synced to the disk, every thread
+//! shares one queue instead (a sync costs milliseconds: one for all threads' records beats one per
+//! thread, each waiting for the others'), and the sync runs where the group is written, with the runtime
+//! told that the thread blocks (`block_in_place`) where it allows it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -73,7 +74,7 @@ impl<S: Store + 'static> GroupCommit<S> {
             Err(e) => return AuditReceipt::done(Err(e)),
         };
         let runtime = tokio::runtime::Handle::try_current().ok();
-        let slot = PerThread::<()>::slot();
+        let slot = self.slot();
         let mut queue = lock(self.queues.get(slot));
         if queue.busy || runtime.is_some() {
             let (ack, receipt) = AuditReceipt::pending();
@@ -101,6 +102,13 @@ impl<S: Store + 'static> GroupCommit<S> {
         let own = self.write(std::slice::from_ref(&record), false);
         self.drain(slot, false);
         AuditReceipt::done(own)
+    }
+
+    /// The queue the calling thread submits to: its own, unless each write waits on the disk. A synced
+    /// write takes milliseconds, and queues of their own would make every thread wait for the others'
+    /// syncs and then sync again for itself; one queue shared by all threads syncs once for all of them.
+    fn slot(&self) -> usize {
+        if self.blocking { 0 } else { PerThread::<()>::slot() }
     }
 
     /// Resolves once everything submitted so far is stored.
@@ -277,5 +285,34 @@ mod tests {
                 assert_eq!(ids, ["R-a", "R-b"], "both threads' records were stored when the flush resolved");
             });
         });
+    }
+
+    #[test]
+    fn a_store_that_syncs_is_written_in_groups_shared_by_every_thread() {
+        let group = Arc::new(GroupCommit::new(Counting::default(), true));
+        let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            // This thread's record schedules a group on its runtime, not run yet.
+            let first = {
+                let _inside = runtime.enter();
+                group.submit(&AuditEntry { request_id: "R-a".into(), ..AuditEntry::default() })
+            };
+            let other = scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let receipt = {
+                    let _inside = runtime.enter();
+                    group.submit(&AuditEntry { request_id: "R-b".into(), ..AuditEntry::default() })
+                };
+                entered.wait();
+                go.wait();
+                runtime.block_on(receipt).unwrap();
+            });
+            entered.wait();
+            go.wait();
+            runtime.block_on(first).unwrap();
+            other.join().unwrap();
+        });
+        group.with_store(|s| assert_eq!(s.groups, [2], "both threads' records in one synced write"));
     }
 }
