@@ -243,10 +243,12 @@ v2_thr=$(column_of crossgate-v2-cvm 3)
 one=$(column_of scale-1 3)
 echo "scale behind nginx, replay keys on Redis: 1 replica $one req/s, 2 replicas $(column_of scale-2 3) ($(awk -v a="$(column_of scale-2 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')), 3 replicas $(column_of scale-3 3) ($(awk -v a="$(column_of scale-3 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'))"
 echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (crossgate, nginx and the load generator count in it)"
-# The same over the hyper pass-through of this run: steadier than the nginx ratio on a shared machine,
-# since both runs pay for the same serving stack.
-echo "ratio crossgate-translating/hyper: $(awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$(column_of hyper 3)" \
-    'BEGIN { s = (a < b) ? a : b; if (n > 0) printf "%.2f", s / n; else print "n/a" }')"
-# The slower of the two translating runs, over nginx: the product's throughput goal is at least 1.0.
-echo "ratio crossgate-translating/nginx: $(awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$nginx_thr" \
-    'BEGIN { s = (a < b) ? a : b; if (n > 0) printf "%.2f", s / n; else print "n/a" }')"
+# translating_over THROUGHPUT: the slower of the two translating runs over THROUGHPUT.
+translating_over() {
+    awk -v a="$ecs_thr" -v b="$v2_thr" -v n="$1" 'BEGIN { s = (a < b) ? a : b; if (n > 0) printf "%.2f", s / n; else print "n/a" }'
+}
+# Over the hyper pass-through of this run: steadier than the nginx ratio on a shared machine, since both
+# runs pay for the same serving stack.
+echo "ratio crossgate-translating/hyper: $(translating_over "$(column_of hyper 3)")"
+# Over nginx: the product's throughput goal is at least 1.0.
+echo "ratio crossgate-translating/nginx: $(translating_over "$nginx_thr")"
