@@ -16,6 +16,11 @@ std::thread_local! {
     };
 }
 
+/// The calling thread's slot number.
+pub fn slot() -> usize {
+    SLOT.with(|s| *s)
+}
+
 /// One `T` per thread (per slot).
 #[derive(Debug)]
 pub struct PerThread<T> {
@@ -28,17 +33,12 @@ impl<T> PerThread<T> {
         PerThread { slots: std::array::from_fn(|_| make()) }
     }
 
-    /// The calling thread's slot number.
-    pub fn slot() -> usize {
-        SLOT.with(|s| *s)
-    }
-
     /// The calling thread's `T`.
     pub fn mine(&self) -> &T {
-        &self.slots[Self::slot()]
+        &self.slots[slot()]
     }
 
-    /// The `T` of slot `slot` (a number [`PerThread::slot`] gave; taken modulo [`SLOTS`]).
+    /// The `T` of slot `slot` (a number [`slot()`] gave; taken modulo [`SLOTS`]).
     pub fn get(&self, slot: usize) -> &T {
         &self.slots[slot % SLOTS]
     }
@@ -56,10 +56,10 @@ mod tests {
     #[test]
     fn a_thread_keeps_its_slot_and_other_threads_get_others() {
         let counters = PerThread::new(|| AtomicUsize::new(0));
-        let mine = PerThread::<()>::slot();
-        assert_eq!(PerThread::<()>::slot(), mine, "the same slot on every call");
+        let mine = slot();
+        assert_eq!(slot(), mine, "the same slot on every call");
         counters.mine().fetch_add(1, Ordering::Relaxed);
-        let theirs = std::thread::spawn(PerThread::<()>::slot).join().unwrap();
+        let theirs = std::thread::spawn(slot).join().unwrap();
         assert_ne!(theirs, mine, "a new thread gets the next slot");
         assert_eq!(counters.get(mine).load(Ordering::Relaxed), 1);
         assert_eq!(counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<usize>(), 1);

@@ -18,7 +18,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{AuditEntry, AuditError, AuditReceipt};
-use crate::per_thread::PerThread;
+use crate::per_thread::{self, PerThread};
 
 /// What a store does with a group of records, in order; one group at a time.
 pub trait Store: Send {
@@ -108,7 +108,7 @@ impl<S: Store + 'static> GroupCommit<S> {
     /// write takes milliseconds, and queues of their own would make every thread wait for the others'
     /// syncs and then sync again for itself; one queue shared by all threads syncs once for all of them.
     fn slot(&self) -> usize {
-        if self.blocking { 0 } else { PerThread::<()>::slot() }
+        if self.blocking { 0 } else { per_thread::slot() }
     }
 
     /// Resolves once everything submitted so far is stored.
