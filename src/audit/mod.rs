@@ -367,7 +367,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
     let (hour, minute, second, milli) = t.to_hms_milli();
     // From Unix milliseconds, the year is 1970 to 9999 (`time`'s range; later times read as the epoch).
     let year = u16::try_from(year).unwrap_or_default();
-    let mut text = [0u8; 24];
+    let mut text = *b"0000-00-00T00:00:00.000Z";
     let fields: [(u16, usize, usize); 7] = [
         (year, 0, 4),
         (u16::from(u8::from(month)), 5, 2),
@@ -383,9 +383,6 @@ pub fn rfc3339(unix_ms: u64) -> String {
             *digit = b'0' + (value % 10) as u8;
             value /= 10;
         }
-    }
-    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
-        text[at] = separator;
     }
     text.iter().map(|&b| char::from(b)).collect()
 }
