@@ -30,7 +30,10 @@ fn caller_request(maps: &Mappings, dialect: Dialect, scheme: Scheme, instances: 
     let mut op = Operation::new(Action::AssociateKeys);
     op.region = Some("ap-guangzhou".into());
     op.instances = (0..instances).map(|i| format!("ins-{i:08}")).collect();
-    op.keys = Keys::Ids(vec!["skey-4e5ty7i8".into()]);
+    op.keys = match dialect {
+        Dialect::AliyunEcs => Keys::Names(vec!["FinanceJoshuaV25".into()]),
+        _ => Keys::Ids(vec!["skey-4e5ty7i8".into()]),
+    };
     let ctx = UpstreamCtx {
         host: "crossgate.example:8080".into(),
         region: "ap-guangzhou".into(),
@@ -239,5 +242,27 @@ fn caller_request_for(maps: &Mappings, dialect: Dialect, scheme: Scheme, instanc
     )
 }
 
-criterion_group!(benches, bench, bench_full_translation);
+/// What the detect layer does for every request before anything else: tell the dialect and scheme, and
+/// make the reply the answer will need.
+fn bench_detect(c: &mut Criterion) {
+    let maps = Mappings::embedded().unwrap();
+    for (name, dialect, scheme) in [
+        ("tc3", Dialect::TencentCvm, Scheme::Tc3),
+        ("legacy_v2", Dialect::TencentV2, Scheme::TencentV1Sha256),
+        ("ecs_rpc", Dialect::AliyunEcs, Scheme::AliyunRpc),
+        ("ecs_acs3", Dialect::AliyunEcs, Scheme::Acs3),
+    ] {
+        let received = caller_request(&maps, dialect, scheme, 1);
+        let raw = received.raw();
+        assert_eq!(dialect::detect(&raw, &maps).unwrap(), dialect::Detected { dialect, scheme }, "{name}");
+        c.bench_function(&format!("detect/{name}"), |b| {
+            b.iter(|| {
+                let found = dialect::detect(black_box(&raw), &maps).unwrap();
+                dialect::reply(found.dialect, &raw, &maps, String::new())
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench, bench_full_translation, bench_detect);
 criterion_main!(benches);

@@ -10,13 +10,12 @@
 //! detection says why, and the request gets a plain-text answer.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::{Dialect, RawRequest, Undetected};
 use crate::mapping::Mappings;
 use crate::mapping::markers::{Marker, Place, Test, ValueForm};
-use crate::sign::Scheme;
-use crate::sign::encoding::form_decode;
+use crate::sign::encoding::form_decode_item;
+use crate::sign::{Param, Scheme};
 
 /// What detection found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,26 +39,24 @@ mod name {
 /// [`Undetected`], saying why: a path no dialect is served on, no evidence of any dialect, or evidence
 /// that ties between dialects that answer differently.
 pub fn detect(raw: &RawRequest<'_>, maps: &Mappings) -> Result<Detected, Undetected> {
+    let served: Vec<Dialect> =
+        Dialect::ALL.into_iter().filter(|d| maps.markers(*d).paths.iter().any(|p| p == raw.path)).collect();
     let evidence = Evidence::of(raw);
-    let scored = weigh(&evidence, maps);
-    let dialect = match scored.as_slice() {
+    let dialect = match served.as_slice() {
         [] => return Err(not_served(raw.path, maps)),
-        [(only, _)] => *only,
-        _ => decide(&scored, raw.path, maps)?,
+        // A path served by one dialect decides alone: nothing to weigh.
+        [only] => *only,
+        several => {
+            let scored: Vec<(Dialect, u32)> = several.iter().map(|d| (*d, weigh(&evidence, *d, maps))).collect();
+            decide(&scored, raw.path, maps)?
+        }
     };
     Ok(Detected { dialect, scheme: scheme_of(dialect, &evidence) })
 }
 
-/// The weight of evidence for each dialect served on the request's path, in [`Dialect::ALL`] order.
-pub fn weigh(evidence: &Evidence<'_>, maps: &Mappings) -> Vec<(Dialect, u32)> {
-    Dialect::ALL
-        .into_iter()
-        .filter(|d| maps.markers(*d).paths.iter().any(|p| p == evidence.raw.path))
-        .map(|d| {
-            let weight = maps.markers(d).markers.iter().filter(|m| evidence.shows(m, d, maps)).map(|m| m.weight).sum();
-            (d, weight)
-        })
-        .collect()
+/// The weight of the evidence a request shows for `dialect`.
+fn weigh(evidence: &Evidence<'_>, dialect: Dialect, maps: &Mappings) -> u32 {
+    maps.markers(dialect).markers.iter().filter(|m| evidence.shows(m, dialect, maps)).map(|m| m.weight).sum()
 }
 
 /// The heaviest dialect, a tie resolved by `wins_ties_with`, or why there is none.
@@ -167,12 +164,13 @@ fn scheme_of(dialect: Dialect, evidence: &Evidence<'_>) -> Scheme {
     }
 }
 
-/// What a request shows detection: its parameters (query and form body, decoded leniently, the first
-/// value of each name), headers and Host.
+/// What a request shows detection: its parameters (query, then form body, decoded leniently), headers
+/// and Host.
 #[derive(Debug)]
 pub struct Evidence<'a> {
     raw: &'a RawRequest<'a>,
-    params: HashMap<Cow<'a, str>, Cow<'a, str>>,
+    /// In the order received; a request carries a few dozen at most, so a scan beats hashing.
+    params: Vec<Param<'a>>,
 }
 
 impl<'a> Evidence<'a> {
@@ -180,19 +178,19 @@ impl<'a> Evidence<'a> {
     /// it says it is one, or says nothing.
     pub fn of(raw: &'a RawRequest<'a>) -> Evidence<'a> {
         let body = raw.form_body();
-        let mut params = HashMap::new();
-        for item in raw.query.split('&').chain(body.split('&')) {
-            if let Ok(mut decoded) = form_decode(item)
-                && let Some((name, value)) = decoded.pop()
-            {
-                params.entry(name).or_insert(value);
-            }
-        }
+        let params = raw
+            .query
+            .split('&')
+            .chain(body.split('&'))
+            .filter(|item| !item.is_empty())
+            .filter_map(|item| form_decode_item(item).ok())
+            .collect();
         Evidence { raw, params }
     }
 
+    /// The first value of `name`.
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(AsRef::as_ref)
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_ref())
     }
 
     /// True when the request carries `marker` as `dialect` defines it.
@@ -200,7 +198,7 @@ impl<'a> Evidence<'a> {
         let raw = self.raw;
         match &marker.place {
             Place::Param(name) => self.param(name).is_some_and(|v| passes(&marker.test, v, dialect, maps)),
-            Place::ParamPrefix(prefix) => self.params.keys().any(|n| n.starts_with(prefix.as_str())),
+            Place::ParamPrefix(prefix) => self.params.iter().any(|(n, _)| n.starts_with(prefix.as_str())),
             Place::Header(name) => raw.header(name).is_some_and(|v| passes(&marker.test, v, dialect, maps)),
             Place::HeaderPrefix(prefix) => raw.headers.keys().any(|n| n.as_str().starts_with(prefix.as_str())),
             Place::Authorization(scheme) => raw

@@ -119,10 +119,18 @@ pub enum FormError {
 pub fn form_decode(raw: &str) -> Result<Vec<Param<'_>>, FormError> {
     let mut params = Vec::with_capacity(raw.bytes().filter(|&b| b == b'&').count() + 1);
     for item in raw.split('&').filter(|item| !item.is_empty()) {
-        let (name, value) = item.split_once('=').unwrap_or((item, ""));
-        params.push((decode_component(name, name)?, decode_component(value, name)?));
+        params.push(form_decode_item(item)?);
     }
     Ok(params)
+}
+
+/// Decodes one `name=value` item of a form (no `&` in it), as [`form_decode`] decodes each.
+///
+/// # Errors
+/// As [`form_decode`].
+pub fn form_decode_item(item: &str) -> Result<Param<'_>, FormError> {
+    let (name, value) = item.split_once('=').unwrap_or((item, ""));
+    Ok((decode_component(name, name)?, decode_component(value, name)?))
 }
 
 /// Decodes one name or value; `name` is the raw parameter name, for the error message.
