@@ -132,23 +132,15 @@ pub fn json_string_array(name: &str, value: &str) -> Result<Vec<String>, Fault> 
         .collect()
 }
 
-/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`], before any parser sees it.
+/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`], before any parser sees it. Strings are skipped
+/// whole (a search for their closing quote), so brackets inside them do not count.
 pub fn check_json_depth(name: &str, json: &[u8]) -> Result<(), Fault> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut at = 0;
+    while let Some(&b) = json.get(at) {
+        at += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => at = string_end(json, at),
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_JSON_DEPTH {
@@ -163,6 +155,19 @@ pub fn check_json_depth(name: &str, json: &[u8]) -> Result<(), Fault> {
         }
     }
     Ok(())
+}
+
+/// Where the JSON string whose contents start at `from` ends: just past its closing quote (a quote
+/// escaped by a backslash does not close it), or the end of the text.
+fn string_end(json: &[u8], mut from: usize) -> usize {
+    while let Some(found) = json.get(from..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+        let at = from + found;
+        if json[at] == b'"' {
+            return at + 1;
+        }
+        from = at + 2;
+    }
+    json.len()
 }
 
 /// A boolean spelled `true`/`false` in any case (`TRUE`, `True`, `true`).
@@ -228,6 +233,49 @@ pub fn param(name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Byte by byte, as a reader of the grammar would: the reference the string skipping must agree with.
+    fn deepest(json: &[u8]) -> usize {
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+        for &b in json {
+            match (in_string, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (true, false, b'"') => in_string = false,
+                (true, ..) => {}
+                (false, _, b'"') => in_string = true,
+                (false, _, b'[' | b'{') => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    proptest! {
+        #[test]
+        fn depth_is_counted_outside_strings_only(text in proptest::collection::vec(
+            prop::sample::select(vec![b'[', b']', b'{', b'}', b'"', b'\\', b'a', b',']), 0..200)
+        ) {
+            let refused = check_json_depth("x", &text).is_err();
+            prop_assert_eq!(refused, deepest(&text) > MAX_JSON_DEPTH, "{}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn brackets_in_strings_and_escaped_quotes_do_not_nest() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_json_depth("x", deep(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert!(check_json_depth("x", deep(MAX_JSON_DEPTH + 1).as_bytes()).is_err());
+        let quoted = format!(r#"["{}", "a\"[[[", "\\"]"#, "[".repeat(100));
+        assert!(check_json_depth("x", quoted.as_bytes()).is_ok(), "{quoted}");
+        let after_escaped_backslash = format!(r#"["\\"{}"#, "[".repeat(40));
+        assert!(check_json_depth("x", after_escaped_backslash.as_bytes()).is_err());
+    }
 
     fn ps(pairs: &[(&'static str, &'static str)]) -> Vec<Param<'static>> {
         pairs.iter().map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v))).collect()

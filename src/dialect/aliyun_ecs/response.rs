@@ -10,9 +10,8 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
 
-use super::body::{Node, Shape, boolean, code_text, count, list, object, required_string, string};
+use super::body::{Doc, Fields, Node, Shape, boolean, code_text, count, list, object, required_string, string};
 use super::{
     CONTENT_TYPE_JSON, CONTENT_TYPE_XML, DIALECT, OS_LINUX, OS_WINDOWS, RESULT_OK_CODE, RESULT_OK_MESSAGE, field,
     header, xml,
@@ -203,8 +202,8 @@ pub fn decode_response(
             None,
         )
     };
-    let value = parse_body(headers, body).map_err(garbage)?;
-    let obj = object(&value, "the body").map_err(garbage)?;
+    let doc = parse_body(headers, body).map_err(garbage)?;
+    let obj = object(&doc, "the body").map_err(garbage)?;
     if !(200..300).contains(&status) {
         return Err(upstream_error(obj, maps).map_err(garbage)?);
     }
@@ -222,27 +221,27 @@ pub fn decode_response(
 
 /// `TotalCount` of a look-up's reply (JSON or XML), when it has a readable one.
 pub fn total_count(headers: &HeaderMap, body: &[u8]) -> Option<usize> {
-    let value = parse_body(headers, body).ok()?;
-    let obj = object(&value, "the body").ok()?;
+    let doc = parse_body(headers, body).ok()?;
+    let obj = object(&doc, "the body").ok()?;
     count(obj, field::TOTAL_COUNT).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
 /// JSON, or XML when the content type or the first byte says so; depth checked before parsing.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Shape> {
+fn parse_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> Result<Doc<'b>, Shape> {
     let xml_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("xml"));
     if xml_type || xml::looks_like_xml(body) {
-        return xml::read_document(body, field::LIST_ITEMS).map(|(_, value)| value);
+        return xml::read_document(body, field::LIST_ITEMS).map(|(_, value)| Doc::from_value(value));
     }
     check_json_depth("the body", body).map_err(|f| f.message().to_owned())?;
-    serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))
+    Doc::from_json(body).map_err(|e| format!("not JSON ({e})"))
 }
 
 /// The error ECS reported; the tea SDK also reads lower-camel-case names.
-fn upstream_error(obj: &Map<String, Value>, maps: &Mappings) -> Result<Fault, Shape> {
-    let either = |upper: &str, lower: &str| -> Result<Option<String>, Shape> {
+fn upstream_error(obj: &Fields<'_>, maps: &Mappings) -> Result<Fault, Shape> {
+    let either = |upper: &str, lower: &str| -> Result<Option<Cow<'_, str>>, Shape> {
         Ok(code_text(obj, upper)?.or(code_text(obj, lower)?))
     };
     let code = either(field::CODE, field::CODE_LOWER)?
@@ -253,7 +252,7 @@ fn upstream_error(obj: &Map<String, Value>, maps: &Mappings) -> Result<Fault, Sh
     Ok(maps.upstream_fault(Provider::AliyunEcs, &code, &message, &request_id))
 }
 
-fn bind_answer(obj: &Map<String, Value>, request_id: &str, maps: &Mappings) -> Result<Answer, Shape> {
+fn bind_answer(obj: &Fields<'_>, request_id: &str, maps: &Mappings) -> Result<Answer, Shape> {
     count(obj, field::TOTAL_COUNT)?;
     count(obj, field::FAIL_COUNT)?;
     let mut results = Vec::new();
@@ -277,7 +276,7 @@ fn bind_answer(obj: &Map<String, Value>, request_id: &str, maps: &Mappings) -> R
     Ok(Answer::Bind(results))
 }
 
-fn key_pairs_answer(obj: &Map<String, Value>) -> Result<Answer, Shape> {
+fn key_pairs_answer(obj: &Fields<'_>) -> Result<Answer, Shape> {
     count(obj, field::TOTAL_COUNT)?;
     let keys = list(obj, field::KEY_PAIRS, field::KEY_PAIR)?
         .into_iter()
@@ -295,7 +294,7 @@ fn key_pairs_answer(obj: &Map<String, Value>) -> Result<Answer, Shape> {
     Ok(Answer::KeyPairs(keys))
 }
 
-fn imported_answer(obj: &Map<String, Value>, op: &Operation) -> Result<Answer, Shape> {
+fn imported_answer(obj: &Fields<'_>, op: &Operation) -> Result<Answer, Shape> {
     let name = required_string(obj, field::KEY_PAIR_NAME)?.to_owned();
     let fingerprint = string(obj, field::KEY_PAIR_FINGER_PRINT)?.filter(|f| !f.is_empty()).map(str::to_owned);
     Ok(Answer::Imported(KeyPairInfo {
@@ -307,7 +306,7 @@ fn imported_answer(obj: &Map<String, Value>, op: &Operation) -> Result<Answer, S
     }))
 }
 
-fn instances_answer(obj: &Map<String, Value>) -> Result<Answer, Shape> {
+fn instances_answer(obj: &Fields<'_>) -> Result<Answer, Shape> {
     count(obj, field::TOTAL_COUNT)?;
     let instances = list(obj, field::INSTANCES, field::INSTANCE)?
         .into_iter()
@@ -342,8 +341,9 @@ mod tests {
 
     #[test]
     fn body_readers_accept_numbers_and_strings() {
-        let v: Value = serde_json::json!({"A": 2, "B": "3", "C": true, "D": "False", "E": -1, "F": "x"});
-        let o = v.as_object().unwrap();
+        let body = br#"{"A": 2, "B": "3", "C": true, "D": "False", "E": -1, "F": "x", "G": "a\"b", "G": "last"}"#;
+        let doc = Doc::from_json(body).unwrap();
+        let o = object(&doc, "the body").unwrap();
         assert_eq!(count(o, "A"), Ok(Some(2)));
         assert_eq!(count(o, "B"), Ok(Some(3)));
         assert!(count(o, "E").is_err());
@@ -351,6 +351,7 @@ mod tests {
         assert_eq!(boolean(o, "C"), Ok(Some(true)));
         assert_eq!(boolean(o, "D"), Ok(Some(false)));
         assert!(boolean(o, "F").is_err());
-        assert_eq!(code_text(o, "A"), Ok(Some("2".to_owned())));
+        assert_eq!(code_text(o, "A"), Ok(Some("2".into())));
+        assert_eq!(string(o, "G"), Ok(Some("last")), "of a name given twice, the last");
     }
 }
