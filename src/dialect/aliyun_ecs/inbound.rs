@@ -15,7 +15,7 @@ use crate::dialect::params::{
 use crate::dialect::{Format, RawRequest, Reply, Style};
 use crate::mapping::{Limits, Mappings};
 use crate::model::{Action, Code, Fault, Keys, Operation, Page};
-use crate::sign::encoding::{form_decode, sha256_hex};
+use crate::sign::encoding::{form_decode, form_decode_item, sha256_hex};
 use crate::sign::{AuthMaterial, Param, Scheme, SignInput, acs3};
 
 /// The headers an ACS3 request must carry and sign (`signing.md` section 5, "Steps to verify").
@@ -475,9 +475,8 @@ fn lenient_param<'a>(text: &'a str, name: &str) -> Option<Cow<'a, str>> {
         if raw_name != name && !raw_name.contains(['%', '+']) {
             return None;
         }
-        let mut decoded = form_decode(item).ok()?;
-        let (n, v) = decoded.pop()?;
-        (decoded.is_empty() && n == name).then_some(v)
+        let (n, v) = form_decode_item(item).ok()?;
+        (n == name).then_some(v)
     })
 }
 
