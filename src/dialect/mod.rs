@@ -18,6 +18,8 @@
 //!
 //! [`detect()`] tells from a request which dialect and scheme it speaks, and says why when it cannot.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 
 use crate::mapping::Mappings;
@@ -66,9 +68,16 @@ impl<'a> RawRequest<'a> {
         self.header("host").unwrap_or("")
     }
 
-    /// The media type of the body, without parameters, lower case.
-    pub fn content_type(&self) -> Option<String> {
-        self.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    /// The media type of the body, without parameters, lower case (borrowed when it arrived so).
+    pub fn content_type(&self) -> Option<Cow<'a, str>> {
+        self.header("content-type").map(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            if media.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(media.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(media)
+            }
+        })
     }
 
     /// The body as form text, when it is one: it says it is a form, or says nothing (as the SDKs and
