@@ -73,7 +73,7 @@ impl Serialize for Items<'_, '_> {
 /// A parsed reply body. Unlike [`Value`] it keeps an object's fields as a list and borrows every string
 /// that needed no unescaping from the body: reading an upstream's answer allocates for its structure
 /// only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) enum Doc<'a> {
     /// `null`.
     Null,
