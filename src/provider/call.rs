@@ -132,8 +132,7 @@ impl Upstream {
         };
         let limits =
             transport::Limits { connect: self.config.connect_timeout, read: self.config.read_timeout, deadline };
-        // Boxed: the exchange's state (the HTTP/1 connection's futures, three timers) is kilobytes.
-        match Box::pin(transport::exchange(&self.connections, request, limits)).await {
+        match transport::exchange(&self.connections, request, limits).await {
             Err(failure) => {
                 ticket.report(false, Instant::now());
                 let ending = if failure.stage == Stage::Connect { Ending::NotConnected } else { Ending::Lost };

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::time::Instant;
 
-use super::pool::{Body, Connection, Pool, error_chain};
+use super::pool::{Body, Connection, Pool, Turn, error_chain};
 
 /// The most bytes read from an upstream reply.
 pub(crate) const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
@@ -75,26 +75,39 @@ pub(crate) struct Limits {
 }
 
 /// Sends `request` and reads the whole reply within `limits`, over an idle connection of `pool` or a new
-/// one. A request that an idle connection could not take (the upstream had closed it) goes over another
-/// one: nothing of it was sent.
-pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Limits) -> Result<RawReply, Failure> {
+/// one, once this thread has a turn at a connection. A request that an idle connection could not take (the
+/// upstream had closed it) goes over another one: nothing of it was sent.
+pub(crate) async fn exchange(pool: &Pool, request: Request<Body>, limits: Limits) -> Result<RawReply, Failure> {
     let started = Instant::now();
     let connect_by = limits.deadline.min(started + limits.connect);
-    let connect_limit =
-        |by: Instant| if by == limits.deadline { "the call's time limit" } else { "the connect timeout" };
     // Held until the exchange ends: one of the thread's turns at a connection.
-    let Ok(Some(_turn)) = tokio::time::timeout_at(connect_by, pool.turn()).await else {
+    let Ok(Some(turn)) = tokio::time::timeout_at(connect_by, pool.turn()).await else {
         return Err(Failure {
             stage: Stage::Connect,
             timed_out: true,
             why: format!(
                 "no connection free within {} ms ({}): {} in use, the most this thread uses at once",
                 ms(connect_by - started),
-                connect_limit(connect_by),
+                connect_limit(connect_by, limits),
                 pool.max_in_use()
             ),
         });
     };
+    // Boxed, and only once the turn is held: the exchange's state (the HTTP/1 connection and its
+    // futures, three timers) is kilobytes, and the calls waiting for a turn (hundreds, with a thousand
+    // callers at once) need not each hold it.
+    Box::pin(over_a_connection(pool, turn, request, limits, started, connect_by)).await
+}
+
+/// The exchange once its turn is held: takes or opens a connection by `connect_by`, and sends.
+async fn over_a_connection(
+    pool: &Pool,
+    _turn: Turn<'_>,
+    mut request: Request<Body>,
+    limits: Limits,
+    started: Instant,
+    connect_by: Instant,
+) -> Result<RawReply, Failure> {
     loop {
         let mut connection = match pool.take() {
             Some(connection) => connection,
@@ -109,7 +122,7 @@ pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Li
                         why: format!(
                             "no connection within {} ms ({})",
                             ms(connect_by - started),
-                            connect_limit(connect_by)
+                            connect_limit(connect_by, limits)
                         ),
                     });
                 }
@@ -130,6 +143,11 @@ pub(crate) async fn exchange(pool: &Pool, mut request: Request<Body>, limits: Li
             }
         }
     }
+}
+
+/// Which limit `connect_by` is, in words.
+fn connect_limit(connect_by: Instant, limits: Limits) -> &'static str {
+    if connect_by == limits.deadline { "the call's time limit" } else { "the connect timeout" }
 }
 
 /// How a request went over one connection.
