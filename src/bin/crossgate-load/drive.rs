@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use crate::pace::Pacer;
 use crate::requests::{RequestMaker, to_http};
 use crate::tally::{Tally, Transport, classify};
 
@@ -56,24 +57,29 @@ impl Window {
     }
 }
 
-/// Runs the plan and returns what every connection saw.
-pub(crate) async fn run(plan: Plan, maker: Arc<RequestMaker>) -> Tally {
+/// Runs the plan and returns what every connection saw; an error when an open-loop connection's timer
+/// cannot be made.
+pub(crate) async fn run(plan: Plan, maker: Arc<RequestMaker>) -> Result<Tally, String> {
     let start = Instant::now();
     let from = start + plan.warmup;
     let window = Window { from, until: from + plan.duration };
-    let tasks: Vec<_> = (0..plan.connections)
-        .map(|i| {
-            let maker = maker.clone();
-            let schedule = plan.rate.map(|rate| Schedule::new(rate, plan.connections, i, start));
-            tokio::spawn(connection(plan, window, schedule, maker))
-        })
-        .collect();
+    let mut tasks = Vec::with_capacity(plan.connections as usize);
+    for i in 0..plan.connections {
+        let paced = match plan.rate {
+            Some(rate) => {
+                let pacer = Pacer::new().map_err(|e| format!("cannot make a connection's timer: {e}"))?;
+                Some((Schedule::new(rate, plan.connections, i, start), pacer))
+            }
+            None => None,
+        };
+        tasks.push(tokio::spawn(connection(plan, window, paced, maker.clone())));
+    }
     let mut total = Tally::default();
     for task in tasks {
         // A connection task never panics on the target's behaviour; a panic here is a bug worth seeing.
         total.merge(task.await.expect("a connection task panicked"));
     }
-    total
+    Ok(total)
 }
 
 /// An open-loop connection's schedule: every `interval`, starting at its own offset so that the
@@ -100,7 +106,12 @@ impl Schedule {
 }
 
 /// One connection's life: connect, send until the window closes, reconnect after a failure.
-async fn connection(plan: Plan, window: Window, mut schedule: Option<Schedule>, maker: Arc<RequestMaker>) -> Tally {
+async fn connection(
+    plan: Plan,
+    window: Window,
+    mut paced: Option<(Schedule, Pacer)>,
+    maker: Arc<RequestMaker>,
+) -> Tally {
     let mut tally = Tally::default();
     'connect: while Instant::now() < window.until {
         let attempt_at = Instant::now();
@@ -116,10 +127,13 @@ async fn connection(plan: Plan, window: Window, mut schedule: Option<Schedule>, 
             }
         };
         loop {
-            let due = match &mut schedule {
-                Some(s) => {
-                    let due = s.take();
-                    sleep_until(due).await;
+            let due = match &mut paced {
+                Some((schedule, pacer)) => {
+                    let due = schedule.take();
+                    if pacer.until(due).await.is_err() {
+                        // The timer failed (it never does once made): fall back to the runtime's own.
+                        sleep_until(due).await;
+                    }
                     due
                 }
                 None => Instant::now(),

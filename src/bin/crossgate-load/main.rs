@@ -18,6 +18,7 @@ use crossgate::clock::{Clock, SystemClock};
 
 mod drive;
 mod options;
+mod pace;
 mod report;
 mod requests;
 mod tally;
@@ -59,7 +60,7 @@ fn run(options: &Options) -> Result<bool, String> {
         rate: options.rate,
         timeout: options.timeout,
     };
-    let tally = runtime.block_on(drive::run(plan, Arc::new(maker)));
+    let tally = runtime.block_on(drive::run(plan, Arc::new(maker)))?;
     let info = report::RunInfo {
         label: options.label.clone(),
         dialect: options.dialect.name(),
