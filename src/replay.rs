@@ -164,7 +164,16 @@ impl MemoryReplayStore {
         if !inner.spent.insert(hash) {
             return Spend::Replayed;
         }
-        inner.closing.entry(until).or_default().push(hash);
+        if let Some(list) = inner.closing.get_mut(&until) {
+            list.push(hash);
+        } else {
+            // Sized from the second before: at a steady rate a list then never doubles past a quarter
+            // more than it holds (each list holds about a second of requests, for minutes).
+            let hint = inner.closing.get(&(until - 1)).map_or(0, |before| before.len() + before.len() / 4);
+            let mut list = Vec::with_capacity(hint);
+            list.push(hash);
+            inner.closing.insert(until, list);
+        }
         while inner.spent.len() > self.capacity {
             inner.forget_earliest();
         }
@@ -226,6 +235,20 @@ mod tests {
         assert_eq!(store.spend_now("k8999", 9_999, 1), Spend::BeforeFloor);
         assert_eq!(store.spend_now("k9999", 10_999, 1), Spend::Replayed);
         assert_eq!(store.spend_now("new", 20_000, 1), Spend::Fresh);
+    }
+
+    #[test]
+    fn a_new_second_is_sized_from_the_second_before() {
+        let store = MemoryReplayStore::default();
+        for i in 0..100 {
+            store.spend_now(&format!("a{i}"), 10, 0);
+        }
+        store.spend_now("b", 11, 0);
+        store.spend_now("c", 20, 0);
+        let inner = store.inner.lock().unwrap();
+        assert!(inner.closing[&11].capacity() >= 125, "{}", inner.closing[&11].capacity());
+        assert!(inner.closing[&20].capacity() < 100, "no second before it: grown as it fills");
+        assert_eq!(inner.closing[&11], vec![store.hasher.hash_one("b")]);
     }
 
     #[test]
