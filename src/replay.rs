@@ -167,8 +167,9 @@ impl MemoryReplayStore {
         if let Some(list) = inner.closing.get_mut(&until) {
             list.push(hash);
         } else {
-            // Sized from the second before: at a steady rate a list then never doubles past a quarter
-            // more than it holds (each list holds about a second of requests, for minutes).
+            // Sized from the second before: at a steady rate a list then holds at most a quarter more
+            // than it needs, where doubling left up to twice (each list holds about a second of
+            // requests, for as long as their windows last).
             let hint = inner.closing.get(&(until - 1)).map_or(0, |before| before.len() + before.len() / 4);
             let mut list = Vec::with_capacity(hint);
             list.push(hash);
