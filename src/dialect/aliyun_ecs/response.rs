@@ -228,10 +228,11 @@ pub fn total_count(headers: &HeaderMap, body: &[u8]) -> Option<usize> {
 
 /// JSON, or XML when the content type or the first byte says so; depth checked before parsing.
 fn parse_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> Result<Doc<'b>, Shape> {
+    // `xml` in any case, compared in place rather than in a lower-cased copy of the header.
     let xml_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("xml"));
+        .is_some_and(|v| v.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"xml")));
     if xml_type || xml::looks_like_xml(body) {
         return xml::read_document(body, field::LIST_ITEMS).map(|(_, value)| Doc::from_value(value));
     }
@@ -338,6 +339,20 @@ fn instances_answer(obj: &Fields<'_>) -> Result<Answer, Shape> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_type_naming_xml_in_any_case_reads_the_body_as_xml() {
+        let with = |content_type: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+            headers
+        };
+        let json = br#"{"RequestId": "R"}"#;
+        assert!(parse_body(&with("application/json"), json).is_ok());
+        // Said to be XML, the JSON text is read as XML and is no document.
+        assert!(parse_body(&with("Text/XML; charset=UTF-8"), json).is_err());
+        assert!(parse_body(&with("application/xml"), json).is_err());
+    }
 
     #[test]
     fn body_readers_accept_numbers_and_strings() {
