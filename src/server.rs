@@ -7,8 +7,8 @@
 //! upstream call and its audit record run where its connection was accepted, with no hand-over between
 //! threads. With one thread, it serves on the runtime that started it.
 //!
-//! The inbound limits live here: a header read timeout (a client trickling its headers is cut off),
-//! a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
+//! The inbound limits live here: a header read timeout (a client trickling its headers, or sending
+//! nothing at all, is cut off), a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
 //! answer), and a cap on open connections: one accepted past it gets a single overload answer in its
 //! dialect (see [`crate::layer::overload`]) and is closed.
 
@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -202,6 +203,7 @@ impl Bound {
             let over_cap = permit.is_none().then_some(OverConnectionCap(inbound.max_connections));
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
+                host_from_authority(&mut req);
                 if let Some(over) = over_cap {
                     req.extensions_mut().insert(over);
                 }
@@ -216,11 +218,23 @@ impl Bound {
             let builder = connection_builder(&inbound, over_cap.is_none());
             match &self.tls {
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
-                    // The connection's future with the permit and the logging mapped on, not an async
-                    // block awaiting it: such a block keeps the captured future and the awaited one
-                    // apart, two copies of a connection's state (2 KB each) for every connection.
-                    tokio::spawn(graceful.watch(conn).map(move |ended| {
+                    let watcher = graceful.watcher();
+                    let serving = opening(stream, inbound.header_read_timeout).then(move |opened| match opened {
+                        Some((stream, how)) => {
+                            let builder = match how {
+                                Opening::Http1 => builder.http1_only(),
+                                Opening::Http2 => builder.http2_only(),
+                                Opening::Unclear => builder,
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
+                            Either::Left(watcher.watch(conn))
+                        }
+                        None => Either::Right(std::future::ready(Ok(()))),
+                    });
+                    // Futures chained and the permit and the logging mapped on, not an async block: such
+                    // a block keeps what it captured apart from what it awaits, two copies of a
+                    // connection's state (2 KB each) for every connection.
+                    tokio::spawn(serving.map(move |ended| {
                         drop(permit);
                         if let Err(e) = ended {
                             tracing::debug!(error = %e, %peer, "Connection ended with an error.");
@@ -254,6 +268,68 @@ impl Bound {
         }
         if tokio::time::timeout(inbound.drain_timeout, graceful.shutdown()).await.is_err() {
             tracing::warn!("Connections still open when the drain time ran out.");
+        }
+    }
+}
+
+/// An HTTP/2 request names its host in `:authority`; signatures sign it as the `Host` header, which such a
+/// request may leave out. As RFC 9113 section 8.3.1 asks of an intermediary turning HTTP/2 into HTTP/1.1,
+/// a `Host` header is made from `:authority` when absent.
+fn host_from_authority<B>(req: &mut Request<B>) {
+    if req.version() != http::Version::HTTP_2 || req.headers().contains_key(http::header::HOST) {
+        return;
+    }
+    let host = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+    if let Some(host) = host {
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+}
+
+/// HTTP/2's connection preface, which a client with prior knowledge of HTTP/2 sends first (RFC 9113,
+/// section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How a plain-TCP caller opened its connection, as its first bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Bytes that are not HTTP/2's preface: HTTP/1.
+    Http1,
+    /// HTTP/2's preface, whole.
+    Http2,
+    /// The start of the preface, not yet whole: hyper-util tells the protocol by reading on.
+    Unclear,
+}
+
+impl Opening {
+    /// What the bytes a caller has sent so far (at least one) say.
+    fn of(first: &[u8]) -> Opening {
+        if !H2_PREFACE.starts_with(first) {
+            Opening::Http1
+        } else if first.len() == H2_PREFACE.len() {
+            Opening::Http2
+        } else {
+            Opening::Unclear
+        }
+    }
+}
+
+/// Waits, at most `within`, for a plain-TCP caller's first bytes and tells its protocol from them,
+/// leaving them on the socket: hyper then reads the first request whole into its read buffer. (Told by
+/// reading them off, as hyper-util does, the first 24 bytes reach hyper alone and every connection's read
+/// buffer doubles to 16 KiB on the read after.) `None` when the caller closed, failed or sent nothing in
+/// time; the connection is then closed.
+async fn opening(stream: TcpStream, within: Duration) -> Option<(TcpStream, Opening)> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    match tokio::time::timeout(within, stream.peek(&mut first)).await {
+        Ok(Ok(0)) => None,
+        Ok(Ok(seen)) => Some((stream, Opening::of(&first[..seen]))),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "A connection failed before its first bytes.");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("A connection sent nothing within the header read timeout; closed.");
+            None
         }
     }
 }
@@ -394,4 +470,40 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_http1_from_http2() {
+        assert_eq!(Opening::of(b"POST / HTTP/1.1\r\n"), Opening::Http1);
+        assert_eq!(Opening::of(b"GET"), Opening::Http1);
+        assert_eq!(Opening::of(b"PRX"), Opening::Http1);
+        assert_eq!(Opening::of(H2_PREFACE), Opening::Http2);
+        assert_eq!(Opening::of(b"P"), Opening::Unclear);
+        assert_eq!(Opening::of(b"PRI * HTTP/2.0\r\n"), Opening::Unclear);
+    }
+
+    #[test]
+    fn an_http2_request_without_host_gets_it_from_its_authority() {
+        let mut h2 =
+            Request::builder().version(http::Version::HTTP_2).uri("http://cvm.example:8080/").body(()).unwrap();
+        host_from_authority(&mut h2);
+        assert_eq!(h2.headers()[http::header::HOST], "cvm.example:8080");
+
+        let mut named = Request::builder()
+            .version(http::Version::HTTP_2)
+            .uri("http://cvm.example/")
+            .header("host", "signed.example")
+            .body(())
+            .unwrap();
+        host_from_authority(&mut named);
+        assert_eq!(named.headers()[http::header::HOST], "signed.example", "a Host sent is kept");
+
+        let mut h1 = Request::builder().uri("http://cvm.example/").body(()).unwrap();
+        host_from_authority(&mut h1);
+        assert!(h1.headers().get(http::header::HOST).is_none(), "HTTP/1 requests are left as sent");
+    }
 }

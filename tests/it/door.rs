@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::fake_cvm::FakeCvm;
 use crate::harness::{Env, Got, Signer, bind_op, config_with, send_to, tc3_request_signing, v1_request};
+use crate::support::raw_http;
 
 /// Routes `ins-aaaslow1` to the fake upstream, plus `more` TOML.
 fn config_to(fake: &FakeCvm, more: &str) -> Config {
@@ -70,21 +71,6 @@ fn tc3_bind_at(host: &str, instance: &str) -> WireRequest {
     };
     let maps = crate::support::maps();
     crossgate::dialect::encode_request(Dialect::TencentCvm, &op, &ctx, &Secret::new(DEMO_CALLER_SECRET), &maps).unwrap()
-}
-
-/// The request as bytes on the wire (HTTP/1.1).
-fn raw_http(wire: &WireRequest) -> Vec<u8> {
-    let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
-    let mut out = format!("{} {}{query} HTTP/1.1\r\nhost: {}\r\n", wire.method, wire.path, wire.host);
-    for (n, v) in &wire.headers {
-        if !n.eq_ignore_ascii_case("host") {
-            out.push_str(&format!("{n}: {v}\r\n"));
-        }
-    }
-    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", wire.body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&wire.body);
-    bytes
 }
 
 /// Waits until `check` holds (the work under test goes on after the caller left), at most 10 s.

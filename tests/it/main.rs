@@ -17,6 +17,7 @@ mod gateway; // end to end: every caller dialect x every upstream, through the g
 mod harness; // an in-process gateway and simulator, and signed clients per dialect
 mod interop; // the clouds' own Python SDKs against a running gateway (ignored; run by tests/run.sh)
 mod load; // crossgate-load, the performance kit's load generator, for one second against an in-process gateway
+mod opening; // how callers open connections: HTTP/2 with prior knowledge, a first byte alone, silence
 mod policies; // state policies end to end: CVM force-stop, ECS reboot, Lighthouse wait, failures mid-sequence
 mod postgres; // the PostgreSQL audit store against real throwaway servers: replicas, tampering, filters, outages
 mod redis; // replay keys shared on a real Redis: a replay refused by other replicas, Redis down and back, local fallback

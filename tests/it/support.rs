@@ -220,3 +220,18 @@ pub fn arb_ids(prefix: &'static str, len: std::ops::RangeInclusive<usize>) -> im
         .prop_filter("unique", |v| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)))
         .prop_map(move |v| v.into_iter().map(|s| format!("{prefix}{s}")).collect())
 }
+
+/// The request as bytes on the wire (HTTP/1.1), asking to close the connection after the answer.
+pub fn raw_http(wire: &WireRequest) -> Vec<u8> {
+    let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
+    let mut out = format!("{} {}{query} HTTP/1.1\r\nhost: {}\r\n", wire.method, wire.path, wire.host);
+    for (n, v) in &wire.headers {
+        if !n.eq_ignore_ascii_case("host") {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+    }
+    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", wire.body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&wire.body);
+    bytes
+}
