@@ -7,6 +7,9 @@
 //! upstream call and its audit record run where its connection was accepted, with no hand-over between
 //! threads. With one thread, it serves on the runtime that started it.
 //!
+//! A caller's protocol (HTTP/1 or HTTP/2) is told before hyper reads: over TLS from the handshake's ALPN,
+//! over plain TCP from the first bytes, looked at and left on the socket.
+//!
 //! The inbound limits live here: a header read timeout (a client trickling its headers, or sending
 //! nothing at all, is cut off), a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
 //! answer), and a cap on open connections: one accepted past it gets a single overload answer in its
@@ -258,6 +261,13 @@ impl Bound {
                                 return;
                             }
                         };
+                        // The protocol agreed in the handshake, when the client named one; else told by
+                        // reading the first bytes.
+                        let builder = match stream.get_ref().1.alpn_protocol() {
+                            Some(ALPN_H2) => builder.http2_only(),
+                            Some(ALPN_HTTP1) => builder.http1_only(),
+                            _ => builder,
+                        };
                         let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, %peer, "Connection ended with an error.");
@@ -284,6 +294,11 @@ fn host_from_authority<B>(req: &mut Request<B>) {
         req.headers_mut().insert(http::header::HOST, host);
     }
 }
+
+/// HTTP/2's name in a TLS handshake (ALPN, RFC 7301), offered first.
+const ALPN_H2: &[u8] = b"h2";
+/// HTTP/1.1's name in a TLS handshake.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// HTTP/2's connection preface, which a client with prior knowledge of HTTP/2 sends first (RFC 9113,
 /// section 3.4).
@@ -444,12 +459,13 @@ fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("bad certificate in {}: {e}", cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

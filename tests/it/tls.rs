@@ -86,7 +86,8 @@ default = "cvm"
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
+    let https =
+        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_only().enable_http1().build();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let mut req = http::Request::builder().method(wire.method).uri(format!("https://{authority}/"));
     for (n, v) in &wire.headers {
@@ -100,6 +101,31 @@ default = "cvm"
     assert!(text.contains("\"RequestId\"") && !text.contains("\"Error\""), "{text}");
     let keys = handle.with_state(|s| s.instance(Provider::TencentCvm, "ins-1e4r6y8i").unwrap().keys.clone());
     assert_eq!(keys, vec!["skey-4e5ty7i8".to_owned()], "the bind reached the HTTPS upstream");
+
+    // A client that asks for HTTP/2 in its handshake is served over HTTP/2.
+    let h2 = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http2().build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(h2);
+    let mut describe = Operation::new(Action::DescribeKeys);
+    describe.region = Some("ap-guangzhou".into());
+    let wire = dialect::encode_request(
+        Dialect::TencentCvm,
+        &describe,
+        &UpstreamCtx { nonce: "2".into(), ..ctx },
+        &Secret::new(DEMO_CALLER_SECRET),
+        &maps,
+    )
+    .unwrap();
+    let mut req = http::Request::builder().method(wire.method).uri(format!("https://{authority}/"));
+    for (n, v) in wire.headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")) {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    let res = client.request(req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap()).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"KeyPairSet\"") && !text.contains("\"Error\""), "{text}");
 
     started.gateway.stop().await;
     upstream.stop().await;
