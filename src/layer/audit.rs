@@ -7,13 +7,17 @@
 //! let it through (its admission record is already stored), *refused* otherwise. A caller that leaves
 //! mid-request no longer cancels anything: the work ends and is recorded; the answer is simply not
 //! delivered.
+//! A panic in the work is caught in its task: the request is answered with a plain 500 and its final
+//! record says so.
 //! The tasks are tracked, so that a shutdown waits for them (see [`crate::server::Drain`]).
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use tokio_util::task::TaskTracker;
@@ -22,6 +26,7 @@ use tower::{Layer, Service};
 use super::request_id::RequestId;
 use super::{ResBody, boxed, respond::plain};
 use crate::clock::Clock;
+use crate::model::{Code, Source};
 
 pub use crate::audit::{AuditEntry, AuditHandle, AuditSink, InstanceAudit, MemorySink, PeerAddr, Phase, rfc3339};
 
@@ -84,7 +89,20 @@ where
         let sink = self.cfg.sink.clone();
         let work = self.inner.call(req);
         let task = self.cfg.tasks.spawn(async move {
-            let res = work.await.map(boxed);
+            // A panic in the work is a bug; the request is still answered and its final record written.
+            let res = match AssertUnwindSafe(work).catch_unwind().await {
+                Ok(res) => res.map(boxed),
+                Err(_) => {
+                    let request_id = handle.read(|entry| entry.request_id.clone());
+                    tracing::error!(%request_id, "A request's work panicked.");
+                    handle.update(|e| {
+                        e.kind = Some(Code::Internal.name().into());
+                        e.fault_source = Some(Source::Gateway.name().into());
+                        e.message = Some("The request's work stopped unexpectedly.".into());
+                    });
+                    Ok(boxed(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+                }
+            };
             let status = res.as_ref().map_or(0, |r| r.status().as_u16());
             handle.update(|e| {
                 e.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -101,10 +119,37 @@ where
             match task.await {
                 Ok(res) => res,
                 Err(e) => {
-                    tracing::error!(error = %e, "A request's work failed.");
+                    tracing::error!(error = %e, "A request's work did not finish.");
                     Ok(boxed(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use tower::{ServiceExt, service_fn};
+
+    #[tokio::test]
+    async fn a_panicking_request_is_answered_and_its_final_record_written() {
+        let sink = Arc::new(MemorySink::default());
+        let layer = AuditLayer::new(sink.clone(), Arc::new(SystemClock), TaskTracker::new());
+        let work = service_fn(|req: Request<()>| async move {
+            if req.uri().path() == "/panics" {
+                panic!("a bug in the request's work");
+            }
+            Ok::<_, Infallible>(Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+        });
+        let svc = layer.layer(work);
+        let res = svc.oneshot(Request::builder().uri("/panics").body(()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let finals = sink.finals();
+        assert_eq!(finals.len(), 1, "{finals:?}");
+        assert_eq!(finals[0].status, 500);
+        assert_eq!(finals[0].kind.as_deref(), Some("internal"));
+        assert_eq!(finals[0].fault_source.as_deref(), Some("gateway"));
     }
 }
