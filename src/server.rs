@@ -11,9 +11,9 @@
 //! over plain TCP from the first bytes, looked at and left on the socket.
 //!
 //! The inbound limits live here: a header read timeout (a client trickling its headers, or sending
-//! nothing at all, is cut off), a bound on header bytes, HTTP/1 half-close served (a client that shuts its write side still gets its
-//! answer), and a cap on open connections: one accepted past it gets a single overload answer in its
-//! dialect (see [`crate::layer::overload`]) and is closed.
+//! nothing at all, is cut off), a bound on header bytes, HTTP/1 half-close served (a client that shuts
+//! its write side still gets its answer), and a cap on open connections: one accepted past it gets a
+//! single overload answer in its dialect (see [`crate::layer::overload`]) and is closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

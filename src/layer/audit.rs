@@ -100,7 +100,7 @@ where
                         e.fault_source = Some(Source::Gateway.name().into());
                         e.message = Some("The request's work stopped unexpectedly.".into());
                     });
-                    Ok(boxed(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+                    Ok(internal_error())
                 }
             };
             let status = res.as_ref().map_or(0, |r| r.status().as_u16());
@@ -120,11 +120,16 @@ where
                 Ok(res) => res,
                 Err(e) => {
                     tracing::error!(error = %e, "A request's work did not finish.");
-                    Ok(boxed(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+                    Ok(internal_error())
                 }
             }
         })
     }
+}
+
+/// The answer to a request whose work failed in crossgate itself (a bug): no dialect can be trusted then.
+fn internal_error() -> Response<ResBody> {
+    boxed(plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
 }
 
 #[cfg(test)]
