@@ -224,11 +224,7 @@ impl Bound {
                     let watcher = graceful.watcher();
                     let serving = opening(stream, inbound.header_read_timeout).then(move |opened| match opened {
                         Some((stream, how)) => {
-                            let builder = match how {
-                                Opening::Http1 => builder.http1_only(),
-                                Opening::Http2 => builder.http2_only(),
-                                Opening::Unclear => builder,
-                            };
+                            let builder = how.serve_with(builder);
                             let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
                             Either::Left(watcher.watch(conn))
                         }
@@ -261,13 +257,7 @@ impl Bound {
                                 return;
                             }
                         };
-                        // The protocol agreed in the handshake, when the client named one; else told by
-                        // reading the first bytes.
-                        let builder = match stream.get_ref().1.alpn_protocol() {
-                            Some(ALPN_H2) => builder.http2_only(),
-                            Some(ALPN_HTTP1) => builder.http1_only(),
-                            _ => builder,
-                        };
+                        let builder = Opening::agreed(stream.get_ref().1.alpn_protocol()).serve_with(builder);
                         let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(error = %e, %peer, "Connection ended with an error.");
@@ -304,18 +294,37 @@ const ALPN_HTTP1: &[u8] = b"http/1.1";
 /// section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// How a plain-TCP caller opened its connection, as its first bytes tell.
+/// How a caller opened its connection: as its first bytes tell over plain TCP, or as its TLS handshake
+/// agreed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opening {
-    /// Bytes that are not HTTP/2's preface: HTTP/1.
+    /// HTTP/1: bytes that are not HTTP/2's preface, or `http/1.1` agreed.
     Http1,
-    /// HTTP/2's preface, whole.
+    /// HTTP/2: its preface whole, or `h2` agreed.
     Http2,
-    /// The start of the preface, not yet whole: hyper-util tells the protocol by reading on.
+    /// The start of the preface, not yet whole, or no protocol agreed: hyper-util tells it by reading.
     Unclear,
 }
 
 impl Opening {
+    /// What a TLS handshake's agreed protocol (ALPN) says.
+    fn agreed(alpn: Option<&[u8]>) -> Opening {
+        match alpn {
+            Some(ALPN_H2) => Opening::Http2,
+            Some(ALPN_HTTP1) => Opening::Http1,
+            _ => Opening::Unclear,
+        }
+    }
+
+    /// `builder` serving this protocol alone, or telling it by reading when unclear.
+    fn serve_with(self, builder: auto::Builder<TokioExecutor>) -> auto::Builder<TokioExecutor> {
+        match self {
+            Opening::Http1 => builder.http1_only(),
+            Opening::Http2 => builder.http2_only(),
+            Opening::Unclear => builder,
+        }
+    }
+
     /// What the bytes a caller has sent so far (at least one) say.
     fn of(first: &[u8]) -> Opening {
         if !H2_PREFACE.starts_with(first) {
@@ -500,6 +509,13 @@ mod tests {
         assert_eq!(Opening::of(H2_PREFACE), Opening::Http2);
         assert_eq!(Opening::of(b"P"), Opening::Unclear);
         assert_eq!(Opening::of(b"PRI * HTTP/2.0\r\n"), Opening::Unclear);
+    }
+
+    #[test]
+    fn the_protocol_a_tls_handshake_agreed_is_served() {
+        assert_eq!(Opening::agreed(Some(b"h2")), Opening::Http2);
+        assert_eq!(Opening::agreed(Some(b"http/1.1")), Opening::Http1);
+        assert_eq!(Opening::agreed(None), Opening::Unclear);
     }
 
     #[test]
