@@ -329,15 +329,25 @@ fn routing_rules() -> Vec<crossgate::config::Rule> {
 /// Sends a wire request to `addr`.
 pub(crate) async fn send_to(addr: std::net::SocketAddr, wire: &WireRequest) -> Got {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = without_host(wire, &format!("http://{addr}"));
+    req.headers_mut().insert("host", http::HeaderValue::from_str(&wire.host).unwrap());
+    got(client.request(req).await.expect("gateway answers")).await
+}
+
+/// `wire` as a request to `origin` (`scheme://authority`), with every header but `Host`.
+pub(crate) fn without_host(wire: &WireRequest, origin: &str) -> http::Request<Full<Bytes>> {
     let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
-    let mut req = http::Request::builder().method(wire.method).uri(format!("http://{addr}{}{query}", wire.path));
+    let mut req = http::Request::builder().method(wire.method).uri(format!("{origin}{}{query}", wire.path));
     for (n, v) in &wire.headers {
         if !n.eq_ignore_ascii_case("host") {
             req = req.header(n.as_str(), v.as_str());
         }
     }
-    let req = req.header("host", wire.host.as_str()).body(Full::new(Bytes::from(wire.body.clone()))).unwrap();
-    let res = client.request(req).await.expect("gateway answers");
+    req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap()
+}
+
+/// An answer, its body read whole.
+pub(crate) async fn got(res: http::Response<hyper::body::Incoming>) -> Got {
     let (parts, body) = res.into_parts();
     Got {
         status: parts.status.as_u16(),

@@ -3,18 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossgate::clock::{Clock, SystemClock};
 use crossgate::config::{DEMO_CALLER_ID, DEMO_CALLER_SECRET};
 use crossgate::dialect::{Dialect, WireRequest};
 use crossgate::model::{Action, Operation};
 use crossgate::sign::Scheme;
-use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Env, Got};
+use crate::harness::{Env, got, without_host};
 
 fn describe() -> Operation {
     let mut op = Operation::new(Action::DescribeKeys);
@@ -41,21 +39,9 @@ async fn a_caller_speaking_http2_from_its_first_byte_is_served() {
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method(wire.method).uri(format!("http://{}{}", wire.host, wire.path));
-    for (n, v) in &wire.headers {
-        if !n.eq_ignore_ascii_case("host") {
-            req = req.header(n.as_str(), v.as_str());
-        }
-    }
-    let req = req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap();
-    let res = sender.send_request(req).await.expect("an answer over HTTP/2");
+    let res = sender.send_request(without_host(&wire, &format!("http://{}", wire.host))).await.expect("an answer");
     assert_eq!(res.version(), http::Version::HTTP_2);
-    let (parts, body) = res.into_parts();
-    let got = Got {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes().to_vec(),
-    };
+    let got = got(res).await;
     assert_eq!(got.status, 200, "{}", got.text());
     env.decode(Dialect::TencentCvm, &got, &describe()).unwrap_or_else(|f| panic!("{f}: {}", got.text()));
     let id = got.request_id(Dialect::TencentCvm).expect("a RequestId");

@@ -21,6 +21,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::harness::{got, without_host};
+
 const UPSTREAM_ID: &str = "AKIDtlsUpstream";
 const UPSTREAM_SECRET: &str = "tls-upstream-secret";
 
@@ -115,15 +117,10 @@ default = "cvm"
         &maps,
     )
     .unwrap();
-    let mut req = http::Request::builder().method(wire.method).uri(format!("https://{authority}/"));
-    for (n, v) in wire.headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("host")) {
-        req = req.header(n.as_str(), v.as_str());
-    }
-    let res = client.request(req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap()).await.unwrap();
+    let res = client.request(without_host(&wire, &format!("https://{authority}"))).await.unwrap();
     assert_eq!(res.version(), http::Version::HTTP_2);
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&body);
+    let got = got(res).await;
+    let (status, text) = (got.status, got.text());
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("\"KeyPairSet\"") && !text.contains("\"Error\""), "{text}");
 
