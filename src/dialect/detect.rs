@@ -148,7 +148,7 @@ fn shown(path: &str) -> Cow<'_, str> {
 
 /// The scheme of a request in `dialect`: the Authorization header's, else the signature parameters'.
 fn scheme_of(dialect: Dialect, evidence: &Evidence<'_>) -> Scheme {
-    let authorization = evidence.raw.header(name::AUTHORIZATION).unwrap_or("");
+    let authorization = evidence.authorization.unwrap_or("");
     match dialect {
         Dialect::AliyunEcs if authorization.starts_with(Scheme::Acs3.name()) => Scheme::Acs3,
         Dialect::AliyunEcs => Scheme::AliyunRpc,
@@ -171,6 +171,9 @@ pub struct Evidence<'a> {
     raw: &'a RawRequest<'a>,
     /// In the order received; a request carries a few dozen at most, so a scan beats hashing.
     params: Vec<Param<'a>>,
+    /// The Authorization header and the Host, which markers of every dialect read.
+    authorization: Option<&'a str>,
+    host: &'a str,
 }
 
 impl<'a> Evidence<'a> {
@@ -185,7 +188,7 @@ impl<'a> Evidence<'a> {
             .filter(|item| !item.is_empty())
             .filter_map(|item| form_decode_item(item).ok())
             .collect();
-        Evidence { raw, params }
+        Evidence { raw, params, authorization: raw.header(name::AUTHORIZATION), host: raw.host() }
     }
 
     /// The first value of `name`.
@@ -201,11 +204,11 @@ impl<'a> Evidence<'a> {
             Place::ParamPrefix(prefix) => self.params.iter().any(|(n, _)| n.starts_with(prefix.as_str())),
             Place::Header(name) => raw.header(name).is_some_and(|v| passes(&marker.test, v, dialect, maps)),
             Place::HeaderPrefix(prefix) => raw.headers.keys().any(|n| n.as_str().starts_with(prefix.as_str())),
-            Place::Authorization(scheme) => raw
-                .header(name::AUTHORIZATION)
+            Place::Authorization(scheme) => self
+                .authorization
                 .filter(|v| v.starts_with(scheme.as_str()))
                 .is_some_and(|v| passes(&marker.test, v, dialect, maps)),
-            Place::HostPrefix(prefix) => raw.host().starts_with(prefix.as_str()),
+            Place::HostPrefix(prefix) => self.host.starts_with(prefix.as_str()),
         }
     }
 }
@@ -222,8 +225,9 @@ fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
         Test::Version => value == maps.version(dialect),
         Test::Action => maps.action(dialect, value).is_some(),
         Test::Service => {
-            let scope = value.split(name::CREDENTIAL).nth(1).unwrap_or("");
-            let service = scope.split(['/', ',', ' ']).nth(2);
+            // The scope is the `Credential=` item of the header's list (items apart by commas and spaces).
+            let scope = value.split([',', ' ']).find_map(|item| item.strip_prefix(name::CREDENTIAL)).unwrap_or("");
+            let service = scope.split('/').nth(2);
             service.is_some_and(|s| maps.service(dialect) == Some(s))
         }
     }
@@ -268,6 +272,10 @@ mod tests {
         assert!(passes(&Test::Service, auth, Dialect::TencentLighthouse, &maps));
         assert!(!passes(&Test::Service, auth, Dialect::TencentCvm, &maps));
         assert!(!passes(&Test::Service, "TC3-HMAC-SHA256 Credential=AKID", Dialect::TencentCvm, &maps));
+        let glued = "TC3-HMAC-SHA256 XCredential=AKID/2024-05-01/cvm/tc3_request, SignedHeaders=host, Signature=0";
+        assert!(!passes(&Test::Service, glued, Dialect::TencentCvm, &maps), "the scope is an item of its own");
+        let tight = "TC3-HMAC-SHA256 SignedHeaders=host,Credential=AKID/2024-05-01/cvm/tc3_request,Signature=0";
+        assert!(passes(&Test::Service, tight, Dialect::TencentCvm, &maps), "items apart by commas alone");
     }
 
     #[test]
