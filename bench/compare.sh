@@ -8,15 +8,17 @@
 #   3. crossgate-tc3-cvm:  through crossgate, same dialect (TC3 caller, CVM upstream);
 #   4. crossgate-tc3-ecs:  through crossgate translating TC3 to ECS (ACS3), and
 #      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
-#   5. half-floor / half-crossgate: the floor and crossgate-tc3-cvm again at a fixed rate of half of
-#      crossgate's peak, for the latency crossgate adds;
+#   5. half-floor / half-hyper / half-crossgate: the floor, the hyper pass-through and crossgate-tc3-cvm
+#      again at a fixed rate of half of crossgate's peak, for the latency crossgate adds (and the
+#      framework alone);
 #   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory (and hyper-1000,
 #                          the pass-through's);
 #   7. scale-1, -2, -3:    1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis
 #      (redis-server, installed by the script if absent), printed as ratios to one replica.
 #
 # For every crossgate run, a fresh gateway (release build, audit on, to a file) and its CPU time per
-# request (utime+stime from /proc/PID/stat, before and after) and peak RSS (VmHWM). The last line is
+# request (utime+stime from /proc/PID/stat, before and after; utime alone as its own code's share) and
+# peak RSS (VmHWM). The last line is
 # `ratio crossgate-translating/nginx: X`: the slower translating run's throughput over nginx's.
 #
 #   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
@@ -87,35 +89,46 @@ run_load() {
     [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
 }
 
-# add_row CPU_US_PER_REQUEST PEAK_RSS_MIB: the last run's row of the summary.
-add_row() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(field "$result" label)" "$(field "$result" connections)" \
-        "$(field "$result" throughput)" "$(field "$result" latency_us/p50)" "$(field "$result" latency_us/p90)" \
-        "$(field "$result" latency_us/p99)" "$(field "$result" latency_us/p99.9)" "$(field "$result" errors)" \
-        "$(field "$result" attempted)" "$1" "$2" >> "$rows"
+# cpu_mark PID...: the processes' CPU time now, for cpu_since.
+cpu_mark() { mark_cpu=$(cpu_ticks "$@"); mark_user=$(user_ticks "$@"); }
+
+# cpu_since PID...: the processes' CPU microseconds per request sent in the last run since cpu_mark:
+# in all (`cpu`) and in their own code (`user`, the rest being the kernel's work for them).
+cpu_since() {
+    local sent
+    sent=$(field "$result" attempted)
+    cpu=$(per_request $(($(cpu_ticks "$@") - mark_cpu)) "$sent")
+    user=$(per_request $(($(user_ticks "$@") - mark_user)) "$sent")
 }
 
-# column_of LABEL N: column N of a run's row (3 throughput, 4 p50, 6 p99, 10 CPU, 11 RSS).
+# add_row CPU_US_PER_REQUEST USER_US_PER_REQUEST PEAK_RSS_MIB: the last run's row of the summary.
+add_row() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(field "$result" label)" \
+        "$(field "$result" connections)" "$(field "$result" throughput)" "$(field "$result" latency_us/p50)" \
+        "$(field "$result" latency_us/p90)" "$(field "$result" latency_us/p99)" "$(field "$result" latency_us/p99.9)" \
+        "$(field "$result" errors)" "$(field "$result" attempted)" "$1" "$2" "$3" >> "$rows"
+}
+
+# column_of LABEL N: column N of a run's row (3 throughput, 4 p50, 6 p99, 10 CPU, 11 user CPU, 12 RSS).
 column_of() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$rows"; }
 
 # gateway_run LABEL LOAD_FLAGS...: a fresh crossgate, one load run, its CPU per request and peak RSS.
 gateway_run() {
     local label=$1; shift
     start_gateway
-    local pid=$gateway_pid before after rss
-    before=$(cpu_ticks "$pid")
+    local pid=$gateway_pid rss
+    cpu_mark "$pid"
     run_load "$label" --target "http://127.0.0.1:$gateway_port" "$@"
-    after=$(cpu_ticks "$pid")
+    cpu_since "$pid"
     rss=$(peak_rss_mib "$pid")
     stop "$pid"
-    local sent cpu audit_lines
+    local sent audit_lines
     sent=$(field "$result" attempted)
-    cpu=$(per_request $((after - before)) "$sent")
     # Every request is audited twice: when admitted (before anything is forwarded) and when answered.
     audit_lines=$(cat "$tmp/audit.jsonl"* 2>/dev/null | grep -c '"phase":"admitted"' || true)
-    echo "  crossgate: $cpu us CPU per request, peak RSS $rss MiB; $audit_lines requests audited of $sent sent"
+    echo "  crossgate: $cpu us CPU per request ($user us its own), peak RSS $rss MiB; $audit_lines requests audited of $sent sent"
     [ "$audit_lines" = "$sent" ] || echo "  WARNING: $label: $sent requests sent (failed connections included) but $audit_lines audited"
-    add_row "$cpu" "$rss"
+    add_row "$cpu" "$user" "$rss"
 }
 
 start_upstream
@@ -127,7 +140,7 @@ echo "== load average before the runs: $load_before (1, 5, 15 min; anything well
 
 # 1. The floor: straight to the upstream.
 run_load floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections"
-add_row - -
+add_row - - -
 
 # 2. nginx as a plain reverse proxy.
 "$nginx" -p "$tmp/" -c "$tmp/proxy.conf" -e "$tmp/proxy-error.log" &
@@ -136,34 +149,33 @@ started+=("$proxy_pid")
 wait_listening "$proxy_pid" "$proxy_port" "the nginx proxy"
 proxy_procs="$proxy_pid $(children "$proxy_pid")"
 # shellcheck disable=SC2086
-before=$(cpu_ticks $proxy_procs)
+cpu_mark $proxy_procs
 run_load nginx --target "http://127.0.0.1:$proxy_port" --dialect tc3 --connections "$connections"
 # shellcheck disable=SC2086
-after=$(cpu_ticks $proxy_procs)
+cpu_since $proxy_procs
 nginx_rss=$(for p in $(children "$proxy_pid"); do peak_rss_mib "$p"; echo; done | sort -n | tail -1)
 stop "$proxy_pid"
-nginx_cpu=$(per_request $((after - before)) "$(field "$result" attempted)")
-echo "  nginx: $nginx_cpu us CPU per request (master and workers), peak RSS $nginx_rss MiB (largest worker)"
-add_row "$nginx_cpu" "$nginx_rss"
+echo "  nginx: $cpu us CPU per request ($user us its own; master and workers), peak RSS $nginx_rss MiB (largest worker)"
+add_row "$cpu" "$user" "$nginx_rss"
 
 # 2b. The framework's floor: hyper and tokio alone passing requests through (examples/passthrough.rs).
+# floor_run LABEL CONNECTIONS [LOAD_FLAGS...]: a fresh pass-through, one load run.
 floor_run() {
     local label=$1 conns=$2 port
+    shift 2
     port=$(free_port)
     "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" > "$tmp/logs/$label.out" 2>&1 &
     local pid=$!
     started+=("$pid")
     wait_listening "$pid" "$port" "the hyper pass-through"
-    local before after
-    before=$(cpu_ticks "$pid")
-    run_load "$label" --target "http://127.0.0.1:$port" --dialect tc3 --connections "$conns"
-    after=$(cpu_ticks "$pid")
-    local rss cpu
+    cpu_mark "$pid"
+    run_load "$label" --target "http://127.0.0.1:$port" --dialect tc3 --connections "$conns" "$@"
+    cpu_since "$pid"
+    local rss
     rss=$(peak_rss_mib "$pid")
     stop "$pid"
-    cpu=$(per_request $((after - before)) "$(field "$result" attempted)")
-    echo "  hyper pass-through: $cpu us CPU per request, peak RSS $rss MiB"
-    add_row "$cpu" "$rss"
+    echo "  hyper pass-through: $cpu us CPU per request ($user us its own), peak RSS $rss MiB"
+    add_row "$cpu" "$user" "$rss"
 }
 floor_run hyper "$connections"
 
@@ -172,11 +184,13 @@ gateway_run crossgate-tc3-cvm --dialect tc3 --instance-prefix ins- --connections
 gateway_run crossgate-tc3-ecs --dialect tc3 --instance-prefix i- --connections "$connections"
 gateway_run crossgate-v2-cvm --dialect v2 --instance-prefix ins- --connections "$connections"
 
-# 5. Latency at half of crossgate's peak, against the floor at the same rate.
+# 5. Latency at half of crossgate's peak, against the floor at the same rate, and what the framework alone
+#    adds at that rate.
 peak=$(column_of crossgate-tc3-cvm 3)
 half=$(awk -v p="$peak" 'BEGIN { r = p / 2; if (r < 1) r = 1; printf "%.0f", r }')
 run_load half-floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections" --rate "$half"
-add_row - -
+add_row - - -
+floor_run half-hyper "$connections" --rate "$half"
 gateway_run half-crossgate --dialect tc3 --instance-prefix ins- --connections "$connections" --rate "$half"
 
 # 6. A thousand client connections: crossgate's peak memory, and the framework's alone.
@@ -214,7 +228,7 @@ for n in 1 2 3; do
     started+=("$scale_pid")
     wait_listening "$scale_pid" "$scale_port" "nginx before the replicas"
     run_load "scale-$n" --target "http://127.0.0.1:$scale_port" --dialect tc3 --instance-prefix ins- --connections "$connections"
-    add_row - -
+    add_row - - -
     stop "$scale_pid"
     for p in "${pids[@]}"; do stop "$p"; done
 done
@@ -224,19 +238,22 @@ stop "$redis_pid"
 
 echo
 echo "== summary (latencies in microseconds, of successful answers; errors and requests over the measured window / in all)"
-printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s\n' run conns "ok req/s" p50 p90 p99 p99.9 errors sent "cpu us/rq" "rss MiB"
-while IFS=$'\t' read -r label conns thr p50 p90 p99 p999 errors sent cpu rss; do
-    printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s\n' "$label" "$conns" "$thr" "$p50" "$p90" "$p99" "$p999" "$errors" "$sent" "$cpu" "$rss"
+printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s %9s\n' run conns "ok req/s" p50 p90 p99 p99.9 errors sent "cpu us/rq" "user us" "rss MiB"
+while IFS=$'\t' read -r label conns thr p50 p90 p99 p999 errors sent cpu user rss; do
+    printf '%-20s %6s %10s %8s %8s %8s %8s %7s %9s %9s %9s %9s\n' "$label" "$conns" "$thr" "$p50" "$p90" "$p99" "$p999" "$errors" "$sent" "$cpu" "$user" "$rss"
 done < "$rows"
 
 # difference A B: A - B, or `-` when either is missing.
 difference() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else print a - b }'; }
 echo
 echo "latency added at half of peak ($half req/s): p50 $(difference "$(column_of half-crossgate 4)" "$(column_of half-floor 4)") us," \
-    "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us)"
-echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same dialect, $(column_of crossgate-tc3-ecs 10) us TC3 to ECS, $(column_of crossgate-v2-cvm 10) us v2 to API 3.0 (goal: under 20 us)"
-echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 11) MiB (goal: under 64 MiB; hyper alone: $(column_of hyper-"$rss_connections" 11) MiB)"
-echo "framework floor (hyper pass-through): $(column_of hyper 3) req/s, $(column_of hyper 10) us CPU per request"
+    "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us);" \
+    "the hyper pass-through adds p50 $(difference "$(column_of half-hyper 4)" "$(column_of half-floor 4)") us," \
+    "p99 $(difference "$(column_of half-hyper 6)" "$(column_of half-floor 6)") us"
+echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same dialect, $(column_of crossgate-tc3-ecs 10) us TC3 to ECS, $(column_of crossgate-v2-cvm 10) us v2 to API 3.0 (goal: under 20 us);" \
+    "in its own code (user time) $(column_of crossgate-tc3-cvm 11), $(column_of crossgate-tc3-ecs 11), $(column_of crossgate-v2-cvm 11) us"
+echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 12) MiB (goal: under 64 MiB; hyper alone: $(column_of hyper-"$rss_connections" 12) MiB)"
+echo "framework floor (hyper pass-through): $(column_of hyper 3) req/s, $(column_of hyper 10) us CPU per request, $(column_of hyper 11) us in its own code"
 nginx_thr=$(column_of nginx 3)
 ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)

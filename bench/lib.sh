@@ -76,11 +76,16 @@ stop() {
 }
 
 # cpu_ticks PID...: utime+stime of the processes (all their threads), in clock ticks.
-cpu_ticks() {
-    local total=0 p
+cpu_ticks() { stat_ticks '$12 + $13' "$@"; }
+# user_ticks PID...: utime alone: the processes' own code, without the kernel's work for them.
+user_ticks() { stat_ticks '$12' "$@"; }
+# stat_ticks SUM PID...: SUM (an awk expression over /proc/PID/stat's fields after the name) of the processes.
+stat_ticks() {
+    local sum=$1 total=0 p
+    shift
     for p in "$@"; do
         [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk "{ print $sum }")))
     done
     echo "$total"
 }
