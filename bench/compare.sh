@@ -18,13 +18,13 @@
 #
 # For every crossgate run, a fresh gateway (release build, audit on, to a file) and its CPU time per
 # request (utime+stime from /proc/PID/stat, before and after; utime alone as its own code's share) and
-# peak RSS (VmHWM). The last line is
-# `ratio crossgate-translating/nginx: X`: the slower translating run's throughput over nginx's.
+# peak RSS (VmHWM). The last line is `ratio crossgate-translating/nginx: X`: the slower translating
+# run's throughput over nginx's.
 #
 #   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
 #                         [--rss-connections N] [--keep]
 #
-# Defaults (15 s per run, 64 connections) finish in about four minutes on 2 cores, build excluded.
+# Defaults (15 s per run, 64 connections) finish in about four and a half minutes on 2 cores, build excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

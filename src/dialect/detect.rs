@@ -225,8 +225,12 @@ fn passes(test: &Test, value: &str, dialect: Dialect, maps: &Mappings) -> bool {
         Test::Version => value == maps.version(dialect),
         Test::Action => maps.action(dialect, value).is_some(),
         Test::Service => {
-            // The scope is the `Credential=` item of the header's list (items apart by commas and spaces).
-            let scope = value.split([',', ' ']).find_map(|item| item.strip_prefix(name::CREDENTIAL)).unwrap_or("");
+            // The scope is the `Credential=` word of the header's comma-separated items, each item's last
+            // word (the first item starts with the scheme).
+            let scope = value
+                .split(',')
+                .find_map(|item| item.rsplit(' ').next().and_then(|word| word.strip_prefix(name::CREDENTIAL)))
+                .unwrap_or("");
             let service = scope.split('/').nth(2);
             service.is_some_and(|s| maps.service(dialect) == Some(s))
         }
