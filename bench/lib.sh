@@ -1,5 +1,5 @@
-# What bench/compare.sh and bench/profile.sh share, sourced from the repository root with `script` (the
-# name errors start with) and `keep` (1: leave the temp dir) set. Sourcing it:
+# What bench/compare.sh, bench/profile.sh and bench/instructions.sh share, sourced from the repository
+# root with `script` (the name errors start with) and `keep` (1: leave the temp dir) set. Sourcing it:
 #   - installs nginx with apt-get if it is absent, and builds the release binaries;
 #   - makes a temp dir ($tmp) with the filled-in configs, on free loopback ports ($cvm_port, $ecs_port,
 #     $proxy_port, $gateway_port), and fresh secrets for the caller and the upstreams;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Instructions per request, for crossgate and for the hyper pass-through: each runs under callgrind
+# (valgrind) while crossgate-load sends it the same signed requests as bench/compare.sh, against the same
+# static upstream. Counted instructions do not move with the machine's load as times do: run before and
+# after a change, they show what it saved even where timed runs, which scatter by a third on a shared
+# machine, cannot.
+#
+#   bash bench/instructions.sh [--duration SECONDS] [--connections N] [--dialect tc3|v2]
+#                              [--instance-prefix ins-|i-] [--out DIR]
+#
+# Prints per request: crossgate's instructions, SHA-256's share of them (from a second run that counts
+# inside `sha2::sha256::compress256` alone: valgrind runs sha2's portable code, where the machine uses
+# its SHA instructions, so the share is far larger here than in CPU time), the rest, and the
+# pass-through's. The callgrind files stay in --out (target/instructions) for
+# `callgrind_annotate --inclusive=yes FILE`. valgrind comes from the system's package (installed with
+# apt-get if absent). Under a minute with the defaults (8 connections, 10 s per run), build excluded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10
+connections=8
+dialect=tc3
+prefix=ins-
+out=target/instructions
+keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
+        --connections) connections=${2:?--connections N}; shift 2 ;;
+        --dialect) dialect=${2:?--dialect tc3|v2}; shift 2 ;;
+        --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
+        --out) out=${2:?--out DIR}; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+for n in "$duration" "$connections"; do
+    [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "instructions.sh: '$n' is not a whole number of at least 1" >&2; exit 2; }
+done
+
+if ! command -v valgrind >/dev/null; then
+    echo "== valgrind is not installed: installing it with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+fi
+
+script=instructions.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+mkdir -p "$out"
+start_upstream
+
+# counted NAME PORT CALLGRIND_FLAGS -- COMMAND...: COMMAND under callgrind, listening on PORT; counting is on
+# only while crossgate-load sends for `duration` seconds, after 3 s of warm-up. Sets `requests` (those
+# sent while counting) and `total` (instructions counted); the output stays in $out/NAME.callgrind.
+counted() {
+    local name=$1 port=$2 flags=() pid
+    shift 2
+    while [ "$1" != -- ]; do flags+=("$1"); shift; done
+    shift
+    rm -f "$out/$name.callgrind"
+    valgrind --tool=callgrind --instr-atstart=no "${flags[@]}" --callgrind-out-file="$out/$name.callgrind" \
+        "$@" > "$tmp/logs/$name.out" 2>&1 &
+    pid=$!
+    started+=("$pid")
+    # Under valgrind a start takes seconds, not milliseconds.
+    for _ in $(seq 1200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        kill -0 "$pid" 2>/dev/null || { echo "$script: $name exited at start; see $tmp/logs/$name.out" >&2; keep=1; exit 1; }
+        sleep 0.1
+    done
+    local load=("$load_bin" --target "http://127.0.0.1:$port" --dialect "$dialect" --instance-prefix "$prefix"
+        --connections "$connections" --timeout 30 --warmup 0)
+    "${load[@]}" --duration 3 --label "$name-warm-up" > /dev/null || true
+    callgrind_control --instr=on "$pid" > /dev/null 2>&1
+    "${load[@]}" --duration "$duration" --label "$name" > "$tmp/logs/$name.load" || true
+    callgrind_control --instr=off "$pid" > /dev/null 2>&1
+    # The counts are written when the process exits: give it the time valgrind needs.
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    requests=$(grep '^RESULT ' "$tmp/logs/$name.load" | cut -d' ' -f2- | python3 -c 'import json, sys; print(json.load(sys.stdin)["attempted"])')
+    total=$(awk '/^totals:/ { print $2 }' "$out/$name.callgrind")
+    [ -n "$total" ] && [ "$requests" -gt 0 ] || { echo "$script: $name counted nothing; see $tmp/logs" >&2; keep=1; exit 1; }
+    echo "  $name: $requests requests, $total instructions"
+}
+
+# per_request: instructions per request of the last counted run.
+per_request() { awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }'; }
+
+echo "== $dialect requests ($prefix), $connections connections, ${duration} s counted after 3 s of warm-up"
+rm -f "$tmp/audit.jsonl"*
+counted crossgate "$gateway_port" -- "$gateway_bin" serve --config "$tmp/crossgate.toml"
+crossgate=$(per_request)
+rm -f "$tmp/audit.jsonl"*
+counted crossgate-sha256 "$gateway_port" --toggle-collect='sha2::sha256::compress256' -- \
+    "$gateway_bin" serve --config "$tmp/crossgate.toml"
+sha256=$(per_request)
+pass_port=$(free_port)
+counted passthrough "$pass_port" -- "$passthrough_bin" "127.0.0.1:$pass_port" "127.0.0.1:$cvm_port"
+passthrough=$(per_request)
+
+echo
+echo "instructions per request:"
+echo "  crossgate           $crossgate"
+echo "    SHA-256           $sha256"
+echo "    the rest          $((crossgate - sha256))"
+echo "  hyper pass-through  $passthrough"
+echo "(callgrind files in $out)"
