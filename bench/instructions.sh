@@ -62,10 +62,12 @@ counted() {
         "$@" > "$tmp/logs/$name.out" 2>&1 &
     pid=$!
     started+=("$pid")
-    # Under valgrind a start takes seconds, not milliseconds.
-    for _ in $(seq 1200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    # Under valgrind a start takes seconds, not milliseconds: up to two minutes.
+    local waited=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
         kill -0 "$pid" 2>/dev/null || { echo "$script: $name exited at start; see $tmp/logs/$name.out" >&2; keep=1; exit 1; }
+        waited=$((waited + 1))
+        [ "$waited" -le 1200 ] || { echo "$script: $name is not listening on $port after 2 minutes" >&2; keep=1; exit 1; }
         sleep 0.1
     done
     local load=("$load_bin" --target "http://127.0.0.1:$port" --dialect "$dialect" --instance-prefix "$prefix"
@@ -77,8 +79,9 @@ counted() {
     # The counts are written when the process exits: give it the time valgrind needs.
     kill "$pid"
     wait "$pid" 2>/dev/null || true
-    requests=$(grep '^RESULT ' "$tmp/logs/$name.load" | cut -d' ' -f2- | python3 -c 'import json, sys; print(json.load(sys.stdin)["attempted"])')
-    total=$(awk '/^totals:/ { print $2 }' "$out/$name.callgrind")
+    requests=$(grep '^RESULT ' "$tmp/logs/$name.load" | cut -d' ' -f2- \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["attempted"])' 2>/dev/null || echo 0)
+    total=$(awk '/^totals:/ { print $2 }' "$out/$name.callgrind" 2>/dev/null)
     [ -n "$total" ] && [ "$requests" -gt 0 ] || { echo "$script: $name counted nothing; see $tmp/logs" >&2; keep=1; exit 1; }
     echo "  $name: $requests requests, $total instructions"
 }
