@@ -62,14 +62,8 @@ counted() {
         "$@" > "$tmp/logs/$name.out" 2>&1 &
     pid=$!
     started+=("$pid")
-    # Under valgrind a start takes seconds, not milliseconds: up to two minutes.
-    local waited=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { echo "$script: $name exited at start; see $tmp/logs/$name.out" >&2; keep=1; exit 1; }
-        waited=$((waited + 1))
-        [ "$waited" -le 1200 ] || { echo "$script: $name is not listening on $port after 2 minutes" >&2; keep=1; exit 1; }
-        sleep 0.1
-    done
+    # Under valgrind a start takes seconds, not milliseconds.
+    wait_listening "$pid" "$port" "$name under valgrind" 120
     local load=("$load_bin" --target "http://127.0.0.1:$port" --dialect "$dialect" --instance-prefix "$prefix"
         --connections "$connections" --timeout 30 --warmup 0)
     "${load[@]}" --duration 3 --label "$name-warm-up" > /dev/null || true

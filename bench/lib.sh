@@ -50,15 +50,16 @@ free_port() {
     done
 }
 
-# wait_listening PID PORT NAME: waits until PID listens on PORT; fails if it dies or takes over 10 s.
+# wait_listening PID PORT NAME [SECONDS]: waits until PID listens on PORT; fails if it dies or takes
+# over SECONDS (10 unless given).
 wait_listening() {
-    local pid=$1 port=$2 name=$3
-    for _ in $(seq 200); do
+    local pid=$1 port=$2 name=$3 seconds=${4:-10}
+    for _ in $(seq $((seconds * 20))); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         kill -0 "$pid" 2>/dev/null || { echo "$script: $name exited at start; see $tmp" >&2; keep=1; exit 1; }
         sleep 0.05
     done
-    echo "$script: $name is not listening on $port after 10 s" >&2
+    echo "$script: $name is not listening on $port after $seconds s" >&2
     keep=1
     exit 1
 }
