@@ -116,7 +116,7 @@ fn full_translation(
     let mut leg_op = op.clone();
     leg_op.region = Some(target.region.into());
     leg_op.keys = translate::keys_on(keys_table, &op.keys, caller, target.provider).unwrap().unwrap();
-    let legs = translate::split(maps, "upstream", target.provider, &leg_op, placed).unwrap();
+    let legs = translate::split(maps, "upstream", target.provider, leg_op, placed).unwrap();
     let upstream_dialect = Dialect::of_provider(target.provider);
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_str(target.answer.1).unwrap());

@@ -208,7 +208,7 @@ async fn plan(
         let mut leg_op = op.clone();
         leg_op.region = Some(upstream.config.region.clone());
         leg_op.keys = keys_for(shared, scope, &table, upstream, &op.keys, dialect.provider(), op.action).await?;
-        legs.extend(translate::split(&shared.maps, name, upstream.config.provider, &leg_op, placed)?);
+        legs.extend(translate::split(&shared.maps, name, upstream.config.provider, leg_op, placed)?);
     }
     Ok(legs)
 }

@@ -136,12 +136,12 @@ fn shown(value: &str) -> String {
 }
 
 /// Splits the instances of one upstream into legs no larger than the upstream's limit, and refuses what
-/// the upstream cannot express (more than its key limit).
+/// the upstream cannot express (more than its key limit). `op` becomes the last leg's operation.
 pub fn split(
     maps: &Mappings,
     upstream: &str,
     provider: Provider,
-    op: &Operation,
+    op: Operation,
     placed: Vec<Placed>,
 ) -> Result<Vec<Leg>, Fault> {
     let limits = maps.limits(Dialect::of_provider(provider));
@@ -157,16 +157,24 @@ pub fn split(
     }
     let per_leg = if op.action.is_mutation() { limits.instances } else { limits.lookup_instances };
     if placed.is_empty() {
-        return Ok(vec![Leg { upstream: upstream.to_owned(), provider, op: op.clone(), placed }]);
+        return Ok(vec![Leg { upstream: upstream.to_owned(), provider, op, placed }]);
     }
-    Ok(placed
-        .chunks(per_leg.max(1))
-        .map(|chunk| {
-            let mut leg_op = op.clone();
-            leg_op.instances = chunk.iter().map(|p| p.upstream_id.clone()).collect();
-            Leg { upstream: upstream.to_owned(), provider, op: leg_op, placed: chunk.to_vec() }
-        })
-        .collect())
+    let mut items = placed.into_iter().peekable();
+    let mut legs = Vec::new();
+    loop {
+        let chunk: Vec<Placed> = items.by_ref().take(per_leg.max(1)).collect();
+        if items.peek().is_none() {
+            legs.push(leg(upstream, provider, op, chunk));
+            return Ok(legs);
+        }
+        legs.push(leg(upstream, provider, op.clone(), chunk));
+    }
+}
+
+/// A leg of `op` to `upstream` for the instances `placed`, by their ids there.
+fn leg(upstream: &str, provider: Provider, mut op: Operation, placed: Vec<Placed>) -> Leg {
+    op.instances = placed.iter().map(|p| p.upstream_id.clone()).collect();
+    Leg { upstream: upstream.to_owned(), provider, op, placed }
 }
 
 /// Groups the caller's instances by upstream, preserving order within each.
@@ -394,9 +402,16 @@ mod tests {
         op.keys = Keys::Names(vec!["k".into()]);
         let placed: Vec<Placed> =
             (0..120).map(|i| Placed { caller_id: format!("c{i}"), upstream_id: format!("u{i}") }).collect();
-        let legs = split(&maps, "ecs", Provider::AliyunEcs, &op, placed).unwrap();
+        let legs = split(&maps, "ecs", Provider::AliyunEcs, op.clone(), placed).unwrap();
         assert_eq!(legs.iter().map(|l| l.op.instances.len()).collect::<Vec<_>>(), [50, 50, 20]);
+        let ends = |l: &Leg| (l.placed[0].caller_id.clone(), l.op.instances[l.op.instances.len() - 1].clone());
+        assert_eq!(
+            legs.iter().map(ends).collect::<Vec<_>>(),
+            [("c0".into(), "u49".into()), ("c50".into(), "u99".into()), ("c100".into(), "u119".into())],
+            "each leg keeps its own instances, in order, caller and upstream ids paired"
+        );
+        assert!(legs.iter().all(|l| l.op.keys == op.keys && l.placed.len() == l.op.instances.len()));
         op.keys = Keys::Names(vec!["a".into(), "b".into()]);
-        assert_eq!(split(&maps, "ecs", Provider::AliyunEcs, &op, vec![]).unwrap_err().code(), Code::LimitExceeded);
+        assert_eq!(split(&maps, "ecs", Provider::AliyunEcs, op, vec![]).unwrap_err().code(), Code::LimitExceeded);
     }
 }

@@ -164,11 +164,12 @@ impl Upstream {
         let target = if wire.query.is_empty() { wire.path.to_owned() } else { format!("{}?{}", wire.path, wire.query) };
         let mut builder = Request::builder().method(wire.method).uri(target);
         let mut has_host = false;
-        for (name, value) in &wire.headers {
+        for (name, value) in wire.headers {
             has_host |= name.eq_ignore_ascii_case("host");
-            let mut v = http::HeaderValue::from_str(value).map_err(cannot_build)?;
+            // The value's bytes become the header's own, not a copy.
+            let mut v = http::HeaderValue::try_from(value).map_err(cannot_build)?;
             v.set_sensitive(name.eq_ignore_ascii_case("authorization"));
-            builder = builder.header(header_name(name).map_err(cannot_build)?, v);
+            builder = builder.header(header_name(&name).map_err(cannot_build)?, v);
         }
         if !has_host {
             builder = builder.header(http::header::HOST, &wire.host);
