@@ -199,10 +199,7 @@ floor_run hyper-"$rss_connections" "$rss_connections"
 
 # 7. Scale: 1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis, each auditing to its
 #    own file. On one machine this shows what the shared state costs, not linear growth.
-if ! command -v redis-server >/dev/null; then
-    echo "== redis-server is not installed: installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-fi
+install_if_absent redis-server redis-server
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > "$tmp/logs/redis.out" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")

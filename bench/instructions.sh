@@ -23,29 +23,15 @@ dialect=tc3
 prefix=ins-
 out=target/instructions
 keep=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
-        --connections) connections=${2:?--connections N}; shift 2 ;;
-        --dialect) dialect=${2:?--dialect tc3|v2}; shift 2 ;;
-        --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
-        --out) out=${2:?--out DIR}; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
-    esac
-done
-for n in "$duration" "$connections"; do
-    [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "instructions.sh: '$n' is not a whole number of at least 1" >&2; exit 2; }
-done
-
-if ! command -v valgrind >/dev/null; then
-    echo "== valgrind is not installed: installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
-fi
+# shellcheck source=bench/options.sh
+. bench/options.sh
+load_options 2,16 "$@"
+[ ${#other[@]} -eq 0 ] || { echo "instructions.sh: unknown option ${other[0]}" >&2; exit 2; }
 
 script=instructions.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+install_if_absent valgrind valgrind
 mkdir -p "$out"
 start_upstream
 

@@ -1,15 +1,20 @@
 # What bench/compare.sh, bench/profile.sh and bench/instructions.sh share, sourced from the repository
 # root with `script` (the name errors start with) and `keep` (1: leave the temp dir) set. Sourcing it:
-#   - installs nginx with apt-get if it is absent, and builds the release binaries;
+#   - installs nginx with apt-get if it is absent (`install_if_absent`, for the scripts' own tools too),
+#     and builds the release binaries;
 #   - makes a temp dir ($tmp) with the filled-in configs, on free loopback ports ($cvm_port, $ecs_port,
 #     $proxy_port, $gateway_port), and fresh secrets for the caller and the upstreams;
 #   - traps EXIT to stop every process started through it (by pid) and remove the temp dir.
 # shellcheck shell=bash
 
-if ! command -v nginx >/dev/null; then
-    echo "== nginx is not installed: installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
-fi
+# install_if_absent COMMAND PACKAGE: installs the system's PACKAGE with apt-get unless COMMAND is there.
+install_if_absent() {
+    command -v "$1" >/dev/null && return 0
+    echo "== $1 is not installed: installing $2 with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+
+install_if_absent nginx nginx
 nginx=$(command -v nginx)
 command -v python3 >/dev/null || { echo "$script: python3 is needed to read the RESULT lines" >&2; exit 1; }
 

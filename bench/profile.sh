@@ -21,28 +21,20 @@ prefix=ins-
 out=target/profile
 inclusive=0
 keep=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
-        --connections) connections=${2:?--connections N}; shift 2 ;;
-        --dialect) dialect=${2:?--dialect tc3|v2}; shift 2 ;;
-        --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
-        --out) out=${2:?--out DIR}; shift 2 ;;
-        --inclusive) inclusive=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
+# shellcheck source=bench/options.sh
+. bench/options.sh
+load_options 2,13 "$@"
+for option in "${other[@]}"; do
+    case "$option" in
+        --inclusive) inclusive=1 ;;
+        *) echo "profile.sh: unknown option $option" >&2; exit 2 ;;
     esac
 done
-[[ "$duration" =~ ^[0-9]+$ && "$duration" -ge 1 ]] || { echo "profile.sh: --duration must be a whole number of seconds" >&2; exit 2; }
-
-if ! command -v perf >/dev/null; then
-    echo "== perf is not installed: installing linux-perf with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null
-fi
 
 script=profile.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+install_if_absent perf linux-perf
 mkdir -p "$out"
 
 start_upstream
