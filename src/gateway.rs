@@ -107,9 +107,7 @@ async fn handle(
     }
     let asker = Asker { caller: &caller.name, dialect: reply.dialect };
     let scope = Scope { audit, deadline };
-    // The upstream calls' state is kilobytes: boxed where it starts, so that the futures around it
-    // stay small and are not copied whole into each layer's box.
-    let legs = Box::pin(plan(shared, scope, asker, reply.dialect, op)).await?;
+    let legs = plan(shared, scope, asker, reply.dialect, op).await?;
     permit(caller, &legs)?;
     audit.update(|e| {
         // One entry per upstream, its action at the same index; split batches repeat neither.
@@ -234,7 +232,8 @@ async fn replicate_keys(
                 deadline: scope.deadline,
                 audit: Some(scope.audit),
             };
-            replicator.ensure(row, target).await?;
+            // Boxed: the import's state is kilobytes, and most binds import nothing.
+            Box::pin(replicator.ensure(row, target)).await?;
         }
     }
     Ok(())
@@ -261,7 +260,8 @@ async fn keys_for(
         Err(names) => {
             let mut ids = Vec::with_capacity(names.len());
             for name in names {
-                ids.push(resolve_key_name(shared, scope, upstream, &name).await?);
+                // Boxed: a look-up's state is kilobytes, and most requests need none.
+                ids.push(Box::pin(resolve_key_name(shared, scope, upstream, &name)).await?);
             }
             Ok(Keys::Ids(ids))
         }

@@ -152,11 +152,12 @@ pub async fn run(leg: Leg<'_>, op: &Operation) -> Result<Outcome, Fault> {
     if !matches!(op.action, Action::AssociateKeys | Action::DisassociateKeys) || policy.is_default() {
         return leg.call(op).await;
     }
+    // The policies' state is boxed: it is kilobytes, and a call without a policy should not carry it.
     match leg.upstream.config.provider {
-        Provider::TencentCvm if policy.running == OnRunning::ForceStop => force_stop(leg, op).await,
-        Provider::AliyunEcs if policy.reboot == Reboot::IfRunning => reboot_after(leg, op).await,
+        Provider::TencentCvm if policy.running == OnRunning::ForceStop => Box::pin(force_stop(leg, op)).await,
+        Provider::AliyunEcs if policy.reboot == Reboot::IfRunning => Box::pin(reboot_after(leg, op)).await,
         Provider::TencentLighthouse => match policy.wait {
-            Some(limit) => wait_for(leg, op, limit).await,
+            Some(limit) => Box::pin(wait_for(leg, op, limit)).await,
             None => leg.call(op).await,
         },
         _ => leg.call(op).await,
