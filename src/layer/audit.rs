@@ -1,6 +1,6 @@
 //! The audit layer: outermost, so it sees every request, even ones refused further in, and it runs
-//! each request's work as a task of its own so that the work ends, and is recorded, whether or not the
-//! caller is still there.
+//! each request's work so that the work ends, and is recorded, whether or not the caller is still there
+//! ([`Detachable`]: in the caller's connection task, moved to a task of its own if the caller leaves).
 //!
 //! It inserts an [`AuditHandle`] that inner stages fill (caller, dialect, operation, upstreams, results,
 //! fault); when the work ends it writes the request's final record: *completed* when the admit layer
@@ -9,7 +9,7 @@
 //! delivered.
 //! A panic in the work is caught in its task: the request is answered with a plain 500 and its final
 //! record says so.
-//! The tasks are tracked, so that a shutdown waits for them (see [`crate::server::Drain`]).
+//! The work is tracked, so that a shutdown waits for it (see [`crate::server::Drain`]).
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +23,7 @@ use http::{Request, Response, StatusCode};
 use tokio_util::task::TaskTracker;
 use tower::{Layer, Service};
 
+use super::detach::Detachable;
 use super::request_id::RequestId;
 use super::{ResBody, boxed, respond::plain};
 use crate::clock::Clock;
@@ -88,7 +89,7 @@ where
         req.extensions_mut().insert(handle.clone());
         let sink = self.cfg.sink.clone();
         let work = self.inner.call(req);
-        let task = self.cfg.tasks.spawn(async move {
+        let work = Box::pin(async move {
             // A panic in the work is a bug; the request is still answered and its final record written.
             let res = match AssertUnwindSafe(work).catch_unwind().await {
                 Ok(res) => res.map(boxed),
@@ -115,15 +116,7 @@ where
             }
             res
         });
-        Box::pin(async move {
-            match task.await {
-                Ok(res) => res,
-                Err(e) => {
-                    tracing::error!(error = %e, "A request's work did not finish.");
-                    Ok(internal_error())
-                }
-            }
-        })
+        Box::pin(Detachable::new(work, &self.cfg.tasks))
     }
 }
 

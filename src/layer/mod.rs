@@ -25,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod deadline;
+pub mod detach;
 pub mod detect;
 pub mod overload;
 pub mod ready;
