@@ -32,6 +32,7 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod shadow;
+pub mod shares;
 pub mod sign;
 pub mod sim;
 pub mod sshkey;

@@ -39,6 +39,7 @@ use crate::layer::audit::PeerAddr;
 use crate::layer::overload::OverConnectionCap;
 use crate::layer::respond::plain;
 use crate::layer::{ResBody, boxed};
+use crate::shares::{Share, Shares};
 
 /// How often a serving loop wakes by itself. tokio's timer wakes its event loop with a system call (a
 /// write to the loop's eventfd) whenever a timer is armed earlier than every timer armed before, even
@@ -150,6 +151,8 @@ impl Drain {
 pub struct Bound {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// This serving thread's share of the listener's connections, when several threads serve it.
+    share: Option<Share>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -166,7 +169,7 @@ impl Bound {
             None => None,
             Some((cert, key)) => Some(acceptor(cert, key)?),
         };
-        Ok(Bound { listener, tls })
+        Ok(Bound { listener, tls, share: None })
     }
 
     /// The bound address (useful with port 0).
@@ -192,17 +195,27 @@ impl Bound {
         let mut timer_floor = tokio::time::interval(TIMER_FLOOR);
         timer_floor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A thread ahead of the others leaves the next callers to them until a count changes.
+            let changed = self.share.as_ref().map(Share::changed);
+            let may_accept = self.share.as_ref().is_none_or(Share::may_accept);
             let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+                accepted = self.listener.accept(), if may_accept => match accepted {
                     Ok(a) => a,
                     Err(e) => { tracing::warn!(error = %e, "Accept failed."); continue; }
                 },
                 _ = timer_floor.tick() => continue,
+                () = async move {
+                    match changed {
+                        Some(changed) => changed.await,
+                        None => std::future::pending().await,
+                    }
+                }, if !may_accept => continue,
                 () = &mut shutdown => break,
             };
             let svc = service.clone();
             // Past the cap the connection is still served once: its request gets an overload answer.
             let permit = connections.clone().try_acquire_owned().ok();
+            let held = self.share.as_ref().map(Share::hold);
             let over_cap = permit.is_none().then_some(OverConnectionCap(inbound.max_connections));
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
@@ -234,7 +247,7 @@ impl Bound {
                     // a block keeps what it captured apart from what it awaits, two copies of a
                     // connection's state (2 KB each) for every connection.
                     tokio::spawn(serving.map(move |ended| {
-                        drop(permit);
+                        drop((permit, held));
                         if let Err(e) = ended {
                             tracing::debug!(error = %e, %peer, "Connection ended with an error.");
                         }
@@ -245,7 +258,7 @@ impl Bound {
                     let watcher = graceful.watcher();
                     let handshake_timeout = inbound.header_read_timeout;
                     tokio::spawn(async move {
-                        let _permit = permit;
+                        let _held = (permit, held);
                         let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
@@ -385,8 +398,10 @@ impl Threads {
         let listener = bound.listener.into_std()?;
         let (release, released) = tokio::sync::watch::channel(false);
         let mut threads = Threads { stops: Vec::new(), served: Vec::new(), release, handles: Vec::new() };
+        let shares = Shares::new(count);
         for index in 0..count {
             let listener = listener.try_clone()?;
+            let share = shares.of(index);
             let tls = bound.tls.clone();
             let service = service.clone();
             let connections = connections.clone();
@@ -406,7 +421,7 @@ impl Threads {
                     let shutdown = async move {
                         let _ = stopping.wait_for(|stop| *stop).await;
                     };
-                    Bound { listener, tls }.serve(service, inbound, connections, shutdown).await;
+                    Bound { listener, tls, share: Some(share) }.serve(service, inbound, connections, shutdown).await;
                     let _ = served.send(());
                     // The requests still at work run on this thread: it stays until they are waited for.
                     let _ = released.wait_for(|go| *go).await;
