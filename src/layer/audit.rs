@@ -7,8 +7,8 @@
 //! let it through (its admission record is already stored), *refused* otherwise. A caller that leaves
 //! mid-request no longer cancels anything: the work ends and is recorded; the answer is simply not
 //! delivered.
-//! A panic in the work is caught in its task: the request is answered with a plain 500 and its final
-//! record says so.
+//! A panic in the work is caught where the work runs: the request is answered with a plain 500 and its
+//! final record says so.
 //! The work is tracked, so that a shutdown waits for it (see [`crate::server::Drain`]).
 
 use std::convert::Infallible;
