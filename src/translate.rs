@@ -141,7 +141,7 @@ pub fn split(
     maps: &Mappings,
     upstream: &str,
     provider: Provider,
-    op: Operation,
+    mut op: Operation,
     placed: Vec<Placed>,
 ) -> Result<Vec<Leg>, Fault> {
     let limits = maps.limits(Dialect::of_provider(provider));
@@ -159,6 +159,8 @@ pub fn split(
     if placed.is_empty() {
         return Ok(vec![Leg { upstream: upstream.to_owned(), provider, op, placed }]);
     }
+    // Each leg names its own instances: the caller's list is not copied into every leg first.
+    op.instances = Vec::new();
     let mut items = placed.into_iter().peekable();
     let mut legs = Vec::new();
     loop {
