@@ -93,15 +93,25 @@ where
         request_timeout,
         ready,
     } = front;
+    // tower-http's trace layer reads the clock several times per request and enters its span at every
+    // poll, for a span and lines that are all at debug level: it is left out unless they are wanted.
+    let debugging = tracing::enabled!(tracing::Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG);
+    let trace = debugging.then(|| {
+        ServiceBuilder::new()
+            .map_response(boxed)
+            .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
+    });
     ServiceBuilder::new()
         // `/readyz`: whether the stores the gateway depends on can be reached now.
         .layer(ready)
         // First: the RequestId the caller will see, for every layer within and as `x-request-id`.
         .layer(request_id::RequestIdLayer)
+        // When debug logging is on: a span and log lines per request (method, path, request id,
+        // status, latency; never the query, which carries signatures).
+        .option_layer(trace)
         // One body type for every response, whatever the layers within return.
         .map_response(boxed)
-        // A span per request (method, path, request id; never the query, which carries signatures).
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
         // Sees every request, even ones refused below; runs the rest as a task of its own, so that a
         // caller who leaves cancels nothing, and writes the request's final record when it ends.
         .layer(audit::AuditLayer::new(audit.clone(), clock.clone(), tasks))
@@ -136,4 +146,60 @@ fn span<B>(req: &Request<B>) -> tracing::Span {
     let id = req.extensions().get::<request_id::RequestId>().map_or("", |r| r.0.as_str());
     // At debug level: a span costs an allocation per request, and production runs at info.
     tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::sim::{self, SimHandle};
+
+    /// Log lines written to memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What one request through the simulator's pipeline logs under the filter `level`.
+    fn logged_at(level: &str) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let maps = Arc::new(Mappings::embedded().unwrap());
+            let state = sim::state::CloudState::new(&maps);
+            let handle = SimHandle::new(state, BTreeMap::new(), maps, Arc::new(SystemClock));
+            let service = sim::service::service::<http_body_util::Full<Bytes>>(handle);
+            let req = Request::builder().uri("/?Action=AttachKeyPair").body(http_body_util::Full::new(Bytes::new()));
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let res = runtime.block_on(service.oneshot(req.unwrap())).unwrap();
+            assert!(res.status().is_client_error(), "an unsigned request is refused: {}", res.status());
+        });
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn requests_are_traced_when_debugging() {
+        let debug = logged_at("crossgate=debug,tower_http=debug");
+        assert!(debug.contains("finished processing request"), "{debug}");
+        assert!(debug.contains("request{method=GET path=\"/\" request_id="), "the span names the request: {debug}");
+        assert!(!debug.contains("Action="), "never the query: {debug}");
+    }
 }
