@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 pub mod chain;
 pub mod columns;
 pub mod group;
+pub mod json;
 pub mod jsonl;
 pub mod lines;
 pub mod postgres;

@@ -460,8 +460,7 @@ impl Session {
             let mut prev = schema::last_hash(&mut tx, replica).map_err(failed)?.unwrap_or_else(|| GENESIS.to_owned());
             let mut linked = Vec::with_capacity(records.len());
             for record in records {
-                let json =
-                    serde_json::to_string(record.as_ref()).map_err(|e| format!("cannot encode the record: {e}"))?;
+                let json = super::json::entry_text(record);
                 let hash = chain::link(&prev, json.as_bytes());
                 linked.push(Linked {
                     columns: Columns::of(record),

@@ -199,8 +199,7 @@ impl Store for Db {
     type Record = Prepared;
 
     fn prepare(entry: &AuditEntry) -> Result<Prepared, AuditError> {
-        let json = serde_json::to_string(entry).map_err(|e| AuditError(format!("cannot encode the record: {e}")))?;
-        Ok(Prepared { json, columns: Columns::of(entry) })
+        Ok(Prepared { json: super::json::entry_text(entry), columns: Columns::of(entry) })
     }
 
     fn append(&mut self, records: &[Prepared]) -> Result<(), AuditError> {
