@@ -52,7 +52,7 @@ impl Upstream {
         loop {
             let started = Instant::now();
             // The breaker first, so that no caller waits for a turn to an upstream that is failing.
-            let tried = match self.breaker.admit(Instant::now()) {
+            let tried = match self.breaker.admit(started) {
                 Err(refusal) => self.breaker_open(refusal),
                 Ok(ticket) => match self.quota.admit(op.action, rate, deadline).await {
                     Err(fault) => Tried::failed(fault, Ending::QuotaRefused, None),
