@@ -216,7 +216,7 @@ async fn send(client: &HttpClient, addr: SocketAddr, wire: &WireRequest) -> Opti
     let query = if wire.query.is_empty() { String::new() } else { format!("?{}", wire.query) };
     let mut req = http::Request::builder().method(wire.method).uri(format!("http://{addr}{}{query}", wire.path));
     for (n, v) in &wire.headers {
-        req = req.header(n.as_str(), v.as_str());
+        req = req.header(*n, v.as_str());
     }
     let req = req.header("host", wire.host.as_str()).body(Full::new(Bytes::from(wire.body.clone()))).ok()?;
     let res = tokio::time::timeout(Duration::from_secs(20), client.request(req)).await.ok()?.ok()?;

@@ -163,7 +163,7 @@ pub struct WireRequest {
     /// The query string, without `?`.
     pub query: String,
     /// Headers, `Authorization` included where the scheme uses it.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Vec<u8>,
 }

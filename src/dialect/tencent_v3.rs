@@ -357,14 +357,14 @@ fn tc3_json(
         .authorization
         .ok_or_else(|| Fault::gateway(Code::Internal, "TC3 signing gave no Authorization header."))?;
     let mut headers = Vec::with_capacity(6);
-    headers.push((header::OUT_CONTENT_TYPE.to_owned(), media::JSON.to_owned()));
-    headers.push((header::OUT_X_TC_ACTION.to_owned(), action.to_owned()));
-    headers.push((header::OUT_X_TC_VERSION.to_owned(), maps.version(dialect).to_owned()));
-    headers.push((header::OUT_X_TC_TIMESTAMP.to_owned(), ctx.timestamp.to_string()));
+    headers.push((header::OUT_CONTENT_TYPE, media::JSON.to_owned()));
+    headers.push((header::OUT_X_TC_ACTION, action.to_owned()));
+    headers.push((header::OUT_X_TC_VERSION, maps.version(dialect).to_owned()));
+    headers.push((header::OUT_X_TC_TIMESTAMP, ctx.timestamp.to_string()));
     if !ctx.region.is_empty() {
-        headers.push((header::OUT_X_TC_REGION.to_owned(), ctx.region.clone()));
+        headers.push((header::OUT_X_TC_REGION, ctx.region.clone()));
     }
-    headers.push((header::OUT_AUTHORIZATION.to_owned(), authorization));
+    headers.push((header::OUT_AUTHORIZATION, authorization));
     Ok(WireRequest { method: "POST", host: ctx.host.clone(), path: PATH, query: String::new(), headers, body })
 }
 

@@ -174,7 +174,7 @@ impl Upstream {
             // The value's bytes become the header's own, not a copy.
             let mut v = http::HeaderValue::try_from(value).map_err(cannot_build)?;
             v.set_sensitive(name.eq_ignore_ascii_case("authorization"));
-            headers.append(header_name(&name).map_err(cannot_build)?, v);
+            headers.append(header_name(name).map_err(cannot_build)?, v);
         }
         if !has_host {
             headers.insert(http::header::HOST, http::HeaderValue::try_from(wire.host).map_err(cannot_build)?);

@@ -70,7 +70,7 @@ pub(crate) async fn get(admin: SocketAddr, path: &str, token: Option<&str>) -> G
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut headers = Vec::new();
     if let Some(token) = token {
-        headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+        headers.push(("authorization", format!("Bearer {token}")));
     }
     let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
     let wire =
@@ -207,7 +207,7 @@ async fn the_token_guards_every_data_route_and_admin_routes_are_not_on_the_calle
         host: admin.to_string(),
         path: "/metrics",
         query: String::new(),
-        headers: vec![("authorization".into(), format!("Bearer {TOKEN}"))],
+        headers: vec![("authorization", format!("Bearer {TOKEN}"))],
         body: vec![],
     };
     let post = send_to(admin, &post).await;

@@ -22,9 +22,9 @@ fn one(id: &str) -> String {
 fn core_sdk_request(env: &Env, params: &[(&str, &str)]) -> WireRequest {
     let mut wire = ecs_rpc_request(&env.host(), params, &Signer::demo()).0;
     let action = params.iter().find(|(n, _)| *n == "Action").map_or("", |(_, v)| *v);
-    wire.headers.push(("x-acs-action".into(), action.into()));
-    wire.headers.push(("x-acs-version".into(), "2014-05-26".into()));
-    wire.headers.push(("x-sdk-client".into(), "python/2.0.0".into()));
+    wire.headers.push(("x-acs-action", action.into()));
+    wire.headers.push(("x-acs-version", "2014-05-26".into()));
+    wire.headers.push(("x-sdk-client", "python/2.0.0".into()));
     wire
 }
 
@@ -363,7 +363,7 @@ async fn garbled_authorization_headers_fail_in_their_own_dialect() {
     let tc3 = |version: &str| tc3_request(&host, "cvm", "AssociateInstancesKeyPairs", version, &body, &Signer::demo());
     let garbled = |mut wire: WireRequest, value: &str| {
         wire.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
-        wire.headers.push(("Authorization".to_owned(), value.to_owned()));
+        wire.headers.push(("Authorization", value.to_owned()));
         wire
     };
     let cases = [

@@ -415,7 +415,7 @@ async fn headers_over_the_limit_are_refused_and_not_forwarded() {
     let fake = FakeCvm::start(Duration::ZERO).await;
     let env = Env::start(config_to(&fake, "\n[inbound]\nmax_header_bytes = 8192\n")).await;
     let mut wire = v1_bind(&env.host(), FAKE_INSTANCE);
-    wire.headers.push(("X-Padding".to_owned(), "p".repeat(20_000)));
+    wire.headers.push(("X-Padding", "p".repeat(20_000)));
     let mut stream = TcpStream::connect(env.started.gateway.addr).await.unwrap();
     let _ = stream.write_all(&raw_http(&wire)).await;
     let mut answer = Vec::new();

@@ -340,7 +340,7 @@ pub(crate) fn without_host(wire: &WireRequest, origin: &str) -> http::Request<Fu
     let mut req = http::Request::builder().method(wire.method).uri(format!("{origin}{}{query}", wire.path));
     for (n, v) in &wire.headers {
         if !n.eq_ignore_ascii_case("host") {
-            req = req.header(n.as_str(), v.as_str());
+            req = req.header(*n, v.as_str());
         }
     }
     req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap()
@@ -441,11 +441,7 @@ pub(crate) fn v1_request(
     let (query, headers, body) = if method == "GET" {
         (encoded, Vec::new(), Vec::new())
     } else {
-        (
-            String::new(),
-            vec![("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned())],
-            encoded.into_bytes(),
-        )
+        (String::new(), vec![("Content-Type", "application/x-www-form-urlencoded".to_owned())], encoded.into_bytes())
     };
     WireRequest { method, host: host.to_owned(), path, query, headers, body }
 }
@@ -470,7 +466,7 @@ pub(crate) fn tc3_request_signing(
     version: &str,
     body: &serde_json::Value,
     signer: &Signer,
-    signed_headers: &[(&str, &str)],
+    signed_headers: &[(&'static str, &str)],
 ) -> WireRequest {
     let body = serde_json::to_vec(body).unwrap();
     let mut to_sign = vec![("content-type", "application/json"), ("host", host)];
@@ -496,14 +492,7 @@ pub(crate) fn tc3_request_signing(
         ("Authorization", signed.authorization.unwrap()),
     ];
     headers.extend(signed_headers.iter().map(|(n, v)| (*n, (*v).to_owned())));
-    WireRequest {
-        method: "POST",
-        host: host.to_owned(),
-        path: "/",
-        query: String::new(),
-        headers: headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
-        body,
-    }
+    WireRequest { method: "POST", host: host.to_owned(), path: "/", query: String::new(), headers, body }
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` for Unix seconds (Alibaba's time stamps).
@@ -562,7 +551,7 @@ pub(crate) fn ecs_acs3_request(
     let query = query.join("&");
     let date = aliyun_time(signer.time);
     let body_hash = sha256_hex(b"");
-    let headers: Vec<(&str, &str)> = vec![
+    let headers: [(&'static str, &str); 7] = [
         ("host", host),
         ("x-acs-action", action),
         ("x-acs-version", "2014-05-26"),
@@ -577,15 +566,14 @@ pub(crate) fn ecs_acs3_request(
         path: "/",
         query: &query,
         params,
-        headers,
+        headers: headers.to_vec(),
         body: b"",
         timestamp: signer.time,
         service: "",
     };
     let signed = acs3::sign(&input, &signer.id, &Secret::new(signer.secret.as_str()));
-    let mut headers: Vec<(String, String)> =
-        input.headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-    headers.push(("authorization".to_owned(), signed.authorization.unwrap()));
+    let mut headers: Vec<(&'static str, String)> = headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect();
+    headers.push(("authorization", signed.authorization.unwrap()));
     let wire = WireRequest {
         method: "POST",
         host: host.to_owned(),

@@ -93,7 +93,7 @@ default = "cvm"
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let mut req = http::Request::builder().method(wire.method).uri(format!("https://{authority}/"));
     for (n, v) in &wire.headers {
-        req = req.header(n.as_str(), v.as_str());
+        req = req.header(*n, v.as_str());
     }
     let res = client.request(req.body(Full::new(Bytes::from(wire.body.clone()))).unwrap()).await.unwrap();
     let status = res.status();

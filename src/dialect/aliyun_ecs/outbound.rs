@@ -168,7 +168,7 @@ fn acs3_request(
         form_encode_component_into(&mut query, value);
     }
     let body_hash = sha256_hex(b"");
-    let headers: Vec<(&str, &str)> = vec![
+    let headers: [(&'static str, &str); 7] = [
         (header::HOST, &ctx.host),
         (header::ACTION, action),
         (header::VERSION, version),
@@ -183,16 +183,16 @@ fn acs3_request(
         path: PATH,
         query: &query,
         params: business,
-        headers,
+        headers: headers.to_vec(),
         body: b"",
         timestamp: ctx.timestamp,
         service: "",
     };
     let signed = sign::sign(Scheme::Acs3, &input, &ctx.credential_id, key);
-    let mut headers: Vec<(String, String)> =
-        input.headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-    headers.push((header::AUTHORIZATION.to_owned(), signed.authorization.unwrap_or_default()));
-    WireRequest { method: METHOD, host: ctx.host.clone(), path: PATH, query, headers, body: Vec::new() }
+    let mut wire_headers = Vec::with_capacity(headers.len() + 1);
+    wire_headers.extend(headers.iter().map(|(n, v)| (*n, (*v).to_owned())));
+    wire_headers.push((header::AUTHORIZATION, signed.authorization.unwrap_or_default()));
+    WireRequest { method: METHOD, host: ctx.host.clone(), path: PATH, query, headers: wire_headers, body: Vec::new() }
 }
 
 fn rpc_request(

@@ -210,7 +210,7 @@ pub(crate) fn v1_signed_form(
         host: ctx.host.clone(),
         path: common.path,
         query: String::new(),
-        headers: vec![(header::OUT_CONTENT_TYPE.to_owned(), media::FORM.to_owned())],
+        headers: vec![(header::OUT_CONTENT_TYPE, media::FORM.to_owned())],
         body: form_encode(&params).into_bytes(),
     })
 }
