@@ -82,11 +82,19 @@ pub fn nonce_key(credential: &str, nonce: &str) -> String {
 
 /// The replay key of a TC3 request: the SHA-256 of its signature and its action, never the signature
 /// itself. The action is part of it because the clouds' SDKs leave `X-TC-Action` unsigned: an Associate
-/// and a Disassociate of the same body in the same second carry the same signature.
+/// and a Disassociate of the same body in the same second carry the same signature. The signature is
+/// hashed in lower case: its hex verifies in either case, and each spelling of it must be the one key.
 pub fn signature_key(signature: &str, action: &str) -> String {
     use sha2::Digest;
-    let digest =
-        sha2::Sha256::new().chain_update(signature.as_bytes()).chain_update(b"\n").chain_update(action.as_bytes());
+    let mut digest = sha2::Sha256::new();
+    for chunk in signature.as_bytes().chunks(64) {
+        let mut lower = [0u8; 64];
+        let lower = &mut lower[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        digest.update(lower);
+    }
+    let digest = digest.chain_update(b"\n").chain_update(action.as_bytes());
     format!("tc3:{}", crate::sign::encoding::hex_lower(&digest.finalize()))
 }
 
@@ -269,5 +277,9 @@ mod tests {
         assert_eq!(store.spend_now(&signature_key("abc", "A"), 300, 20), Spend::Replayed);
         assert_eq!(store.spend_now(&signature_key("abc", "B"), 300, 20), Spend::Fresh, "another action, another key");
         assert!(!signature_key("abc", "A").contains("abc"), "the signature itself is never kept");
+        assert_eq!(signature_key("aBC", "A"), signature_key("abc", "A"), "a signature's hex verifies in either case");
+        let long = "a".repeat(130);
+        assert_eq!(signature_key(&long.to_ascii_uppercase(), "A"), signature_key(&long, "A"));
+        assert_ne!(signature_key(&long, "A"), signature_key(&long[1..], "A"));
     }
 }

@@ -261,6 +261,19 @@ async fn a_tc3_signature_is_accepted_once_unless_the_window_policy_is_chosen() {
     assert_eq!(first.error_code(Dialect::TencentCvm), None, "{}", first.text());
     let replay = env.send(&wire).await;
     assert_eq!(replay.error_code(Dialect::TencentCvm).as_deref(), Some("AuthFailure.SignatureFailure"));
+    // The same signature in upper-case hex, or in any mix of cases, is the same signature.
+    for upper in [|c: char| c.to_ascii_uppercase(), |c: char| if c == 'a' { 'A' } else { c }] {
+        let mut recased = wire.clone();
+        for (name, value) in &mut recased.headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                let (before, signature) = value.rsplit_once("Signature=").unwrap();
+                *value = format!("{before}Signature={}", signature.chars().map(upper).collect::<String>());
+            }
+        }
+        assert_ne!(recased.headers, wire.headers);
+        let replay = env.send(&recased).await;
+        assert_eq!(replay.error_code(Dialect::TencentCvm).as_deref(), Some("AuthFailure.SignatureFailure"));
+    }
     assert_eq!(fake.calls(), 1);
 
     let window = Env::start(config_to(&fake, "\n[replay]\ntc3 = \"window\"\n")).await;
