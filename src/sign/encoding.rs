@@ -221,7 +221,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Lower-case hex of `bytes`, written in one pass into a buffer of the final size.
 pub fn hex_lower(bytes: &[u8]) -> String {
     let mut out = vec![0; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input's length");
+    const_hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input's length");
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
@@ -235,9 +235,13 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s).ok()
 }
 
-/// Decodes hex in either case; `None` when it is not hex.
+/// Decodes hex in either case; `None` when it is not hex (a `0x` prefix included, which the decoder
+/// would take off).
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    hex::decode(s).ok()
+    if matches!(s.as_bytes(), [b'0', b'x' | b'X', ..]) {
+        return None;
+    }
+    const_hex::decode(s).ok()
 }
 
 /// An HMAC keyed with `key` that has read `msg`, ready to `finalize` (sign) or `verify_slice` (verify).
@@ -390,6 +394,9 @@ mod tests {
         assert_eq!(hex_decode("aBcD"), Some(vec![0xab, 0xcd]));
         assert_eq!(hex_decode("abc"), None);
         assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode("0xab"), None);
+        assert_eq!(hex_decode("0Xab"), None);
+        assert_eq!(hex_decode("0a"), Some(vec![0x0a]));
     }
 
     proptest! {

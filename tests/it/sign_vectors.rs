@@ -437,9 +437,9 @@ fn sign_tc3(v: &Vector, r: &Received, key: &Secret, stages: &mut Stages<'_>) -> 
     let string_to_sign = tc3::string_to_sign(input.timestamp, &scope, &hashed);
     stages.check("string_to_sign", &string_to_sign);
     let keys = tc3::signing_key(key, &date, input.service);
-    stages.check("secret_date_hex", &hex::encode(keys.k_date()));
-    stages.check("secret_service_hex", &hex::encode(keys.k_service()));
-    stages.check("secret_signing_hex", &hex::encode(keys.k_signing()));
+    stages.check("secret_date_hex", &const_hex::encode(keys.k_date()));
+    stages.check("secret_service_hex", &const_hex::encode(keys.k_service()));
+    stages.check("secret_signing_hex", &const_hex::encode(keys.k_signing()));
     let signature = tc3::signature(&keys, &string_to_sign);
     assert_eq!(signature, v.expected.signature, "{id}: stage signature");
     let authorization = tc3::authorization(&r.credential_id, &scope, &headers.signed, &signature);
