@@ -9,7 +9,7 @@
 use super::{AuditEntry, InstanceAudit, Phase, ShadowDifference, UpstreamCall, query::phase_name};
 
 /// The record's JSON, appended to `out`.
-pub fn write_entry(out: &mut Vec<u8>, entry: &AuditEntry) {
+fn write_entry(out: &mut Vec<u8>, entry: &AuditEntry) {
     // Destructured whole, so a field added to the record cannot be left out here.
     let AuditEntry {
         phase,
@@ -104,12 +104,17 @@ pub fn write_entry(out: &mut Vec<u8>, entry: &AuditEntry) {
     out.push(b'}');
 }
 
-/// The record's JSON as text, for the stores that keep it as a string.
-pub fn entry_text(entry: &AuditEntry) -> String {
+/// The record's JSON.
+pub fn entry_bytes(entry: &AuditEntry) -> Vec<u8> {
     let mut json = Vec::with_capacity(1024);
     write_entry(&mut json, entry);
+    json
+}
+
+/// The record's JSON as text, for the stores that keep it as a string.
+pub fn entry_text(entry: &AuditEntry) -> String {
     // Whole strings and ASCII only were written: this is always UTF-8.
-    String::from_utf8(json).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(entry_bytes(entry)).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn write_result(out: &mut Vec<u8>, result: &InstanceAudit) {

@@ -178,9 +178,7 @@ impl Store for Out {
     type Record = Vec<u8>;
 
     fn prepare(entry: &AuditEntry) -> Result<Vec<u8>, AuditError> {
-        let mut json = Vec::with_capacity(1024);
-        super::json::write_entry(&mut json, entry);
-        Ok(json)
+        Ok(super::json::entry_bytes(entry))
     }
 
     fn append(&mut self, records: &[Vec<u8>]) -> Result<(), AuditError> {

@@ -173,12 +173,12 @@ mod tests {
         }
     }
 
-    /// What one request through the simulator's pipeline logs under the filter `level`.
-    fn logged_at(level: &str) -> String {
+    /// What one request through the simulator's pipeline logs with debug logging on.
+    fn logged_while_debugging() -> String {
         let lines = Lines::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_env_filter(tracing_subscriber::EnvFilter::new("crossgate=debug,tower_http=debug"))
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn requests_are_traced_when_debugging() {
-        let debug = logged_at("crossgate=debug,tower_http=debug");
+        let debug = logged_while_debugging();
         assert!(debug.contains("finished processing request"), "{debug}");
         assert!(debug.contains("request{method=GET path=\"/\" request_id="), "the span names the request: {debug}");
         assert!(!debug.contains("Action="), "never the query: {debug}");
