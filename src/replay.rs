@@ -6,11 +6,13 @@
 //! whose windows close first and raises a *floor*; a request whose window closes at or before the floor
 //! can no longer be told apart from a replay, so it is refused as expired ([`Spend::BeforeFloor`]) and
 //! the client signs afresh. Nothing forgotten can be replayed. Keys are kept as keyed 64-bit hashes
-//! (random key per process), in a set and in the list of the second their window closes: about 20
-//! bytes each. Keys whose windows have closed are dropped before every look-up, so a key in the set is
-//! a key still within its window.
+//! (random key per process), in a set ([`slots`]) and in the list of the second their window closes:
+//! about 20 bytes each, the set never larger than the capacity needs. Keys whose windows have closed
+//! are dropped before every look-up, so a key in the set is a key still within its window.
 
-use std::collections::{BTreeMap, HashSet};
+mod slots;
+
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
@@ -109,10 +111,10 @@ pub struct MemoryReplayStore {
     hasher: std::collections::hash_map::RandomState,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// The hashes of the keys within their windows.
-    spent: HashSet<u64>,
+    spent: slots::HashSlots,
     /// Closing time -> the key hashes whose windows close then (each key in one list: it is spent
     /// again only after its list was dropped).
     closing: BTreeMap<i64, Vec<u64>>,
@@ -129,9 +131,14 @@ impl Default for MemoryReplayStore {
 impl MemoryReplayStore {
     /// A store that keeps at most `capacity` keys.
     pub fn with_capacity(capacity: usize) -> MemoryReplayStore {
+        let capacity = capacity.max(1);
         MemoryReplayStore {
-            inner: Mutex::new(Inner { floor: i64::MIN, ..Inner::default() }),
-            capacity: capacity.max(1),
+            inner: Mutex::new(Inner {
+                spent: slots::HashSlots::with_capacity(capacity),
+                closing: BTreeMap::new(),
+                floor: i64::MIN,
+            }),
+            capacity,
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -212,7 +219,7 @@ impl Inner {
 
     fn drop_hashes(&mut self, hashes: &[u64]) {
         for h in hashes {
-            self.spent.remove(h);
+            self.spent.remove(*h);
         }
     }
 }
