@@ -6,9 +6,9 @@
 //! whose windows close first and raises a *floor*; a request whose window closes at or before the floor
 //! can no longer be told apart from a replay, so it is refused as expired ([`Spend::BeforeFloor`]) and
 //! the client signs afresh. Nothing forgotten can be replayed. Keys are kept as keyed 64-bit hashes
-//! (random key per process), in a set ([`slots`]) and in the list of the second their window closes:
-//! about 20 bytes each, the set never larger than the capacity needs. Keys whose windows have closed
-//! are dropped before every look-up, so a key in the set is a key still within its window.
+//! (random key per process), in a set (the `slots` table) and in the list of the second their window
+//! closes: about 20 bytes each, the set never larger than the capacity needs. Keys whose windows have
+//! closed are dropped before every look-up, so a key in the set is a key still within its window.
 
 mod slots;
 
