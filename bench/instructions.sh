@@ -6,7 +6,7 @@
 # machine, cannot.
 #
 #   bash bench/instructions.sh [--duration SECONDS] [--connections N] [--dialect tc3|v2]
-#                              [--instance-prefix ins-|i-] [--out DIR]
+#                              [--instance-prefix ins-|i-] [--rate N] [--out DIR]
 #
 # Prints per request: crossgate's instructions, SHA-256's share of them (from a second run that counts
 # inside `sha2::sha256::compress256` alone: valgrind runs sha2's portable code, where the machine uses
@@ -14,6 +14,9 @@
 # pass-through's. The callgrind files stay in --out (target/instructions) for
 # `callgrind_annotate --inclusive=yes FILE`. valgrind comes from the system's package (installed with
 # apt-get if absent). Under a minute with the defaults (8 connections, 10 s per run), build excluded.
+#
+# `--rate N` sends N requests per second (a few hundred at most: under valgrind crossgate is some fifty
+# times slower) instead of as fast as answers come: what a request costs when requests arrive one by one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +28,7 @@ out=target/instructions
 keep=0
 # shellcheck source=bench/options.sh
 . bench/options.sh
-load_options 2,16 "$@"
+load_options 2,18 "$@"
 [ ${#other[@]} -eq 0 ] || { echo "instructions.sh: unknown option ${other[0]}" >&2; exit 2; }
 
 script=instructions.sh
@@ -51,7 +54,7 @@ counted() {
     # Under valgrind a start takes seconds, not milliseconds.
     wait_listening "$pid" "$port" "$name under valgrind" 120
     local load=("$load_bin" --target "http://127.0.0.1:$port" --dialect "$dialect" --instance-prefix "$prefix"
-        --connections "$connections" --timeout 30 --warmup 0)
+        --connections "$connections" --timeout 30 --warmup 0 "${rate[@]}")
     "${load[@]}" --duration 3 --label "$name-warm-up" > /dev/null || true
     callgrind_control --instr=on "$pid" > /dev/null 2>&1
     "${load[@]}" --duration "$duration" --label "$name" > "$tmp/logs/$name.load" || true

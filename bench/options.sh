@@ -1,28 +1,31 @@
 # The options bench/profile.sh and bench/instructions.sh share, sourced before bench/lib.sh (so that
 # `--help` needs no build), with `duration`, `connections`, `dialect`, `prefix` and `out` set to the
-# script's defaults.
+# script's defaults. `rate` is left empty (as fast as answers come) or set to crossgate-load's
+# `--rate N` (a fixed number of requests per second, as in compare.sh's half-peak runs).
 # shellcheck shell=bash
 
 # load_options HELP_LINES ARG...: sets the variables above from --duration, --connections, --dialect,
-# --instance-prefix and --out; prints the script's header lines HELP_LINES (`2,16`) for -h and --help;
+# --instance-prefix, --rate and --out; prints the script's header lines HELP_LINES (`2,16`) for -h and --help;
 # leaves every other argument in `other`, for the script to read or refuse.
 load_options() {
     local help=$1
     shift
     other=()
+    rate=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --duration) duration=${2:?--duration SECONDS}; shift 2 ;;
             --connections) connections=${2:?--connections N}; shift 2 ;;
             --dialect) dialect=${2:?--dialect tc3|v2}; shift 2 ;;
             --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
+            --rate) rate=(--rate "${2:?--rate REQUESTS_PER_SECOND}"); shift 2 ;;
             --out) out=${2:?--out DIR}; shift 2 ;;
             -h|--help) sed -n "${help}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) other+=("$1"); shift ;;
         esac
     done
     local n
-    for n in "$duration" "$connections"; do
+    for n in "$duration" "$connections" "${rate[@]:1}"; do
         [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "$(basename "$0"): '$n' is not a whole number of at least 1" >&2; exit 2; }
     done
 }

@@ -5,8 +5,10 @@
 # CPU themselves, then the same time summed by area (bench/perf_areas.py), and keeps perf.data.
 #
 #   bash bench/profile.sh [--duration SECONDS] [--connections N] [--dialect tc3|v2]
-#                         [--instance-prefix ins-|i-] [--inclusive] [--out DIR]
+#                         [--instance-prefix ins-|i-] [--rate N] [--inclusive] [--out DIR]
 #
+# `--rate N` sends N requests per second instead of as fast as answers come (compare.sh's half-peak
+# runs): where the time goes when requests arrive one by one.
 # `--inclusive` records call stacks too (DWARF unwinding, fewer samples) and also prints the share of
 # crossgate's own functions with everything they call: where the request path spends its time.
 # `--instance-prefix i-` with `--dialect tc3` profiles the translation to ECS. perf comes from Debian's
@@ -23,7 +25,7 @@ inclusive=0
 keep=0
 # shellcheck source=bench/options.sh
 . bench/options.sh
-load_options 2,13 "$@"
+load_options 2,15 "$@"
 for option in "${other[@]}"; do
     case "$option" in
         --inclusive) inclusive=1 ;;
@@ -42,7 +44,8 @@ start_gateway
 warmup=2
 echo "== crossgate-load: $dialect, $connections connections, ${duration} s after ${warmup} s warm-up; perf samples crossgate (pid $gateway_pid)"
 "$load_bin" --target "http://127.0.0.1:$gateway_port" --dialect "$dialect" --instance-prefix "$prefix" \
-    --connections "$connections" --warmup "$warmup" --duration "$duration" --label profile > "$tmp/logs/profile.out" &
+    --connections "$connections" --warmup "$warmup" --duration "$duration" "${rate[@]}" --label profile \
+    > "$tmp/logs/profile.out" &
 load_pid=$!
 started+=("$load_pid")
 sleep "$warmup"

@@ -6,6 +6,7 @@ mod aliyun_ecs; // the Alibaba ECS RPC codec: golden cases, SDK vectors, round t
 mod audit; // end to end: one complete audit line per request, served or refused, and no secret in any
 mod auth; // end to end: bad signature, unknown id, expired time, reused nonce in every caller dialect
 mod batches; // end to end: batches split to an upstream's limit, fan-out to every upstream, partial failure
+mod bench_options; // the performance kit's scripts: usage, and bad options refused before anything runs
 mod cli; // the `crossgate` command as users run it: serve, a bad config, coverage
 mod detection; // end to end: dialects weighed from their evidence, answer formats, ids checked after routing
 mod door; // the audited door under faults: clients that leave, a full disk, restarts, replays, permissions, overload

@@ -1,0 +1,51 @@
+//! The performance kit's scripts as users start them: `--help` prints each one's usage (the options it
+//! takes included) without building anything, and a bad option or value is refused with exit code 2 and
+//! a message, before anything is built or started.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `bash bench/SCRIPT ARGS...` from the repository root.
+fn script(name: &str, args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new("bash").arg(root.join("bench").join(name)).args(args).current_dir(root).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_shows_every_option_of_the_profiling_scripts() {
+    for name in ["profile.sh", "instructions.sh"] {
+        let out = script(name, &["--help"]);
+        let usage = text(&out.stdout);
+        assert!(out.status.success(), "{name} --help: {out:?}");
+        for option in ["--duration", "--connections", "--dialect", "--instance-prefix", "--rate", "--out"] {
+            assert!(usage.contains(option), "{name} --help does not name {option}:\n{usage}");
+        }
+        assert!(!usage.contains("set -euo"), "{name} --help runs past its header:\n{usage}");
+    }
+    let usage = text(&script("compare.sh", &["--help"]).stdout);
+    assert!(usage.contains("--rss-connections"), "{usage}");
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_runs() {
+    let refusals = [
+        ("profile.sh", vec!["--rate", "fast"], "not a whole number"),
+        ("profile.sh", vec!["--rate", "0"], "not a whole number"),
+        ("instructions.sh", vec!["--rate", "-5"], "not a whole number"),
+        ("instructions.sh", vec!["--connections", "0"], "not a whole number"),
+        ("instructions.sh", vec!["--inclusive"], "unknown option --inclusive"),
+        ("profile.sh", vec!["--bogus"], "unknown option --bogus"),
+        ("compare.sh", vec!["--duration", "soon"], "not a whole number"),
+    ];
+    for (name, args, said) in refusals {
+        let out = script(name, &args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {out:?}");
+        assert!(stderr.contains(said), "{name} {args:?} said: {stderr}");
+        assert!(!text(&out.stdout).contains("== building"), "{name} {args:?} went on to build");
+    }
+}
