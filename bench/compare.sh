@@ -33,7 +33,9 @@ connections=64
 warmup=2
 rss_connections=1000
 keep=0
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# shellcheck source=bench/options.sh
+. bench/options.sh
+usage() { script_help; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration=${2:?--duration SECONDS}; shift 2 ;;

@@ -28,7 +28,7 @@ out=target/instructions
 keep=0
 # shellcheck source=bench/options.sh
 . bench/options.sh
-load_options 2,18 "$@"
+load_options "$@"
 [ ${#other[@]} -eq 0 ] || { echo "instructions.sh: unknown option ${other[0]}" >&2; exit 2; }
 
 script=instructions.sh

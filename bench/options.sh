@@ -1,15 +1,18 @@
-# The options bench/profile.sh and bench/instructions.sh share, sourced before bench/lib.sh (so that
-# `--help` needs no build), with `duration`, `connections`, `dialect`, `prefix` and `out` set to the
-# script's defaults. `rate` is left empty (as fast as answers come) or set to crossgate-load's
-# `--rate N` (a fixed number of requests per second, as in compare.sh's half-peak runs).
+# The options bench/profile.sh and bench/instructions.sh share, and every bench script's help: sourced
+# before bench/lib.sh (so that `--help` needs no build), with `duration`, `connections`, `dialect`,
+# `prefix` and `out` set to the script's defaults. `rate` is left empty (as fast as answers come) or set
+# to crossgate-load's `--rate N` (a fixed number of requests per second, as in compare.sh's half-peak
+# runs).
 # shellcheck shell=bash
 
-# load_options HELP_LINES ARG...: sets the variables above from --duration, --connections, --dialect,
-# --instance-prefix, --rate and --out; prints the script's header lines HELP_LINES (`2,16`) for -h and --help;
-# leaves every other argument in `other`, for the script to read or refuse.
+# script_help: the running script's header comment (every comment line after the first line, up to
+# the first line that is not one), without its `#`s: its usage, for -h and --help.
+script_help() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; }
+
+# load_options ARG...: sets the variables above from --duration, --connections, --dialect,
+# --instance-prefix, --rate and --out; prints the script's help for -h and --help; leaves every other
+# argument in `other`, for the script to read or refuse.
 load_options() {
-    local help=$1
-    shift
     other=()
     rate=()
     while [ $# -gt 0 ]; do
@@ -20,7 +23,7 @@ load_options() {
             --instance-prefix) prefix=${2:?--instance-prefix PREFIX}; shift 2 ;;
             --rate) rate=(--rate "${2:?--rate REQUESTS_PER_SECOND}"); shift 2 ;;
             --out) out=${2:?--out DIR}; shift 2 ;;
-            -h|--help) sed -n "${help}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            -h|--help) script_help; exit 0 ;;
             *) other+=("$1"); shift ;;
         esac
     done

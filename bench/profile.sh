@@ -25,7 +25,7 @@ inclusive=0
 keep=0
 # shellcheck source=bench/options.sh
 . bench/options.sh
-load_options 2,15 "$@"
+load_options "$@"
 for option in "${other[@]}"; do
     case "$option" in
         --inclusive) inclusive=1 ;;
