@@ -8,9 +8,9 @@
 #   3. crossgate-tc3-cvm:  through crossgate, same dialect (TC3 caller, CVM upstream);
 #   4. crossgate-tc3-ecs:  through crossgate translating TC3 to ECS (ACS3), and
 #      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
-#   5. half-floor / half-hyper / half-crossgate: the floor, the hyper pass-through and crossgate-tc3-cvm
-#      again at a fixed rate of half of crossgate's peak, for the latency crossgate adds (and the
-#      framework alone);
+#   5. half-floor / half-nginx / half-hyper / half-crossgate: the floor, nginx, the hyper pass-through and
+#      crossgate-tc3-cvm again at a fixed rate of half of crossgate's peak, for the latency crossgate
+#      adds (and what a plain reverse proxy and the framework alone add at that rate);
 #   6. rss-1000:           crossgate with 1,000 client connections, for its peak memory (and hyper-1000,
 #                          the pass-through's);
 #   7. scale-1, -2, -3:    1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis
@@ -22,9 +22,14 @@
 # run's throughput over nginx's.
 #
 #   bash bench/compare.sh [--duration SECONDS] [--connections N] [--warmup SECONDS]
-#                         [--rss-connections N] [--keep]
+#                         [--rss-connections N] [--split-cpus] [--keep]
 #
-# Defaults (15 s per run, 64 connections) finish in about four and a half minutes on 2 cores, build excluded.
+# `--split-cpus` runs the proxy under test (nginx, the pass-through, crossgate, the replicas and their
+# nginx) on the upper half of the CPUs and the load generator, the upstream and Redis on the rest
+# (taskset; 2 CPUs or more): each proxy then has CPUs of its own instead of competing for them with
+# what drives it, and throughput is what half the machine serves.
+#
+# Defaults (15 s per run, 64 connections) finish in under five minutes on 2 cores, build excluded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +37,7 @@ duration=15
 connections=64
 warmup=2
 rss_connections=1000
+split=0
 keep=0
 # shellcheck source=bench/options.sh
 . bench/options.sh
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
         --connections) connections=${2:?--connections N}; shift 2 ;;
         --warmup) warmup=${2:?--warmup SECONDS}; shift 2 ;;
         --rss-connections) rss_connections=${2:?--rss-connections N}; shift 2 ;;
+        --split-cpus) split=1; shift ;;
         --keep) keep=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 >&2 ;;
@@ -52,11 +59,14 @@ for n in "$duration" "$connections" "$warmup" "$rss_connections"; do
 done
 [ "$duration" -ge 1 ] && [ "$connections" -ge 1 ] && [ "$rss_connections" -ge 1 ] \
     || { echo "compare.sh: --duration, --connections and --rss-connections must be at least 1" >&2; exit 2; }
+[ "$split" = 0 ] || split_cpus
 
 script=compare.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 ticks_per_second=$(getconf CLK_TCK)
+# With the CPUs split, nginx gets a worker per CPU of its side (`auto` would count them all).
+[ "$proxy_cpu_count" = 0 ] || sed -i "s/^worker_processes auto;/worker_processes $proxy_cpu_count;/" "$tmp/proxy.conf"
 # The scale run's ports, taken now: later, the runs' client connections may hold ports in TIME_WAIT.
 scale_ports=("$(free_port)" "$(free_port)" "$(free_port)")
 scale_port=$(free_port)
@@ -85,7 +95,7 @@ per_request() {
 run_load() {
     local label=$1; shift
     echo "== $label"
-    "$load_bin" --label "$label" --duration "$duration" --warmup "$warmup" "$@" > "$tmp/logs/$label.out" || true
+    "${driver_side[@]}" "$load_bin" --label "$label" --duration "$duration" --warmup "$warmup" "$@" > "$tmp/logs/$label.out" || true
     grep -v '^RESULT ' "$tmp/logs/$label.out" || true
     result=$(grep '^RESULT ' "$tmp/logs/$label.out" | tail -1 | cut -d' ' -f2-)
     [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
@@ -145,20 +155,26 @@ run_load floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections
 add_row - - -
 
 # 2. nginx as a plain reverse proxy.
-"$nginx" -p "$tmp/" -c "$tmp/proxy.conf" -e "$tmp/proxy-error.log" &
-proxy_pid=$!
-started+=("$proxy_pid")
-wait_listening "$proxy_pid" "$proxy_port" "the nginx proxy"
-proxy_procs="$proxy_pid $(children "$proxy_pid")"
-# shellcheck disable=SC2086
-cpu_mark $proxy_procs
-run_load nginx --target "http://127.0.0.1:$proxy_port" --dialect tc3 --connections "$connections"
-# shellcheck disable=SC2086
-cpu_since $proxy_procs
-nginx_rss=$(for p in $(children "$proxy_pid"); do peak_rss_mib "$p"; echo; done | sort -n | tail -1)
-stop "$proxy_pid"
-echo "  nginx: $cpu us CPU per request ($user us its own; master and workers), peak RSS $nginx_rss MiB (largest worker)"
-add_row "$cpu" "$user" "$nginx_rss"
+# nginx_run LABEL [LOAD_FLAGS...]: a fresh nginx proxy, one load run, its CPU per request and peak RSS.
+nginx_run() {
+    local label=$1
+    shift
+    "${proxy_side[@]}" "$nginx" -p "$tmp/" -c "$tmp/proxy.conf" -e "$tmp/proxy-error.log" &
+    local pid=$! procs rss
+    started+=("$pid")
+    wait_listening "$pid" "$proxy_port" "the nginx proxy"
+    procs="$pid $(children "$pid")"
+    # shellcheck disable=SC2086
+    cpu_mark $procs
+    run_load "$label" --target "http://127.0.0.1:$proxy_port" --dialect tc3 --connections "$connections" "$@"
+    # shellcheck disable=SC2086
+    cpu_since $procs
+    rss=$(for p in $(children "$pid"); do peak_rss_mib "$p"; echo; done | sort -n | tail -1)
+    stop "$pid"
+    echo "  nginx: $cpu us CPU per request ($user us its own; master and workers), peak RSS $rss MiB (largest worker)"
+    add_row "$cpu" "$user" "$rss"
+}
+nginx_run nginx
 
 # 2b. The framework's floor: hyper and tokio alone passing requests through (examples/passthrough.rs).
 # floor_run LABEL CONNECTIONS [LOAD_FLAGS...]: a fresh pass-through, one load run.
@@ -166,7 +182,7 @@ floor_run() {
     local label=$1 conns=$2 port
     shift 2
     port=$(free_port)
-    "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" > "$tmp/logs/$label.out" 2>&1 &
+    "${proxy_side[@]}" "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" > "$tmp/logs/$label.out" 2>&1 &
     local pid=$!
     started+=("$pid")
     wait_listening "$pid" "$port" "the hyper pass-through"
@@ -186,12 +202,13 @@ gateway_run crossgate-tc3-cvm --dialect tc3 --instance-prefix ins- --connections
 gateway_run crossgate-tc3-ecs --dialect tc3 --instance-prefix i- --connections "$connections"
 gateway_run crossgate-v2-cvm --dialect v2 --instance-prefix ins- --connections "$connections"
 
-# 5. Latency at half of crossgate's peak, against the floor at the same rate, and what the framework alone
-#    adds at that rate.
+# 5. Latency at half of crossgate's peak, against the floor at the same rate, and what a plain reverse
+#    proxy and the framework alone add at that rate.
 peak=$(column_of crossgate-tc3-cvm 3)
 half=$(awk -v p="$peak" 'BEGIN { r = p / 2; if (r < 1) r = 1; printf "%.0f", r }')
 run_load half-floor --target "http://127.0.0.1:$cvm_port" --dialect tc3 --connections "$connections" --rate "$half"
 add_row - - -
+nginx_run half-nginx --rate "$half"
 floor_run half-hyper "$connections" --rate "$half"
 gateway_run half-crossgate --dialect tc3 --instance-prefix ins- --connections "$connections" --rate "$half"
 
@@ -202,7 +219,7 @@ floor_run hyper-"$rss_connections" "$rss_connections"
 # 7. Scale: 1, 2 and 3 replicas behind nginx, sharing their replay keys on Redis, each auditing to its
 #    own file. On one machine this shows what the shared state costs, not linear growth.
 install_if_absent redis-server redis-server
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > "$tmp/logs/redis.out" 2>&1 &
+"${driver_side[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > "$tmp/logs/redis.out" 2>&1 &
 redis_pid=$!
 started+=("$redis_pid")
 wait_listening "$redis_pid" "$redis_port" redis-server
@@ -214,7 +231,7 @@ for n in 1 2 3; do
         sed -e "s|^listen = .*|listen = \"127.0.0.1:$port\"|" \
             -e "s|^path = \"$tmp/audit.jsonl\"|path = \"$tmp/scale-$n-$r.jsonl\"|" "$tmp/crossgate.toml" > "$tmp/scale-$r.toml"
         printf '\n[state]\nredis = "redis://127.0.0.1:%s/0"\n' "$redis_port" >> "$tmp/scale-$r.toml"
-        "$gateway_bin" serve --config "$tmp/scale-$r.toml" --replica "gw-$r" > "$tmp/logs/scale-$n-$r.out" 2>&1 &
+        "${proxy_side[@]}" "$gateway_bin" serve --config "$tmp/scale-$r.toml" --replica "gw-$r" > "$tmp/logs/scale-$n-$r.out" 2>&1 &
         pids+=("$!")
         started+=("$!")
         wait_listening "$!" "$port" "replica $r"
@@ -222,7 +239,7 @@ for n in 1 2 3; do
     done
     sed -e "s|listen 127.0.0.1:$proxy_port|listen 127.0.0.1:$scale_port|" -e "s|server 127.0.0.1:$cvm_port;|@SERVERS@|" \
         -e "s|/proxy|/scale-proxy|g" "$tmp/proxy.conf" | awk -v s="$servers" '{ gsub(/@SERVERS@/, s); print }' > "$tmp/scale.conf"
-    "$nginx" -p "$tmp/" -c "$tmp/scale.conf" -e "$tmp/scale-error.log" &
+    "${proxy_side[@]}" "$nginx" -p "$tmp/" -c "$tmp/scale.conf" -e "$tmp/scale-error.log" &
     scale_pid=$!
     started+=("$scale_pid")
     wait_listening "$scale_pid" "$scale_port" "nginx before the replicas"
@@ -247,6 +264,8 @@ difference() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a ==
 echo
 echo "latency added at half of peak ($half req/s): p50 $(difference "$(column_of half-crossgate 4)" "$(column_of half-floor 4)") us," \
     "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us);" \
+    "nginx adds p50 $(difference "$(column_of half-nginx 4)" "$(column_of half-floor 4)") us," \
+    "p99 $(difference "$(column_of half-nginx 6)" "$(column_of half-floor 6)") us;" \
     "the hyper pass-through adds p50 $(difference "$(column_of half-hyper 4)" "$(column_of half-floor 4)") us," \
     "p99 $(difference "$(column_of half-hyper 6)" "$(column_of half-floor 6)") us"
 echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same dialect, $(column_of crossgate-tc3-ecs 10) us TC3 to ECS, $(column_of crossgate-v2-cvm 10) us v2 to API 3.0 (goal: under 20 us);" \
@@ -258,6 +277,11 @@ ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)
 one=$(column_of scale-1 3)
 echo "scale behind nginx, replay keys on Redis: 1 replica $one req/s, 2 replicas $(column_of scale-2 3) ($(awk -v a="$(column_of scale-2 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')), 3 replicas $(column_of scale-3 3) ($(awk -v a="$(column_of scale-3 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'))"
+if [ "$proxy_cpu_count" = 0 ]; then
+    echo "CPUs: all of them shared by the proxies, the load generator and the upstream"
+else
+    echo "CPUs split: proxies on ${proxy_side[2]}; the load generator, the upstream and Redis on ${driver_side[2]}"
+fi
 echo "load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (crossgate, nginx and the load generator count in it)"
 # translating_over THROUGHPUT: the slower of the two translating runs over THROUGHPUT.
 translating_over() {

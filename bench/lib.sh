@@ -5,6 +5,7 @@
 #   - makes a temp dir ($tmp) with the filled-in configs, on free loopback ports ($cvm_port, $ecs_port,
 #     $proxy_port, $gateway_port), and fresh secrets for the caller and the upstreams;
 #   - traps EXIT to stop every process started through it (by pid) and remove the temp dir.
+# Processes run on every CPU unless bench/options.sh's `split_cpus` gave the proxies CPUs of their own.
 # shellcheck shell=bash
 
 # install_if_absent COMMAND PACKAGE: installs the system's PACKAGE with apt-get unless COMMAND is there.
@@ -121,7 +122,7 @@ export CROSSGATE_LOAD_SECRET_KEY=$CROSSGATE_BENCH_CALLER_SECRET
 
 # start_upstream: the static upstream (nginx), both ports listening.
 start_upstream() {
-    "$nginx" -p "$tmp/" -c "$tmp/upstream.conf" -e "$tmp/upstream-error.log" &
+    "${driver_side[@]}" "$nginx" -p "$tmp/" -c "$tmp/upstream.conf" -e "$tmp/upstream-error.log" &
     upstream_pid=$!
     started+=("$upstream_pid")
     wait_listening "$upstream_pid" "$cvm_port" "the static upstream"
@@ -131,7 +132,8 @@ start_upstream() {
 # start_gateway: a fresh crossgate on the bench config, its audit file emptied; sets gateway_pid.
 start_gateway() {
     rm -f "$tmp/audit.jsonl"*
-    "$gateway_bin" serve --config "$tmp/crossgate.toml" > "$tmp/logs/gateway.out" 2>> "$tmp/logs/gateway.err" &
+    "${proxy_side[@]}" "$gateway_bin" serve --config "$tmp/crossgate.toml" > "$tmp/logs/gateway.out" \
+        2>> "$tmp/logs/gateway.err" &
     gateway_pid=$!
     started+=("$gateway_pid")
     wait_listening "$gateway_pid" "$gateway_port" crossgate

@@ -2,7 +2,7 @@
 # before bench/lib.sh (so that `--help` needs no build), with `duration`, `connections`, `dialect`,
 # `prefix` and `out` set to the script's defaults. `rate` is left empty (as fast as answers come) or set
 # to crossgate-load's `--rate N` (a fixed number of requests per second, as in compare.sh's half-peak
-# runs).
+# runs). `split_cpus` puts the proxy under test and what drives it on CPUs of their own.
 # shellcheck shell=bash
 
 # script_help: the running script's header comment (every comment line after the first line, up to
@@ -31,4 +31,35 @@ load_options() {
     for n in "$duration" "$connections" "${rate[@]:1}"; do
         [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "$(basename "$0"): '$n' is not a whole number of at least 1" >&2; exit 2; }
     done
+}
+
+# === which CPUs each side runs on ===
+
+# Command prefixes for the proxy under test (`proxy_side`) and for what drives and answers it: the load
+# generator, the static upstream, Redis (`driver_side`). Empty: every process may run on every CPU.
+proxy_side=()
+driver_side=()
+proxy_cpu_count=0
+
+# split_cpus: the proxies on the upper half of the CPUs this script may use, everything else on the
+# rest (`taskset`), so that a proxy's CPU time no longer competes with the load generator's; with two
+# CPUs, one each. Sets proxy_side, driver_side and proxy_cpu_count, and says which is where.
+split_cpus() {
+    local allowed=() part cpu
+    for part in $(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status | tr ',' ' '); do
+        if [[ "$part" == *-* ]]; then
+            for cpu in $(seq "${part%-*}" "${part#*-}"); do allowed+=("$cpu"); done
+        else
+            allowed+=("$part")
+        fi
+    done
+    local n=${#allowed[@]}
+    [ "$n" -ge 2 ] || { echo "$(basename "$0"): --split-cpus needs at least 2 CPUs, this process may use $n" >&2; exit 2; }
+    proxy_cpu_count=$((n / 2))
+    local drivers proxies
+    drivers=$(IFS=,; echo "${allowed[*]:0:n - proxy_cpu_count}")
+    proxies=$(IFS=,; echo "${allowed[*]:n - proxy_cpu_count}")
+    proxy_side=(taskset -c "$proxies")
+    driver_side=(taskset -c "$drivers")
+    echo "== CPUs split: proxies on $proxies, the load generator, the upstream and Redis on $drivers"
 }

@@ -27,7 +27,9 @@ fn help_shows_every_option_of_the_profiling_scripts() {
         assert!(!usage.contains("set -euo"), "{name} --help runs past its header:\n{usage}");
     }
     let usage = text(&script("compare.sh", &["--help"]).stdout);
-    assert!(usage.contains("--rss-connections"), "{usage}");
+    for option in ["--rss-connections", "--split-cpus", "--keep"] {
+        assert!(usage.contains(option), "compare.sh --help does not name {option}:\n{usage}");
+    }
 }
 
 #[test]
@@ -48,4 +50,21 @@ fn bad_options_are_refused_before_anything_runs() {
         assert!(stderr.contains(said), "{name} {args:?} said: {stderr}");
         assert!(!text(&out.stdout).contains("== building"), "{name} {args:?} went on to build");
     }
+}
+
+#[test]
+fn splitting_one_cpu_is_refused_before_anything_runs() {
+    // The script, and everything it would start, confined to a single CPU: there is nothing to split.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("taskset")
+        .args(["-c", "0", "bash"])
+        .arg(root.join("bench/compare.sh"))
+        .arg("--split-cpus")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr.contains("--split-cpus needs at least 2 CPUs, this process may use 1"), "{stderr}");
+    assert!(!text(&out.stdout).contains("== building"), "went on to build: {out:?}");
 }
