@@ -97,7 +97,10 @@ pub fn signature_key(signature: &str, action: &str) -> String {
         digest.update(lower);
     }
     let digest = digest.chain_update(b"\n").chain_update(action.as_bytes());
-    format!("tc3:{}", crate::sign::encoding::hex_lower(&digest.finalize()))
+    let mut key = String::with_capacity(4 + 64);
+    key.push_str("tc3:");
+    crate::sign::encoding::push_hex_lower(&mut key, &digest.finalize());
+    key
 }
 
 /// The default number of keys kept in memory.

@@ -217,8 +217,9 @@ impl Bound {
             let permit = connections.clone().try_acquire_owned().ok();
             let held = self.share.as_ref().map(Share::hold);
             let over_cap = permit.is_none().then_some(OverConnectionCap(inbound.max_connections));
+            let peer_addr = PeerAddr::new(peer);
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
+                req.extensions_mut().insert(peer_addr.clone());
                 host_from_authority(&mut req);
                 if let Some(over) = over_cap {
                     req.extensions_mut().insert(over);

@@ -355,9 +355,22 @@ pub fn spent_in<'a>(entries: impl Iterator<Item = &'a AuditEntry>, now: i64) -> 
         .collect()
 }
 
-/// The peer address of a connection, inserted by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+/// The peer address of a connection, inserted by the server into each of its requests, with its text
+/// (what audit records carry) written once per connection rather than once per request.
+#[derive(Debug, Clone)]
+pub struct PeerAddr {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The address as text (`1.2.3.4:5678`, `[::1]:5678`).
+    pub text: Arc<str>,
+}
+
+impl PeerAddr {
+    /// The address and its text.
+    pub fn new(addr: SocketAddr) -> PeerAddr {
+        PeerAddr { addr, text: addr.to_string().into() }
+    }
+}
 
 /// `YYYY-MM-DDThh:mm:ss.mmmZ` for a Unix time in milliseconds (every record carries one: its digits are
 /// written directly rather than through the formatting machinery).

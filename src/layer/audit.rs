@@ -78,7 +78,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let started = Instant::now();
         let handle = AuditHandle::default();
-        let source = req.extensions().get::<PeerAddr>().map(|p| p.0.to_string());
+        let source = req.extensions().get::<PeerAddr>().map(|p| String::from(&*p.text));
         let time = rfc3339(self.cfg.clock.now_ms());
         let request_id = req.extensions().get::<RequestId>().cloned().unwrap_or_default();
         handle.update(|e| {

@@ -220,9 +220,19 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Lower-case hex of `bytes`, written in one pass into a buffer of the final size.
 pub fn hex_lower(bytes: &[u8]) -> String {
-    let mut out = vec![0; bytes.len() * 2];
-    const_hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input's length");
-    String::from_utf8(out).expect("hex digits are ASCII")
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex_lower(&mut out, bytes);
+    out
+}
+
+/// Appends `bytes` as lowercase hex to `out`.
+pub fn push_hex_lower(out: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 128];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        let hex = &mut buf[..chunk.len() * 2];
+        const_hex::encode_to_slice(chunk, hex).expect("the buffer is twice the chunk's length");
+        out.push_str(std::str::from_utf8(hex).expect("hex digits are ASCII"));
+    }
 }
 
 /// Base64 (standard alphabet, padded), the form of Tencent v1 and Alibaba RPC signatures.
@@ -276,6 +286,18 @@ mod tests {
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn hex_is_appended_whole_past_the_buffer() {
+        for len in [0, 1, 32, 63, 64, 65, 200] {
+            let bytes: Vec<u8> = (0..len).map(|i| u8::try_from(i * 37 % 256).unwrap()).collect();
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut out = String::from("k:");
+            push_hex_lower(&mut out, &bytes);
+            assert_eq!(out, format!("k:{expected}"), "{len} bytes");
+            assert_eq!(hex_lower(&bytes), expected);
+        }
     }
 
     #[test]

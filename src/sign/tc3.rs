@@ -20,7 +20,7 @@
 //! assert_eq!(tc3::utc_date(1714550400), "2024-05-01");
 //! ```
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -85,7 +85,26 @@ pub fn utc_date(timestamp: i64) -> String {
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
     let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    if !(0..=9999).contains(&year) {
+        return format!("{year:04}-{month:02}-{day:02}");
+    }
+    // Every request's date (years 0 to 9999): its digits written directly, not through the formatting
+    // machinery. Month and day are 1 to 12 and 1 to 31 here.
+    let mut out = String::with_capacity(10);
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out
+}
+
+/// The last `width` decimal digits of `n` (zero or more), zero-padded.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = n / 10_i64.pow(place) % 10;
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or_default()));
+    }
 }
 
 /// CredentialScope (§3 step 6): `Date/service/tc3_request`.
@@ -106,8 +125,8 @@ pub fn string_to_sign(timestamp: i64, credential_scope: &str, hashed_canonical_r
     out.push_str(ALGORITHM);
     out.push('\n');
     // RequestTimestamp\n
-    // Writing to a String cannot fail.
-    let _ = writeln!(out, "{timestamp}");
+    out.push_str(itoa::Buffer::new().format(timestamp));
+    out.push('\n');
     // CredentialScope\n
     out.push_str(credential_scope);
     out.push('\n');
@@ -601,6 +620,15 @@ mod tests {
         #[test]
         fn parse_authorization_never_panics_after_the_algorithm(rest in "[ ,;=/A-Za-z0-9-]*") {
             let _ = parse_authorization(&format!("TC3-HMAC-SHA256 {rest}"));
+        }
+
+        /// Every second of the years the time crate knows (-9999 to 9999): the digits written
+        /// directly for years 0 to 9999, formatted for the rest.
+        #[test]
+        fn utc_date_agrees_with_the_time_crate_everywhere(ts in -377_705_116_800_i64..=253_402_300_799) {
+            let d = OffsetDateTime::from_unix_timestamp(ts).unwrap().date();
+            let expected = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+            prop_assert_eq!(utc_date(ts), expected);
         }
     }
 }
