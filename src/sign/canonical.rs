@@ -7,6 +7,8 @@
 //! a repeated header's values with `,` ([`Repeats::Joined`]); TC3's CanonicalURI is always `/`, ACS3's
 //! is the path.
 
+use std::borrow::Cow;
+
 use super::encoding::sha256_hex;
 
 /// How header values enter the canonical headers.
@@ -40,7 +42,7 @@ pub struct CanonicalHeaders {
 /// CanonicalHeaders and SignedHeaders over exactly the headers given: names lower-cased, values trimmed
 /// (and lower-cased for [`ValueCase::Lower`]), sorted by name and then by trimmed value.
 pub(crate) fn canonical_headers(headers: &[(&str, &str)], case: ValueCase, repeats: Repeats) -> CanonicalHeaders {
-    let mut lines: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
+    let mut lines: Vec<(Cow<'_, str>, &str)> = headers.iter().map(|(n, v)| (lower_case(n), v.trim())).collect();
     lines.sort_unstable();
     let len: usize = lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
     let mut canonical = String::with_capacity(len);
@@ -68,6 +70,15 @@ pub(crate) fn canonical_headers(headers: &[(&str, &str)], case: ValueCase, repea
         canonical.push('\n');
     }
     CanonicalHeaders { canonical, signed }
+}
+
+/// `name` in lower case; names arrive so from the HTTP parser, and are copied only when they do not.
+fn lower_case(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 /// CanonicalRequest: six lines, the last without `\n`.
