@@ -41,12 +41,13 @@ proxy_side=()
 driver_side=()
 proxy_cpu_count=0
 
-# split_cpus: the proxies on the upper half of the CPUs this script may use, everything else on the
-# rest (`taskset`), so that a proxy's CPU time no longer competes with the load generator's; with two
-# CPUs, one each. Sets proxy_side, driver_side and proxy_cpu_count, and says which is where.
+# split_cpus [CPU_LIST]: the proxies on the upper half of the CPUs this script may use (or of CPU_LIST,
+# in the kernel's list form: `0-3,6`), everything else on the rest (`taskset`), so that a proxy's CPU
+# time no longer competes with the load generator's; with two CPUs, one each. Sets proxy_side,
+# driver_side and proxy_cpu_count, and says which is where.
 split_cpus() {
-    local allowed=() part cpu
-    for part in $(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status | tr ',' ' '); do
+    local list=${1:-$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)} allowed=() part cpu
+    for part in ${list//,/ }; do
         if [[ "$part" == *-* ]]; then
             for cpu in $(seq "${part%-*}" "${part#*-}"); do allowed+=("$cpu"); done
         else

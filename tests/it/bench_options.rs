@@ -1,6 +1,7 @@
 //! The performance kit's scripts as users start them: `--help` prints each one's usage (the options it
 //! takes included) without building anything, and a bad option or value is refused with exit code 2 and
-//! a message, before anything is built or started.
+//! a message, before anything is built or started; `--split-cpus` divides the CPUs it is given between
+//! the proxies and what drives them.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -67,4 +68,24 @@ fn splitting_one_cpu_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(stderr.contains("--split-cpus needs at least 2 CPUs, this process may use 1"), "{stderr}");
     assert!(!text(&out.stdout).contains("== building"), "went on to build: {out:?}");
+}
+
+#[test]
+fn cpus_are_split_into_the_drivers_lower_half_and_the_proxies_upper_half() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let split = |list: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#". bench/options.sh && split_cpus "$1" > /dev/null && echo "${proxy_side[*]}|${driver_side[*]}|$proxy_cpu_count""#)
+            .args(["split", list])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{list}: {out:?}");
+        text(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(split("0-1"), "taskset -c 1|taskset -c 0|1");
+    assert_eq!(split("0,2"), "taskset -c 2|taskset -c 0|1");
+    assert_eq!(split("0-3"), "taskset -c 2,3|taskset -c 0,1|2");
+    assert_eq!(split("0-3,6"), "taskset -c 3,6|taskset -c 0,1,2|2");
 }
