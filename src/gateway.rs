@@ -203,9 +203,17 @@ async fn plan(
     let mut legs = Vec::new();
     for (name, placed) in checked {
         let upstream = &shared.upstreams[name];
-        let mut leg_op = op.clone();
-        leg_op.region = Some(upstream.config.region.clone());
-        leg_op.keys = keys_for(shared, scope, &table, upstream, &op.keys, dialect.provider(), op.action).await?;
+        // The caller's instances and keys are not copied: each leg names its own instances
+        // (`translate::split`), and the keys as this upstream names them.
+        let leg_op = Operation {
+            action: op.action,
+            region: Some(upstream.config.region.clone()),
+            instances: Vec::new(),
+            keys: keys_for(shared, scope, &table, upstream, &op.keys, dialect.provider(), op.action).await?,
+            force_stop: op.force_stop,
+            public_key: op.public_key.clone(),
+            page: op.page,
+        };
         legs.extend(translate::split(&shared.maps, name, upstream.config.provider, leg_op, placed)?);
     }
     Ok(legs)
