@@ -359,16 +359,14 @@ pub fn spent_in<'a>(entries: impl Iterator<Item = &'a AuditEntry>, now: i64) -> 
 /// (what audit records carry) written once per connection rather than once per request.
 #[derive(Debug, Clone)]
 pub struct PeerAddr {
-    /// The address.
-    pub addr: SocketAddr,
     /// The address as text (`1.2.3.4:5678`, `[::1]:5678`).
     pub text: Arc<str>,
 }
 
 impl PeerAddr {
-    /// The address and its text.
+    /// The text of `addr`.
     pub fn new(addr: SocketAddr) -> PeerAddr {
-        PeerAddr { addr, text: addr.to_string().into() }
+        PeerAddr { text: addr.to_string().into() }
     }
 }
 
@@ -392,11 +390,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
         (milli, 20, 3),
     ];
     for (value, at, width) in fields {
-        let mut value = value;
-        for digit in text[at..at + width].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
+        crate::sign::encoding::fixed_digits(&mut text[at..at + width], u64::from(value));
     }
     text.iter().map(|&b| char::from(b)).collect()
 }

@@ -235,6 +235,15 @@ pub fn push_hex_lower(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// Fills `digits` with the last `digits.len()` decimal digits of `value`, zero-padded: the fixed-width
+/// numbers of dates and times, written without the formatting machinery.
+pub fn fixed_digits(digits: &mut [u8], mut value: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
 /// Base64 (standard alphabet, padded), the form of Tencent v1 and Alibaba RPC signatures.
 pub fn base64_encode(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)

@@ -28,7 +28,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::authorization::{Fields, authorization_error, compose_header, signed_header_names, split_fields};
 use super::canonical::{self, Repeats, headers_to_sign, signs_all};
-use super::encoding::{hex_decode, hex_lower, mac, mac_matches, sha256_hex};
+use super::encoding::{fixed_digits, hex_decode, hex_lower, mac, mac_matches, sha256_hex};
 use super::{AuthMaterial, Mismatch, Part, Scheme, SignInput, Signed};
 use crate::secret::Secret;
 
@@ -90,21 +90,11 @@ pub fn utc_date(timestamp: i64) -> String {
     }
     // Every request's date (years 0 to 9999): its digits written directly, not through the formatting
     // machinery. Month and day are 1 to 12 and 1 to 31 here.
-    let mut out = String::with_capacity(10);
-    push_digits(&mut out, year, 4);
-    out.push('-');
-    push_digits(&mut out, month, 2);
-    out.push('-');
-    push_digits(&mut out, day, 2);
-    out
-}
-
-/// The last `width` decimal digits of `n` (zero or more), zero-padded.
-fn push_digits(out: &mut String, n: i64, width: u32) {
-    for place in (0..width).rev() {
-        let digit = n / 10_i64.pow(place) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or_default()));
+    let mut text = *b"0000-00-00";
+    for (value, at, width) in [(year, 0, 4), (month, 5, 2), (day, 8, 2)] {
+        fixed_digits(&mut text[at..at + width], value.unsigned_abs());
     }
+    text.iter().map(|&b| char::from(b)).collect()
 }
 
 /// CredentialScope (§3 step 6): `Date/service/tc3_request`.
