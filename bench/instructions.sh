@@ -11,8 +11,11 @@
 # Prints per request: crossgate's instructions, SHA-256's share of them (from a second run that counts
 # inside `sha2::sha256::compress256` alone: valgrind runs sha2's portable code, where the machine uses
 # its SHA instructions, so the share is far larger here than in CPU time), the rest, and the
-# pass-through's. The callgrind files stay in --out (target/instructions) for
-# `callgrind_annotate --inclusive=yes FILE`. valgrind comes from the system's package (installed with
+# pass-through's; then each one's atomic operations per request (callgrind's `--collect-bus`: instructions
+# with a lock prefix, as reference counts, locks and wake-ups use them). Counted, an atomic costs what
+# any instruction does; timed, each one whose cache line the other serving thread touched last costs
+# some 50 to 130 ns on a two-CPU machine. The callgrind files stay in --out (target/instructions) for
+# `callgrind_annotate --inclusive=yes FILE` (`--show=Ge` for the atomics). valgrind comes from the system's package (installed with
 # apt-get if absent). Under a minute with the defaults (8 connections, 10 s per run), build excluded.
 #
 # `--rate N` sends N requests per second (a few hundred at most: under valgrind crossgate is some fifty
@@ -65,24 +68,28 @@ counted() {
     requests=$(grep '^RESULT ' "$tmp/logs/$name.load" | cut -d' ' -f2- \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["attempted"])' 2>/dev/null || echo 0)
     total=$(awk '/^totals:/ { print $2 }' "$out/$name.callgrind" 2>/dev/null)
+    # With --collect-bus=yes, the second event: instructions with a lock prefix (atomic read-modify-writes).
+    atomics=$(awk '/^totals:/ { print $3 }' "$out/$name.callgrind" 2>/dev/null)
     [ -n "$total" ] && [ "$requests" -gt 0 ] || { echo "$script: $name counted nothing; see $tmp/logs" >&2; keep=1; exit 1; }
-    echo "  $name: $requests requests, $total instructions"
+    echo "  $name: $requests requests, $total instructions${atomics:+, $atomics atomic}"
 }
 
-# per_request: instructions per request of the last counted run.
-per_request() { awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }'; }
+# per_request [COUNT]: COUNT (the instructions unless given) per request of the last counted run.
+per_request() { awk -v t="${1:-$total}" -v n="$requests" 'BEGIN { printf "%.0f", t / n }'; }
 
 echo "== $dialect requests ($prefix), $connections connections, ${duration} s counted after 3 s of warm-up"
 rm -f "$tmp/audit.jsonl"*
-counted crossgate "$gateway_port" -- "$gateway_bin" serve --config "$tmp/crossgate.toml"
+counted crossgate "$gateway_port" --collect-bus=yes -- "$gateway_bin" serve --config "$tmp/crossgate.toml"
 crossgate=$(per_request)
+crossgate_atomics=$(per_request "$atomics")
 rm -f "$tmp/audit.jsonl"*
 counted crossgate-sha256 "$gateway_port" --toggle-collect='sha2::sha256::compress256' -- \
     "$gateway_bin" serve --config "$tmp/crossgate.toml"
 sha256=$(per_request)
 pass_port=$(free_port)
-counted passthrough "$pass_port" -- "$passthrough_bin" "127.0.0.1:$pass_port" "127.0.0.1:$cvm_port"
+counted passthrough "$pass_port" --collect-bus=yes -- "$passthrough_bin" "127.0.0.1:$pass_port" "127.0.0.1:$cvm_port"
 passthrough=$(per_request)
+passthrough_atomics=$(per_request "$atomics")
 
 echo
 echo "instructions per request:"
@@ -90,4 +97,8 @@ echo "  crossgate           $crossgate"
 echo "    SHA-256           $sha256"
 echo "    the rest          $((crossgate - sha256))"
 echo "  hyper pass-through  $passthrough"
+echo "atomic operations per request (lock-prefixed: reference counts, locks, wake-ups; each one a"
+echo "cache line the other serving thread may hold):"
+echo "  crossgate           $crossgate_atomics"
+echo "  hyper pass-through  $passthrough_atomics"
 echo "(callgrind files in $out)"

@@ -21,7 +21,7 @@
 //! | `crossgate_shared_state_unavailable_total` | counter | (with `[state]`) Redis commands that found it unavailable |
 //! | `crossgate_shared_state_fallbacks_total` | counter | (with `on_unavailable = "local"`) answers kept in memory instead |
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
@@ -34,6 +34,7 @@ use prometheus_client::registry::Registry;
 
 use crate::audit::query::phase_name;
 use crate::audit::{AuditEntry, AuditReceipt, AuditSink, Phase, SpentKey};
+use crate::per_thread::PerThread;
 use crate::provider::{BreakerState, Upstreams};
 use crate::redis_state::RedisState;
 
@@ -93,6 +94,37 @@ pub struct Metrics {
     /// The audit write series of each phase, in [`Phase`] order: made at start (so every phase's series
     /// shows from the first scrape), and a record's write is counted without a label look-up.
     audit_writes: [AuditWrites; 3],
+    /// The request and upstream series each thread counted into last, found again by comparing the
+    /// record's own fields: no label built, no family locked or hashed for a series already seen.
+    seen: PerThread<Mutex<SeenSeries>>,
+}
+
+/// How many request series, and how many upstream series, a thread keeps at hand; past that a record
+/// is counted through the families' look-up as before.
+const SEEN_SERIES: usize = 64;
+
+/// One thread's series at hand.
+#[derive(Debug, Default)]
+struct SeenSeries {
+    requests: Vec<RequestSeries>,
+    upstreams: Vec<(String, Histogram)>,
+}
+
+/// A request series and its dialect's duration histogram, with the record fields they were made for.
+#[derive(Debug)]
+struct RequestSeries {
+    dialect: String,
+    action: String,
+    upstreams: Vec<String>,
+    result: &'static str,
+    count: Counter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    fn counts(&self, dialect: &str, action: &str, upstreams: &[String], result: &str) -> bool {
+        self.result == result && self.dialect == dialect && self.action == action && self.upstreams == upstreams
+    }
 }
 
 /// One phase's audit write series.
@@ -164,7 +196,15 @@ impl Metrics {
         if let Some(shared) = shared {
             registry.register_collector(Box::new(SharedState(shared)));
         }
-        Metrics { registry, requests, request_duration, upstream_duration, upstream_errors, audit_writes }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            audit_writes,
+            seen: PerThread::new(Mutex::default),
+        }
     }
 
     /// Counts a record: a final one (completed or refused) as a request, every upstream attempt in it.
@@ -172,30 +212,66 @@ impl Metrics {
         if entry.phase == Phase::Admitted {
             return;
         }
-        let dialect = entry.dialect.clone().unwrap_or_else(|| "unknown".to_owned());
+        let dialect = entry.dialect.as_deref().unwrap_or("unknown");
+        let action = entry.action.as_deref().unwrap_or("unknown");
         let result = match entry.phase {
             Phase::Refused => "refused",
             _ if entry.kind.is_none() && entry.status < 400 => "ok",
             _ => "error",
         };
-        let upstream = if entry.upstreams.is_empty() { "none".to_owned() } else { entry.upstreams.join("+") };
-        let labels = RequestLabels {
-            dialect: dialect.clone(),
-            action: entry.action.clone().unwrap_or_else(|| "unknown".to_owned()),
-            upstream,
-            result,
-        };
-        self.requests.get_or_create(&labels).inc();
-        self.request_duration.get_or_create(&DialectLabel { dialect }).observe(entry.latency_ms / 1000.0);
+        // A poisoned lock only means a thread panicked while counting: the series it holds are whole.
+        let mut seen = self.seen.mine().lock().unwrap_or_else(|e| e.into_inner());
+        let seconds = entry.latency_ms / 1000.0;
+        match seen.requests.iter().find(|s| s.counts(dialect, action, &entry.upstreams, result)) {
+            Some(series) => {
+                series.count.inc();
+                series.duration.observe(seconds);
+            }
+            None => {
+                let series = self.request_series(dialect, action, &entry.upstreams, result);
+                series.count.inc();
+                series.duration.observe(seconds);
+                if seen.requests.len() < SEEN_SERIES {
+                    seen.requests.push(series);
+                }
+            }
+        }
         for call in &entry.upstream_calls {
-            let upstream = UpstreamLabel { upstream: call.upstream.clone() };
-            self.upstream_duration.get_or_create(&upstream).observe(call.elapsed_ms as f64 / 1000.0);
+            let seconds = call.elapsed_ms as f64 / 1000.0;
+            match seen.upstreams.iter().find(|(name, _)| *name == call.upstream) {
+                Some((_, duration)) => duration.observe(seconds),
+                None => {
+                    let label = UpstreamLabel { upstream: call.upstream.clone() };
+                    let duration = self.upstream_duration.get_or_create(&label).clone();
+                    duration.observe(seconds);
+                    if seen.upstreams.len() < SEEN_SERIES {
+                        seen.upstreams.push((label.upstream, duration));
+                    }
+                }
+            }
             let kind = match (call.ending.as_str(), &call.fault) {
                 ("answered", None) => continue,
                 ("answered", Some(fault)) => fault.clone(),
                 (ending, _) => ending.to_owned(),
             };
-            self.upstream_errors.get_or_create(&UpstreamErrorLabels { upstream: upstream.upstream, kind }).inc();
+            let labels = UpstreamErrorLabels { upstream: call.upstream.clone(), kind };
+            self.upstream_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// The request series for these fields, from the families (made there if new).
+    fn request_series(&self, dialect: &str, action: &str, upstreams: &[String], result: &'static str) -> RequestSeries {
+        let upstream = if upstreams.is_empty() { "none".to_owned() } else { upstreams.join("+") };
+        let labels = RequestLabels { dialect: dialect.to_owned(), action: action.to_owned(), upstream, result };
+        let count = self.requests.get_or_create(&labels).clone();
+        let duration = self.request_duration.get_or_create(&DialectLabel { dialect: labels.dialect.clone() }).clone();
+        RequestSeries {
+            dialect: labels.dialect,
+            action: labels.action,
+            upstreams: upstreams.to_vec(),
+            result,
+            count,
+            duration,
         }
     }
 
@@ -399,5 +475,48 @@ mod tests {
         assert!(line("crossgate_audit_write_failures_total{phase=\"admitted\"}").ends_with(" 0"), "{text}");
         assert!(line("crossgate_audit_write_failures_total{phase=\"refused\"}").ends_with(" 0"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn series_kept_at_hand_and_past_what_a_thread_keeps_count_alike() {
+        let metrics = Arc::new(Metrics::new(Upstreams::new(), None));
+        let actions = SEEN_SERIES + 8;
+        let count = |metrics: Arc<Metrics>| {
+            move || {
+                for round in 0..3 {
+                    for i in 0..actions {
+                        for to in ["cvm-a", "cvm-b"] {
+                            let upstreams = vec!["ecs".to_owned(), to.to_owned()];
+                            let action = Some(format!("Action{i}"));
+                            let mut entry = AuditEntry { action, upstreams, ..completed(None) };
+                            if round == 2 {
+                                entry.status = 500;
+                            }
+                            metrics.observe(&entry);
+                        }
+                    }
+                }
+            }
+        };
+        let other = std::thread::spawn(count(metrics.clone()));
+        count(metrics.clone())();
+        other.join().unwrap();
+        let text = metrics.render();
+        for (i, to) in [(0, "cvm-a"), (0, "cvm-b"), (actions - 1, "cvm-a"), (actions - 1, "cvm-b")] {
+            let series =
+                format!("crossgate_requests_total{{dialect=\"tencent_cvm\",action=\"Action{i}\",upstream=\"ecs+{to}\"");
+            let value = |result: &str| {
+                let prefix = format!("{series},result=\"{result}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(prefix.as_str()))
+                    .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
+            };
+            assert_eq!((value("ok"), value("error")), ("4", "2"), "two threads, two ok rounds and one error each");
+        }
+        let requests = 2 * 3 * actions * 2;
+        let durations = format!("crossgate_request_duration_seconds_count{{dialect=\"tencent_cvm\"}} {requests}");
+        assert!(text.lines().any(|l| l == durations), "{durations} in\n{text}");
+        let calls = format!("crossgate_upstream_call_duration_seconds_count{{upstream=\"ecs\"}} {}", 2 * requests);
+        assert!(text.lines().any(|l| l == calls), "{calls} in\n{text}");
     }
 }

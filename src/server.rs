@@ -31,11 +31,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use crate::audit::AuditSink;
 use crate::config::InboundConfig;
 use crate::layer::audit::PeerAddr;
+use crate::layer::kept::call_ready;
 use crate::layer::overload::OverConnectionCap;
 use crate::layer::respond::plain;
 use crate::layer::{ResBody, boxed};
@@ -212,25 +213,33 @@ impl Bound {
                 }, if !may_accept => continue,
                 () = &mut shutdown => break,
             };
-            let svc = service.clone();
+            // One copy of the stack per connection, called in place for each of its requests: a clone
+            // per request would count up and down every `Arc` in it, shared with the other threads.
+            let svc = std::sync::Mutex::new(service.clone());
             // Past the cap the connection is still served once: its request gets an overload answer.
             let permit = connections.clone().try_acquire_owned().ok();
             let held = self.share.as_ref().map(Share::hold);
             let over_cap = permit.is_none().then_some(OverConnectionCap(inbound.max_connections));
             let peer_addr = PeerAddr::new(peer);
+            // The answer is awaited in an async block of its own: handed out bare, its type (the stack's
+            // future, named through the service's) is one the TLS path's spawned task cannot be proven
+            // `Send` with.
+            #[allow(clippy::redundant_async_block)]
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(peer_addr.clone());
                 host_from_authority(&mut req);
                 if let Some(over) = over_cap {
                     req.extensions_mut().insert(over);
                 }
-                let svc = svc.clone();
-                async move {
-                    if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
-                        return Ok::<_, Infallible>(boxed(plain(StatusCode::OK, "ok")));
-                    }
-                    svc.oneshot(req).await
-                }
+                let work = if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
+                    let ok: Result<Response<ResBody>, Infallible> = Ok(boxed(plain(StatusCode::OK, "ok")));
+                    Either::Left(std::future::ready(ok))
+                } else {
+                    // Locked only while the call is made; a panic there leaves the stack itself whole.
+                    let mut svc = svc.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    Either::Right(call_ready(&mut *svc, req))
+                };
+                async move { work.await }
             });
             let builder = connection_builder(&inbound, over_cap.is_none());
             match &self.tls {

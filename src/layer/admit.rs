@@ -11,6 +11,8 @@ use futures_util::future::BoxFuture;
 use http::Request;
 use tower::{Layer, Service};
 
+use super::kept::Kept;
+
 use crate::audit::{AuditHandle, AuditSink, Phase};
 use crate::config::OnAuditFailure;
 use crate::model::{Code, Fault};
@@ -29,17 +31,18 @@ impl AdmitLayer {
     }
 }
 
-impl<S> Layer<S> for AdmitLayer {
+impl<S: Clone> Layer<S> for AdmitLayer {
     type Service = Admit<S>;
     fn layer(&self, inner: S) -> Admit<S> {
-        Admit { inner, cfg: self.clone() }
+        Admit { inner: Kept::new(inner), cfg: self.clone() }
     }
 }
 
-/// The admission service.
+/// The admission service. The inner service is called once the admission is stored: a copy per thread,
+/// not a clone per request.
 #[derive(Debug, Clone)]
 pub struct Admit<S> {
-    inner: S,
+    inner: Kept<S>,
     cfg: AdmitLayer,
 }
 
@@ -53,15 +56,15 @@ where
     type Error = Fault;
     type Future = BoxFuture<'static, Result<S::Response, Fault>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        // The inner service is made ready when the admission is stored and it is called (`Kept`).
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let audit = req.extensions().get::<AuditHandle>().cloned().unwrap_or_default();
         let cfg = self.cfg.clone();
-        let clone = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, clone);
+        let ready = self.inner.mine();
         Box::pin(async move {
             audit.update(|e| e.phase = Phase::Admitted);
             if let Err(e) = audit.read(|entry| cfg.sink.submit(entry)).await {

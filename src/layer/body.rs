@@ -14,6 +14,8 @@ use http::Request;
 use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
+use super::kept::Kept;
+
 /// Marks a request whose body was over the limit (the limit in bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct Oversized(pub usize);
@@ -36,17 +38,18 @@ impl BufferLayer {
     }
 }
 
-impl<S> Layer<S> for BufferLayer {
+impl<S: Clone> Layer<S> for BufferLayer {
     type Service = Buffer<S>;
     fn layer(&self, inner: S) -> Buffer<S> {
-        Buffer { inner, cfg: *self }
+        Buffer { inner: Kept::new(inner), cfg: *self }
     }
 }
 
-/// The buffering service.
+/// The buffering service. The inner service is called once the body is read: a copy per thread, not
+/// a clone per request.
 #[derive(Debug, Clone)]
 pub struct Buffer<S> {
-    inner: S,
+    inner: Kept<S>,
     cfg: BufferLayer,
 }
 
@@ -61,14 +64,13 @@ where
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // The inner service is made ready when the body is read and it is called (`Kept`).
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Move the instance poll_ready made ready into the future and leave a clone behind.
-        let clone = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, clone);
+        let ready = self.inner.mine();
         let BufferLayer { limit, within } = self.cfg;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();

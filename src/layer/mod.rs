@@ -27,6 +27,7 @@ pub mod body;
 pub mod deadline;
 pub mod detach;
 pub mod detect;
+pub mod kept;
 pub mod overload;
 pub mod ready;
 pub mod request_id;

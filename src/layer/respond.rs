@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
 use super::body::{BodyIncomplete, Oversized};
+use super::kept::call_ready;
 use crate::audit::AuditHandle;
 use crate::dialect::{self, RawRequest, Reply, WireResponse};
 use crate::mapping::Mappings;
@@ -60,7 +61,7 @@ where
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service is driven to readiness inside the call, where its error can be rendered.
+        // The inner service is made ready within the call (`call_ready`), where its error can be rendered.
         Poll::Ready(Ok(()))
     }
 
@@ -72,16 +73,20 @@ where
         let oversized = req.extensions().get::<Oversized>().copied();
         let incomplete = req.extensions().get::<BodyIncomplete>().cloned();
         let maps = self.maps.clone();
-        let mut inner = self.inner.clone();
+        let refused = match (oversized, incomplete) {
+            (Some(Oversized(limit)), _) => {
+                Some(Fault::caller(Code::InvalidParameter, format!("The request body is larger than {limit} bytes.")))
+            }
+            (None, Some(BodyIncomplete(why))) => Some(Fault::caller(Code::InvalidParameter, why)),
+            (None, None) => None,
+        };
+        // Called now, not from within the future: that would take a clone of the inner service.
+        let work = match refused {
+            Some(fault) => Either::Left(std::future::ready(Err(fault))),
+            None => Either::Right(call_ready(&mut self.inner, req)),
+        };
         Box::pin(async move {
-            let result = match (oversized, incomplete) {
-                (Some(Oversized(limit)), _) => Err(Fault::caller(
-                    Code::InvalidParameter,
-                    format!("The request body is larger than {limit} bytes."),
-                )),
-                (None, Some(BodyIncomplete(why))) => Err(Fault::caller(Code::InvalidParameter, why)),
-                (None, None) => tower::ServiceExt::oneshot(&mut inner, req).await,
-            };
+            let result = work.await;
             Ok(render(&reply, &result, &maps, &audit))
         })
     }
