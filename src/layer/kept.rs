@@ -3,8 +3,9 @@
 //! Every service of the request path holds `Arc`s to what all serving threads share (the tables, the
 //! audit store, the clock, ...). Cloning a stack of them for each request, as a layer must to call its
 //! inner service after an await, increments and then decrements every one of those counts, on cache
-//! lines the other serving threads' requests touch too: some fifty to a hundred nanoseconds each on a
-//! two-CPU machine (BENCHMARKS.md). Here a layer calls a copy it already has instead:
+//! lines the other serving threads' requests touch too: some fifty atomic operations a request, about
+//! a microsecond of CPU on a two-CPU machine (BENCHMARKS.md). Here a layer calls a copy it already has
+//! instead:
 //! - [`call_ready`]: a service the caller holds (`&mut`), called at once when it is ready, as every
 //!   service of the request path is (none of them waits for capacity); otherwise a clone of it, driven to
 //!   readiness first, so that the tower contract (ready before called) always holds.
