@@ -1,7 +1,7 @@
-//! The performance kit's scripts as users start them: `--help` prints each one's usage (the options it
-//! takes included) without building anything, and a bad option or value is refused with exit code 2 and
-//! a message, before anything is built or started; `--split-cpus` divides the CPUs it is given between
-//! the proxies and what drives them.
+//! The performance kit's scripts (compare.sh, profile.sh, instructions.sh, ab.sh) as users start them:
+//! `--help` prints each one's usage (the options it takes included) without building anything, and a
+//! bad option or value is refused with exit code 2 and a message, before anything is built or started;
+//! `--split-cpus` divides the CPUs it is given between the proxies and what drives them.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,6 +31,10 @@ fn help_shows_every_option_of_the_profiling_scripts() {
     for option in ["--rss-connections", "--split-cpus", "--keep"] {
         assert!(usage.contains(option), "compare.sh --help does not name {option}:\n{usage}");
     }
+    let usage = text(&script("ab.sh", &["--help"]).stdout);
+    for option in ["BEFORE AFTER", "--rounds", "--duration", "--connections", "--dialect", "--rate"] {
+        assert!(usage.contains(option), "ab.sh --help does not name {option}:\n{usage}");
+    }
 }
 
 #[test]
@@ -43,6 +47,12 @@ fn bad_options_are_refused_before_anything_runs() {
         ("instructions.sh", vec!["--inclusive"], "unknown option --inclusive"),
         ("profile.sh", vec!["--bogus"], "unknown option --bogus"),
         ("compare.sh", vec!["--duration", "soon"], "not a whole number"),
+        ("ab.sh", vec![], "give two crossgate binaries"),
+        ("ab.sh", vec!["/bin/true"], "give two crossgate binaries"),
+        ("ab.sh", vec!["/bin/true", "/no/such/crossgate"], "/no/such/crossgate is not an executable"),
+        ("ab.sh", vec!["/bin/true", "/bin/true", "--rounds", "none"], "not a whole number"),
+        ("ab.sh", vec!["/bin/true", "/bin/true", "--rounds"], "not a whole number"),
+        ("ab.sh", vec!["/bin/true", "/bin/true", "--fast"], "unknown option --fast"),
     ];
     for (name, args, said) in refusals {
         let out = script(name, &args);
