@@ -13,6 +13,7 @@
 //!   whose request reaches its inner service only after an await (the body read, the admission record
 //!   written): the request takes its thread's copy, whose count only that thread touches.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -23,7 +24,9 @@ use tower::util::{Oneshot, ServiceExt};
 use crate::per_thread::PerThread;
 
 /// What [`call_ready`] returns: the service's own future, or the clone's when it was not ready at once.
-pub type ReadyCall<S, R> = Either<<S as Service<R>>::Future, Oneshot<S, R>>;
+/// The clone's is boxed: it holds the whole service and the request, and unboxed it would make every
+/// call's future that large, to be moved (copied) as it goes up through hyper and the layers.
+pub type ReadyCall<S, R> = Either<<S as Service<R>>::Future, Pin<Box<Oneshot<S, R>>>>;
 
 /// `req` to `service` at once if it is ready now, else to a clone of it once that is ready.
 pub fn call_ready<S, R>(service: &mut S, req: R) -> ReadyCall<S, R>
@@ -35,7 +38,7 @@ where
         Poll::Ready(Ok(())) => Either::Left(service.call(req)),
         // Not ready, or failed: the clone is polled again by a task that will be woken, and its error
         // (if it fails again) is the call's.
-        _ => Either::Right(service.clone().oneshot(req)),
+        _ => Either::Right(Box::pin(service.clone().oneshot(req))),
     }
 }
 
