@@ -125,7 +125,7 @@ pub async fn start(config: Config, audit: Arc<dyn AuditSink>, clock: Arc<dyn Clo
     let tls = config.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
     check_permissions(&config, &maps)?;
     let book = Arc::new(key_book(&config)?);
-    let metrics = Arc::new(Metrics::new(upstreams.clone(), shared.clone()));
+    let metrics = Arc::new(Metrics::new(upstreams.clone(), shared.clone(), &maps));
     let audit: Arc<dyn AuditSink> = Arc::new(MeteredSink::new(audit, metrics.clone()));
     let replay = replay_store(&config, shared.as_ref());
     let now = clock.now_unix();

@@ -20,7 +20,12 @@
 //! | `crossgate_audit_write_failures_total` | counter | `phase` |
 //! | `crossgate_shared_state_unavailable_total` | counter | (with `[state]`) Redis commands that found it unavailable |
 //! | `crossgate_shared_state_fallbacks_total` | counter | (with `on_unavailable = "local"`) answers kept in memory instead |
+//!
+//! An `action` label is an action name of the mapping tables; any other name a caller sends is counted
+//! as `other` (and a request without one as `unknown`), so that callers, signed or not, cannot make a
+//! series for each name they invent.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,6 +39,8 @@ use prometheus_client::registry::Registry;
 
 use crate::audit::query::phase_name;
 use crate::audit::{AuditEntry, AuditReceipt, AuditSink, Phase, SpentKey};
+use crate::mapping::Mappings;
+use crate::model::Dialect;
 use crate::per_thread::PerThread;
 use crate::provider::{BreakerState, Upstreams};
 use crate::redis_state::RedisState;
@@ -97,6 +104,9 @@ pub struct Metrics {
     /// The request and upstream series each thread counted into last, found again by comparing the
     /// record's own fields: no label built, no family locked or hashed for a series already seen.
     seen: PerThread<Mutex<SeenSeries>>,
+    /// Every action name (and alias) of the mapping tables: the only `action` label values besides
+    /// `other` and `unknown`.
+    actions: HashSet<String>,
 }
 
 /// How many request series, and how many upstream series, a thread keeps at hand; past that a record
@@ -145,8 +155,8 @@ fn phase_index(phase: Phase) -> usize {
 
 impl Metrics {
     /// Metrics for a gateway whose upstreams (breakers and rate limiters) are `upstreams`, sharing
-    /// state on `shared` when it does.
-    pub fn new(upstreams: Upstreams, shared: Option<Arc<RedisState>>) -> Metrics {
+    /// state on `shared` when it does, with the action names of `maps`.
+    pub fn new(upstreams: Upstreams, shared: Option<Arc<RedisState>>, maps: &Mappings) -> Metrics {
         let mut registry = Registry::with_prefix("crossgate");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -204,6 +214,12 @@ impl Metrics {
             upstream_errors,
             audit_writes,
             seen: PerThread::new(Mutex::default),
+            actions: Dialect::ALL
+                .iter()
+                .flat_map(|&dialect| &maps.actions(dialect).entries)
+                .flat_map(|entry| std::iter::once(&entry.wire).chain(&entry.aliases))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -213,7 +229,11 @@ impl Metrics {
             return;
         }
         let dialect = entry.dialect.as_deref().unwrap_or("unknown");
-        let action = entry.action.as_deref().unwrap_or("unknown");
+        let action = match entry.action.as_deref() {
+            Some(name) if self.actions.contains(name) => name,
+            Some(_) => "other",
+            None => "unknown",
+        };
         let result = match entry.phase {
             Phase::Refused => "refused",
             _ if entry.kind.is_none() && entry.status < 400 => "ok",
@@ -442,7 +462,7 @@ mod tests {
 
     #[test]
     fn final_records_are_counted_and_admissions_are_not() {
-        let metrics = Metrics::new(Upstreams::new(), None);
+        let metrics = Metrics::new(Upstreams::new(), None, &Mappings::embedded().unwrap());
         metrics.observe(&AuditEntry { phase: Phase::Admitted, ..completed(None) });
         metrics.observe(&completed(None));
         metrics.observe(&completed(None));
@@ -479,15 +499,17 @@ mod tests {
 
     #[test]
     fn series_kept_at_hand_and_past_what_a_thread_keeps_count_alike() {
-        let metrics = Arc::new(Metrics::new(Upstreams::new(), None));
-        let actions = SEEN_SERIES + 8;
+        let metrics = Arc::new(Metrics::new(Upstreams::new(), None, &Mappings::embedded().unwrap()));
+        // More label sets than a thread keeps: the upstream lists differ, the actions alternate.
+        let lists = SEEN_SERIES + 8;
+        let action = |i: usize| if i % 2 == 0 { "AssociateInstancesKeyPairs" } else { "DisassociateInstancesKeyPairs" };
         let count = |metrics: Arc<Metrics>| {
             move || {
                 for round in 0..3 {
-                    for i in 0..actions {
+                    for i in 0..lists {
                         for to in ["cvm-a", "cvm-b"] {
-                            let upstreams = vec!["ecs".to_owned(), to.to_owned()];
-                            let action = Some(format!("Action{i}"));
+                            let upstreams = vec![format!("ecs-{i}"), to.to_owned()];
+                            let action = Some(action(i).to_owned());
                             let mut entry = AuditEntry { action, upstreams, ..completed(None) };
                             if round == 2 {
                                 entry.status = 500;
@@ -502,21 +524,47 @@ mod tests {
         count(metrics.clone())();
         other.join().unwrap();
         let text = metrics.render();
-        for (i, to) in [(0, "cvm-a"), (0, "cvm-b"), (actions - 1, "cvm-a"), (actions - 1, "cvm-b")] {
-            let series =
-                format!("crossgate_requests_total{{dialect=\"tencent_cvm\",action=\"Action{i}\",upstream=\"ecs+{to}\"");
-            let value = |result: &str| {
-                let prefix = format!("{series},result=\"{result}\"}} ");
-                text.lines()
-                    .find_map(|l| l.strip_prefix(prefix.as_str()))
-                    .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
-            };
-            assert_eq!((value("ok"), value("error")), ("4", "2"), "two threads, two ok rounds and one error each");
+        for i in [0, 1, lists - 2, lists - 1] {
+            for to in ["cvm-a", "cvm-b"] {
+                let series = format!(
+                    "crossgate_requests_total{{dialect=\"tencent_cvm\",action=\"{}\",upstream=\"ecs-{i}+{to}\"",
+                    action(i)
+                );
+                let value = |result: &str| {
+                    let prefix = format!("{series},result=\"{result}\"}} ");
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(prefix.as_str()))
+                        .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
+                };
+                assert_eq!((value("ok"), value("error")), ("4", "2"), "two threads, two ok rounds and one error each");
+            }
         }
-        let requests = 2 * 3 * actions * 2;
+        let requests = 2 * 3 * lists * 2;
         let durations = format!("crossgate_request_duration_seconds_count{{dialect=\"tencent_cvm\"}} {requests}");
         assert!(text.lines().any(|l| l == durations), "{durations} in\n{text}");
         let calls = format!("crossgate_upstream_call_duration_seconds_count{{upstream=\"ecs\"}} {}", 2 * requests);
         assert!(text.lines().any(|l| l == calls), "{calls} in\n{text}");
+    }
+
+    #[test]
+    fn action_names_the_tables_do_not_know_share_one_series() {
+        let metrics = Metrics::new(Upstreams::new(), None, &Mappings::embedded().unwrap());
+        for i in 0..200 {
+            let refused = AuditEntry {
+                phase: Phase::Refused,
+                status: 401,
+                action: Some(format!("Invented{i}")),
+                ..AuditEntry::default()
+            };
+            metrics.observe(&refused);
+        }
+        let alias = AuditEntry { action: Some("BindInstanceKey".into()), ..completed(None) };
+        metrics.observe(&alias);
+        let text = metrics.render();
+        assert!(!text.contains("Invented"), "{text}");
+        let other =
+            "crossgate_requests_total{dialect=\"unknown\",action=\"other\",upstream=\"none\",result=\"refused\"} 200";
+        assert!(text.lines().any(|l| l == other), "{other} in\n{text}");
+        assert!(text.contains("action=\"BindInstanceKey\""), "a name of the tables, the legacy one included:\n{text}");
     }
 }
