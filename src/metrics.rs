@@ -500,16 +500,17 @@ mod tests {
     #[test]
     fn series_kept_at_hand_and_past_what_a_thread_keeps_count_alike() {
         let metrics = Arc::new(Metrics::new(Upstreams::new(), None, &Mappings::embedded().unwrap()));
-        // More label sets than a thread keeps: the upstream lists differ, the actions alternate.
+        // More label sets than a thread keeps; each upstream list with two actions, each action with two
+        // upstream lists, each of them ok and failed.
         let lists = SEEN_SERIES + 8;
-        let action = |i: usize| if i % 2 == 0 { "AssociateInstancesKeyPairs" } else { "DisassociateInstancesKeyPairs" };
+        let actions = ["AssociateInstancesKeyPairs", "DisassociateInstancesKeyPairs"];
         let count = |metrics: Arc<Metrics>| {
             move || {
                 for round in 0..3 {
                     for i in 0..lists {
-                        for to in ["cvm-a", "cvm-b"] {
+                        for (to, action) in ["cvm-a", "cvm-b"].into_iter().flat_map(|to| actions.map(|a| (to, a))) {
                             let upstreams = vec![format!("ecs-{i}"), to.to_owned()];
-                            let action = Some(action(i).to_owned());
+                            let action = Some(action.to_owned());
                             let mut entry = AuditEntry { action, upstreams, ..completed(None) };
                             if round == 2 {
                                 entry.status = 500;
@@ -524,11 +525,10 @@ mod tests {
         count(metrics.clone())();
         other.join().unwrap();
         let text = metrics.render();
-        for i in [0, 1, lists - 2, lists - 1] {
-            for to in ["cvm-a", "cvm-b"] {
+        for i in [0, lists - 1] {
+            for (to, action) in ["cvm-a", "cvm-b"].into_iter().flat_map(|to| actions.map(|a| (to, a))) {
                 let series = format!(
-                    "crossgate_requests_total{{dialect=\"tencent_cvm\",action=\"{}\",upstream=\"ecs-{i}+{to}\"",
-                    action(i)
+                    "crossgate_requests_total{{dialect=\"tencent_cvm\",action=\"{action}\",upstream=\"ecs-{i}+{to}\""
                 );
                 let value = |result: &str| {
                     let prefix = format!("{series},result=\"{result}\"}} ");
@@ -539,7 +539,7 @@ mod tests {
                 assert_eq!((value("ok"), value("error")), ("4", "2"), "two threads, two ok rounds and one error each");
             }
         }
-        let requests = 2 * 3 * lists * 2;
+        let requests = 2 * 3 * lists * 4;
         let durations = format!("crossgate_request_duration_seconds_count{{dialect=\"tencent_cvm\"}} {requests}");
         assert!(text.lines().any(|l| l == durations), "{durations} in\n{text}");
         let calls = format!("crossgate_upstream_call_duration_seconds_count{{upstream=\"ecs\"}} {}", 2 * requests);
