@@ -53,30 +53,22 @@ results="$out/results.tsv"
 
 # measure LABEL BINARY: one run of BINARY, its row appended to $results.
 measure() {
-    local label=$1 t0 u0 t1 u1
+    local label=$1 row
     gateway_bin=$2
     start_gateway
     local load=("$load_bin" --target "http://127.0.0.1:$gateway_port" --dialect "$dialect" --instance-prefix "$prefix"
         --connections "$connections" --warmup 0)
     "${load[@]}" --label warm-up --duration 2 > /dev/null
-    t0=$(cpu_ticks "$gateway_pid")
-    u0=$(user_ticks "$gateway_pid")
+    cpu_mark "$gateway_pid"
     "${load[@]}" --label "$label" --duration "$duration" "${rate[@]}" > "$tmp/logs/$label.load"
-    t1=$(cpu_ticks "$gateway_pid")
-    u1=$(user_ticks "$gateway_pid")
+    result=$(grep '^RESULT ' "$tmp/logs/$label.load" | tail -1 | cut -d' ' -f2-)
+    [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
+    cpu_since "$gateway_pid"
     stop "$gateway_pid"
-    python3 - "$tmp/logs/$label.load" "$((t1 - t0))" "$((u1 - u0))" "$(getconf CLK_TCK)" "$label" "$results" <<'PY'
-import json, sys
-path, cpu, user, tick, label, results = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-line = next(l for l in open(path) if l.startswith("RESULT "))
-r = json.loads(line.split(" ", 1)[1])
-sent = r["attempted"]
-row = (label, r["throughput"], r["latency_us"]["p50"], r["latency_us"]["p99"], r["errors"],
-       cpu / tick / sent * 1e6, user / tick / sent * 1e6)
-print("%-7s %9.0f req/s  p50 %6d us  p99 %6d us  errors %d  cpu %6.2f us  user %6.2f us" % row)
-with open(results, "a") as f:
-    f.write("\t".join(str(x) for x in row) + "\n")
-PY
+    row=("$label" "$(field "$result" throughput)" "$(field "$result" latency_us/p50)" \
+        "$(field "$result" latency_us/p99)" "$(field "$result" errors)" "$cpu" "$user")
+    printf '%-7s %9.0f req/s  p50 %6d us  p99 %6d us  errors %d  cpu %6s us  user %6s us\n' "${row[@]}"
+    (IFS=$'\t'; echo "${row[*]}") >> "$results"
 }
 
 echo "== before: $before"

@@ -64,7 +64,6 @@ done
 script=compare.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-ticks_per_second=$(getconf CLK_TCK)
 # With the CPUs split, nginx gets a worker per CPU of its side (`auto` would count them all).
 [ "$proxy_cpu_count" = 0 ] || sed -i "s/^worker_processes auto;/worker_processes $proxy_cpu_count;/" "$tmp/proxy.conf"
 # The scale run's ports, taken now: later, the runs' client connections may hold ports in TIME_WAIT.
@@ -77,20 +76,6 @@ redis_port=$(free_port)
 rows="$tmp/rows.tsv"
 : > "$rows"
 
-# field JSON NAME: one field of a RESULT (`latency_us/p50` for a nested one); `-` when null.
-field() {
-    python3 -c 'import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("/"):
-    v = v[k]
-print("-" if v is None else v)' "$1" "$2"
-}
-
-# per_request TICKS REQUESTS: CPU microseconds per request.
-per_request() {
-    awk -v d="$1" -v t="$ticks_per_second" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", d / t * 1e6 / n; else print "-" }'
-}
-
 # run_load LABEL LOAD_FLAGS...: one run of the load generator; prints its lines and sets `result`.
 run_load() {
     local label=$1; shift
@@ -99,18 +84,6 @@ run_load() {
     grep -v '^RESULT ' "$tmp/logs/$label.out" || true
     result=$(grep '^RESULT ' "$tmp/logs/$label.out" | tail -1 | cut -d' ' -f2-)
     [ -n "$result" ] || { echo "$script: $label gave no RESULT line" >&2; keep=1; exit 1; }
-}
-
-# cpu_mark PID...: the processes' CPU time now, for cpu_since.
-cpu_mark() { mark_cpu=$(cpu_ticks "$@"); mark_user=$(user_ticks "$@"); }
-
-# cpu_since PID...: the processes' CPU microseconds per request sent in the last run since cpu_mark:
-# in all (`cpu`) and in their own code (`user`, the rest being the kernel's work for them).
-cpu_since() {
-    local sent
-    sent=$(field "$result" attempted)
-    cpu=$(per_request $(($(cpu_ticks "$@") - mark_cpu)) "$sent")
-    user=$(per_request $(($(user_ticks "$@") - mark_user)) "$sent")
 }
 
 # add_row CPU_US_PER_REQUEST USER_US_PER_REQUEST PEAK_RSS_MIB: the last run's row of the summary.

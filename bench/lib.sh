@@ -99,6 +99,35 @@ stat_ticks() {
 children() { ps -o pid= --ppid "$1" | tr -d ' ' | tr '\n' ' '; }
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
+# field JSON NAME: one field of a RESULT (`latency_us/p50` for a nested one); `-` when null.
+field() {
+    python3 -c 'import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("/"):
+    v = v[k]
+print("-" if v is None else v)' "$1" "$2"
+}
+
+ticks_per_second=$(getconf CLK_TCK)
+
+# cpu_us_per_request TICKS REQUESTS: CPU microseconds per request.
+cpu_us_per_request() {
+    awk -v d="$1" -v t="$ticks_per_second" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", d / t * 1e6 / n; else print "-" }'
+}
+
+# cpu_mark PID...: the processes' CPU time now, for cpu_since.
+cpu_mark() { mark_cpu=$(cpu_ticks "$@"); mark_user=$(user_ticks "$@"); }
+
+# cpu_since PID...: the processes' CPU microseconds per request sent in the last run (`result`, its
+# RESULT line's JSON) since cpu_mark: in all (`cpu`) and in their own code (`user`, the rest being the
+# kernel's work for them).
+cpu_since() {
+    local sent
+    sent=$(field "$result" attempted)
+    cpu=$(cpu_us_per_request $(($(cpu_ticks "$@") - mark_cpu)) "$sent")
+    user=$(cpu_us_per_request $(($(user_ticks "$@") - mark_user)) "$sent")
+}
+
 fill() {
     sed -e "s|@TMP@|$tmp|g" -e "s|@CVM_PORT@|$cvm_port|g" -e "s|@ECS_PORT@|$ecs_port|g" \
         -e "s|@PROXY_PORT@|$proxy_port|g" -e "s|@GATEWAY_PORT@|$gateway_port|g" "$1" > "$2"
