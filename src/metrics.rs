@@ -120,11 +120,12 @@ struct SeenSeries {
     upstreams: Vec<(String, Histogram)>,
 }
 
-/// A request series and its dialect's duration histogram, with the record fields they were made for.
+/// A request series and its dialect's duration histogram, with the record fields they were made for
+/// (the action as the record names it: one the tables know, or none).
 #[derive(Debug)]
 struct RequestSeries {
     dialect: String,
-    action: String,
+    action: Option<String>,
     upstreams: Vec<String>,
     result: &'static str,
     count: Counter,
@@ -132,8 +133,11 @@ struct RequestSeries {
 }
 
 impl RequestSeries {
-    fn counts(&self, dialect: &str, action: &str, upstreams: &[String], result: &str) -> bool {
-        self.result == result && self.dialect == dialect && self.action == action && self.upstreams == upstreams
+    fn counts(&self, dialect: &str, action: Option<&str>, upstreams: &[String], result: &str) -> bool {
+        self.result == result
+            && self.dialect == dialect
+            && self.action.as_deref() == action
+            && self.upstreams == upstreams
     }
 }
 
@@ -229,11 +233,7 @@ impl Metrics {
             return;
         }
         let dialect = entry.dialect.as_deref().unwrap_or("unknown");
-        let action = match entry.action.as_deref() {
-            Some(name) if self.actions.contains(name) => name,
-            Some(_) => "other",
-            None => "unknown",
-        };
+        let action = entry.action.as_deref();
         let result = match entry.phase {
             Phase::Refused => "refused",
             _ if entry.kind.is_none() && entry.status < 400 => "ok",
@@ -248,10 +248,12 @@ impl Metrics {
                 series.duration.observe(seconds);
             }
             None => {
-                let series = self.request_series(dialect, action, &entry.upstreams, result);
+                let (series, known) = self.request_series(dialect, action, &entry.upstreams, result);
                 series.count.inc();
                 series.duration.observe(seconds);
-                if seen.requests.len() < SEEN_SERIES {
+                // Names the tables do not know are counted as `other` through the families each time:
+                // kept at hand, they would fill a thread's places with names callers invent.
+                if known && seen.requests.len() < SEEN_SERIES {
                     seen.requests.push(series);
                 }
             }
@@ -279,20 +281,33 @@ impl Metrics {
         }
     }
 
-    /// The request series for these fields, from the families (made there if new).
-    fn request_series(&self, dialect: &str, action: &str, upstreams: &[String], result: &'static str) -> RequestSeries {
+    /// The request series for these fields, from the families (made there if new), and whether the
+    /// action is one the tables know (or none).
+    fn request_series(
+        &self,
+        dialect: &str,
+        action: Option<&str>,
+        upstreams: &[String],
+        result: &'static str,
+    ) -> (RequestSeries, bool) {
+        let (label, known) = match action {
+            Some(name) if self.actions.contains(name) => (name, true),
+            Some(_) => ("other", false),
+            None => ("unknown", true),
+        };
         let upstream = if upstreams.is_empty() { "none".to_owned() } else { upstreams.join("+") };
-        let labels = RequestLabels { dialect: dialect.to_owned(), action: action.to_owned(), upstream, result };
+        let labels = RequestLabels { dialect: dialect.to_owned(), action: label.to_owned(), upstream, result };
         let count = self.requests.get_or_create(&labels).clone();
         let duration = self.request_duration.get_or_create(&DialectLabel { dialect: labels.dialect.clone() }).clone();
-        RequestSeries {
+        let series = RequestSeries {
             dialect: labels.dialect,
-            action: labels.action,
+            action: action.map(str::to_owned),
             upstreams: upstreams.to_vec(),
             result,
             count,
             duration,
-        }
+        };
+        (series, known)
     }
 
     /// Records how long a record took to store, and whether it failed.
