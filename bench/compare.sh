@@ -5,6 +5,10 @@
 #   1. floor:              the load generator straight to the upstream;
 #   2. nginx:              through nginx as a plain reverse proxy;
 #      hyper:              through examples/passthrough.rs, hyper and tokio alone (the framework's floor);
+#      protocol:           through examples/passthrough.rs --protocol: the framework and crossgate's
+#                          protocol work alone (detect, verify, decode, encode, re-sign, answer), no
+#                          audit, replay check, limits or layers: what a gateway on these parts cannot
+#                          do with less;
 #   3. crossgate-tc3-cvm:  through crossgate, same dialect (TC3 caller, CVM upstream);
 #   4. crossgate-tc3-ecs:  through crossgate translating TC3 to ECS (ACS3), and
 #      crossgate-v2-cvm:   legacy v2 (HmacSHA256) to API 3.0 (TC3);
@@ -149,13 +153,15 @@ nginx_run() {
 }
 nginx_run nginx
 
-# 2b. The framework's floor: hyper and tokio alone passing requests through (examples/passthrough.rs).
+# 2b. The framework's floor: hyper and tokio alone passing requests through (examples/passthrough.rs);
+#     then the same with crossgate's protocol work and nothing else (`--protocol`, for labels protocol*).
 # floor_run LABEL CONNECTIONS [LOAD_FLAGS...]: a fresh pass-through, one load run.
 floor_run() {
-    local label=$1 conns=$2 port
+    local label=$1 conns=$2 port mode=()
     shift 2
+    case "$label" in protocol*) mode=(--protocol) ;; esac
     port=$(free_port)
-    "${proxy_side[@]}" "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" > "$tmp/logs/$label.out" 2>&1 &
+    "${proxy_side[@]}" "$passthrough_bin" "127.0.0.1:$port" "127.0.0.1:$cvm_port" "${mode[@]}" > "$tmp/logs/$label.out" 2>&1 &
     local pid=$!
     started+=("$pid")
     wait_listening "$pid" "$port" "the hyper pass-through"
@@ -165,10 +171,11 @@ floor_run() {
     local rss
     rss=$(peak_rss_mib "$pid")
     stop "$pid"
-    echo "  hyper pass-through: $cpu us CPU per request ($user us its own), peak RSS $rss MiB"
+    echo "  hyper pass-through${mode[*]:+ ${mode[*]}}: $cpu us CPU per request ($user us its own), peak RSS $rss MiB"
     add_row "$cpu" "$user" "$rss"
 }
 floor_run hyper "$connections"
+floor_run protocol "$connections"
 
 # 3. and 4. crossgate: same dialect, then translating both ways.
 gateway_run crossgate-tc3-cvm --dialect tc3 --instance-prefix ins- --connections "$connections"
@@ -234,6 +241,8 @@ done < "$rows"
 
 # difference A B: A - B, or `-` when either is missing.
 difference() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else print a - b }'; }
+# over A B: A / B to two places, or `-` when B is missing or zero.
+over() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "latency added at half of peak ($half req/s): p50 $(difference "$(column_of half-crossgate 4)" "$(column_of half-floor 4)") us," \
     "p99 $(difference "$(column_of half-crossgate 6)" "$(column_of half-floor 6)") us (goals: under 100 us and 1000 us);" \
@@ -245,11 +254,15 @@ echo "crossgate CPU per request: $(column_of crossgate-tc3-cvm 10) us same diale
     "in its own code (user time) $(column_of crossgate-tc3-cvm 11), $(column_of crossgate-tc3-ecs 11), $(column_of crossgate-v2-cvm 11) us"
 echo "crossgate peak RSS with ${rss_connections} connections: $(column_of rss-"$rss_connections" 12) MiB (goal: under 64 MiB; hyper alone: $(column_of hyper-"$rss_connections" 12) MiB)"
 echo "framework floor (hyper pass-through): $(column_of hyper 3) req/s, $(column_of hyper 10) us CPU per request, $(column_of hyper 11) us in its own code"
+echo "protocol floor (the pass-through with crossgate's protocol work, nothing else): $(column_of protocol 3) req/s" \
+    "($(over "$(column_of protocol 3)" "$(column_of nginx 3)")x nginx), $(column_of protocol 10) us CPU per request," \
+    "$(column_of protocol 11) us in its own code"
 nginx_thr=$(column_of nginx 3)
 ecs_thr=$(column_of crossgate-tc3-ecs 3)
 v2_thr=$(column_of crossgate-v2-cvm 3)
 one=$(column_of scale-1 3)
-echo "scale behind nginx, replay keys on Redis: 1 replica $one req/s, 2 replicas $(column_of scale-2 3) ($(awk -v a="$(column_of scale-2 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')), 3 replicas $(column_of scale-3 3) ($(awk -v a="$(column_of scale-3 3)" -v b="$one" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'))"
+echo "scale behind nginx, replay keys on Redis: 1 replica $one req/s, 2 replicas $(column_of scale-2 3) ($(over "$(column_of scale-2 3)" "$one")x)," \
+    "3 replicas $(column_of scale-3 3) ($(over "$(column_of scale-3 3)" "$one")x)"
 if [ "$proxy_cpu_count" = 0 ]; then
     echo "CPUs: all of them shared by the proxies, the load generator and the upstream"
 else
