@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per request, for crossgate and for the hyper pass-through: each runs under callgrind
+# Instructions per request, for crossgate, the protocol floor (`examples/passthrough.rs --protocol`:
+# crossgate's protocol work on the bare framework, always to CVM) and the hyper pass-through: each runs under callgrind
 # (valgrind) while crossgate-load sends it the same signed requests as bench/compare.sh, against the same
 # static upstream. Counted instructions do not move with the machine's load as times do: run before and
 # after a change, they show what it saved even where timed runs, which scatter by a third on a shared
@@ -10,8 +11,9 @@
 #
 # Prints per request: crossgate's instructions, SHA-256's share of them (from a second run that counts
 # inside `sha2::sha256::compress256` alone: valgrind runs sha2's portable code, where the machine uses
-# its SHA instructions, so the share is far larger here than in CPU time), the rest, and the
-# pass-through's; then each one's atomic operations per request (callgrind's `--collect-bus`: instructions
+# its SHA instructions, so the share is far larger here than in CPU time), the rest; the same for the
+# protocol floor (crossgate's rest minus the floor's is what the audited door costs besides the protocol
+# work); the pass-through's; then each one's atomic operations per request (callgrind's `--collect-bus`: instructions
 # with a lock prefix, as reference counts, locks and wake-ups use them). Counted, an atomic costs what
 # any instruction does; timed, each one whose cache line the other serving thread touched last costs
 # some 50 to 130 ns on a two-CPU machine. The callgrind files stay in --out (target/instructions) for
@@ -86,6 +88,12 @@ rm -f "$tmp/audit.jsonl"*
 counted crossgate-sha256 "$gateway_port" --toggle-collect='sha2::sha256::compress256' -- \
     "$gateway_bin" serve --config "$tmp/crossgate.toml"
 sha256=$(per_request)
+floor_port=$(free_port)
+floor_command=("$passthrough_bin" "127.0.0.1:$floor_port" "127.0.0.1:$cvm_port" --protocol)
+counted protocol "$floor_port" -- "${floor_command[@]}"
+floor=$(per_request)
+counted protocol-sha256 "$floor_port" --toggle-collect='sha2::sha256::compress256' -- "${floor_command[@]}"
+floor_sha256=$(per_request)
 pass_port=$(free_port)
 counted passthrough "$pass_port" --collect-bus=yes -- "$passthrough_bin" "127.0.0.1:$pass_port" "127.0.0.1:$cvm_port"
 passthrough=$(per_request)
@@ -96,6 +104,9 @@ echo "instructions per request:"
 echo "  crossgate           $crossgate"
 echo "    SHA-256           $sha256"
 echo "    the rest          $((crossgate - sha256))"
+echo "  protocol floor      $floor$([ "$prefix" = ins- ] || echo ' (to CVM, not translating to ECS as crossgate is here)')"
+echo "    SHA-256           $floor_sha256"
+echo "    the rest          $((floor - floor_sha256))"
 echo "  hyper pass-through  $passthrough"
 echo "atomic operations per request (lock-prefixed: reference counts, locks, wake-ups; each one a"
 echo "cache line the other serving thread may hold):"

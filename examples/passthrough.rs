@@ -1,7 +1,7 @@
 //! The framework's floor: a plain HTTP/1 reverse proxy built from the same parts as crossgate's serving
 //! path (hyper's server and client connections, one single-threaded tokio runtime per serving thread,
 //! each accepting on its own clone of the listening socket, one keep-alive upstream connection per
-//! client connection), doing nothing else: no detection, signatures, translation, audit or limits
+//! client connection, mimalloc), doing nothing else: no detection, signatures, translation, audit or limits
 //! (unless `--protocol`, below).
 //!
 //! `bench/compare.sh` runs it beside nginx and crossgate, so that the CPU time, throughput and memory
@@ -40,6 +40,10 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Mutex;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+// The allocator crossgate serves with, so that the floor is built from the same parts.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Failure> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
