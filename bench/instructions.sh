@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request, for crossgate, the protocol floor (`examples/passthrough.rs --protocol`:
-# crossgate's protocol work on the bare framework, always to CVM) and the hyper pass-through: each runs under callgrind
-# (valgrind) while crossgate-load sends it the same signed requests as bench/compare.sh, against the same
-# static upstream. Counted instructions do not move with the machine's load as times do: run before and
-# after a change, they show what it saved even where timed runs, which scatter by a third on a shared
-# machine, cannot.
+# crossgate's protocol work on the bare framework, always to CVM) and the hyper pass-through: each runs
+# under callgrind (valgrind) while crossgate-load sends it the same signed requests as bench/compare.sh,
+# against the same static upstream. Counted instructions do not move with the machine's load as times
+# do: run before and after a change, they show what it saved even where timed runs, which scatter by a
+# third on a shared machine, cannot.
 #
 #   bash bench/instructions.sh [--duration SECONDS] [--connections N] [--dialect tc3|v2]
 #                              [--instance-prefix ins-|i-] [--rate N] [--out DIR]
@@ -13,15 +13,17 @@
 # inside `sha2::sha256::compress256` alone: valgrind runs sha2's portable code, where the machine uses
 # its SHA instructions, so the share is far larger here than in CPU time), the rest; the same for the
 # protocol floor (crossgate's rest minus the floor's is what the audited door costs besides the protocol
-# work); the pass-through's; then each one's atomic operations per request (callgrind's `--collect-bus`: instructions
-# with a lock prefix, as reference counts, locks and wake-ups use them). Counted, an atomic costs what
-# any instruction does; timed, each one whose cache line the other serving thread touched last costs
-# some 50 to 130 ns on a two-CPU machine. The callgrind files stay in --out (target/instructions) for
-# `callgrind_annotate --inclusive=yes FILE` (`--show=Ge` for the atomics). valgrind comes from the system's package (installed with
-# apt-get if absent). Under a minute with the defaults (8 connections, 10 s per run), build excluded.
+# work); the pass-through's; then each one's atomic operations per request (callgrind's `--collect-bus`:
+# instructions with a lock prefix, as reference counts, locks and wake-ups use them). Counted, an atomic
+# costs what any instruction does; timed, each one whose cache line the other serving thread touched
+# last costs some 50 to 130 ns on a two-CPU machine. The callgrind files stay in --out
+# (target/instructions) for `callgrind_annotate --inclusive=yes FILE` (`--show=Ge` for the atomics).
+# valgrind comes from the system's package (installed with apt-get if absent). About two minutes with the
+# defaults (8 connections, 10 s per run), build excluded.
 #
 # `--rate N` sends N requests per second (a few hundred at most: under valgrind crossgate is some fifty
-# times slower) instead of as fast as answers come: what a request costs when requests arrive one by one.
+# times slower) instead of as fast as answers come: what a request costs when requests arrive one by
+# one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

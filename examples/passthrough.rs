@@ -1,8 +1,8 @@
 //! The framework's floor: a plain HTTP/1 reverse proxy built from the same parts as crossgate's serving
 //! path (hyper's server and client connections, one single-threaded tokio runtime per serving thread,
 //! each accepting on its own clone of the listening socket, one keep-alive upstream connection per
-//! client connection, mimalloc), doing nothing else: no detection, signatures, translation, audit or limits
-//! (unless `--protocol`, below).
+//! client connection, mimalloc), doing nothing else: no detection, signatures, translation, audit or
+//! limits (unless `--protocol`, below).
 //!
 //! `bench/compare.sh` runs it beside nginx and crossgate, so that the CPU time, throughput and memory
 //! crossgate spends beyond hyper and tokio themselves can be read off one run:
@@ -15,11 +15,11 @@
 //! (default: one per CPU). Requests are forwarded as received (method, target, headers, body) and the
 //! upstream's answer is given back as received.
 //!
-//! With `--protocol` it does the protocol work as well, through crossgate's own functions
-//! and nothing else: the caller's dialect told, its signature verified (key in
-//! `CROSSGATE_BENCH_CALLER_SECRET`), its operation decoded and encoded for a CVM upstream, signed afresh
-//! (key in `CROSSGATE_BENCH_UPSTREAM_SECRET`), the upstream's answer read and the caller answered in its
-//! own dialect. No audit, replay check, limits, routing, metrics or layers: what a gateway on these parts
+//! With `--protocol` it does the protocol work as well, through crossgate's own functions and nothing
+//! else: the caller's dialect told, its signature verified (key in `CROSSGATE_BENCH_CALLER_SECRET`), its
+//! operation decoded and encoded for a CVM upstream, signed afresh (key in
+//! `CROSSGATE_BENCH_UPSTREAM_SECRET`), the upstream's answer read and the caller answered in its own
+//! dialect. No audit, replay check, limits, routing, metrics or layers: what a gateway on these parts
 //! cannot do with less. `compare.sh` runs it as `protocol`.
 
 use std::net::SocketAddr;
@@ -77,7 +77,7 @@ fn main() -> Result<(), Failure> {
     Ok(())
 }
 
-/// What `--protocol` needs: the mapping tables, both keys, and where the upstream is.
+/// What `--protocol` needs: the mapping tables and both keys.
 struct Protocol {
     maps: Mappings,
     caller_key: Secret,
