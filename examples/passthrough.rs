@@ -29,6 +29,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use crossgate::clock::{Clock, SystemClock};
 use crossgate::dialect::{self, Dialect, RawRequest, UpstreamCtx};
+use crossgate::layer::request_id::RequestId;
+use crossgate::layer::respond::{into_response, plain};
 use crossgate::mapping::Mappings;
 use crossgate::secret::Secret;
 use crossgate::sign::{self, Scheme};
@@ -174,7 +176,7 @@ async fn translate(
         headers: &parts.headers,
         body: &body,
     };
-    let refused = |why: String| Ok(Response::builder().status(StatusCode::BAD_REQUEST).body(Full::new(why.into()))?);
+    let refused = |why: String| Ok(plain(StatusCode::BAD_REQUEST, &why));
     let found = match dialect::detect(&raw, maps) {
         Ok(found) => found,
         Err(why) => return refused(why.to_string()),
@@ -190,8 +192,7 @@ async fn translate(
         Ok(op) => op,
         Err(fault) => return refused(fault.to_string()),
     };
-    let request_id = uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase();
-    let reply = dialect::reply(found.dialect, &raw, maps, request_id);
+    let reply = dialect::reply(found.dialect, &raw, maps, RequestId::new().0);
     let ctx = UpstreamCtx {
         host: upstream.to_string(),
         region: "ap-guangzhou".into(),
@@ -213,10 +214,5 @@ async fn translate(
     let (parts, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
     let result = dialect::decode_response(Dialect::TencentCvm, parts.status.as_u16(), &parts.headers, &body, &op, maps);
-    let out = dialect::encode_response(&reply, &result, maps);
-    let mut response = Response::builder().status(out.status);
-    for (name, value) in &out.headers {
-        response = response.header(*name, value);
-    }
-    Ok(response.body(Full::new(out.body.into()))?)
+    Ok(into_response(dialect::encode_response(&reply, &result, maps)))
 }

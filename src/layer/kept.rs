@@ -88,18 +88,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A service that is ready only every other time it is asked, counting its clones.
+    /// Counts, in the shared number it was made with, every clone of what holds it (held for that alone).
     #[derive(Debug)]
-    struct Sometimes {
-        asked: usize,
-        clones: Arc<AtomicUsize>,
+    struct CloneCount(Arc<AtomicUsize>);
+
+    impl Clone for CloneCount {
+        fn clone(&self) -> CloneCount {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            CloneCount(self.0.clone())
+        }
     }
 
-    impl Clone for Sometimes {
-        fn clone(&self) -> Sometimes {
-            self.clones.fetch_add(1, Ordering::Relaxed);
-            Sometimes { asked: self.asked, clones: self.clones.clone() }
-        }
+    /// A service that is ready only every other time it is asked, counting its clones.
+    #[derive(Debug, Clone)]
+    struct Sometimes {
+        asked: usize,
+        _clones: CloneCount,
     }
 
     impl Service<u32> for Sometimes {
@@ -125,7 +129,7 @@ mod tests {
     #[tokio::test]
     async fn a_ready_service_is_called_itself_and_one_that_is_not_through_a_clone() {
         let clones = Arc::new(AtomicUsize::new(0));
-        let mut service = Sometimes { asked: 1, clones: clones.clone() };
+        let mut service = Sometimes { asked: 1, _clones: CloneCount(clones.clone()) };
         // Asked the second time: ready, called itself.
         assert_eq!(call_ready(&mut service, 4).await, Ok(8));
         assert_eq!(clones.load(Ordering::Relaxed), 0);
@@ -135,17 +139,10 @@ mod tests {
     }
 
     /// A service that numbers its calls, each copy on its own; its clones are counted.
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     struct Numbering {
         calls: u32,
-        clones: Arc<AtomicUsize>,
-    }
-
-    impl Clone for Numbering {
-        fn clone(&self) -> Numbering {
-            self.clones.fetch_add(1, Ordering::Relaxed);
-            Numbering { calls: self.calls, clones: self.clones.clone() }
-        }
+        _clones: CloneCount,
     }
 
     impl Service<u32> for Numbering {
@@ -166,7 +163,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_service_is_copied_once_and_each_thread_calls_its_own_copy() {
         let clones = Arc::new(AtomicUsize::new(0));
-        let kept = Kept::new(Numbering { calls: 0, clones: clones.clone() });
+        let kept = Kept::new(Numbering { calls: 0, _clones: CloneCount(clones.clone()) });
         let copies = clones.load(Ordering::Relaxed);
         assert_eq!(copies, crate::per_thread::SLOTS, "one copy per slot");
         assert_eq!(kept.mine().call(1).await, Ok((1, 1)));
